@@ -1,0 +1,281 @@
+//! `pssim bench`: performance measured against baselines taken in the same
+//! run, reported as ratios (so a slow or busy machine moves both sides).
+//!
+//! - PS message rate: messages per wall second of the protocol on the
+//!   simulator, against a raw madsim ping-pong over madsim's own endpoints
+//!   with the same number of nodes.
+//! - Server aggregation: a server applying a push of 10^6 floats (SGD step,
+//!   dedup, acknowledgement), against `memcpy` of the same bytes.
+//! - Default scenario: simulated time per wall time.
+
+use crate::core::{
+    Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,
+    RangeMap, Schedule, Seq, Server,
+};
+use crate::scenario::Scenario;
+use crate::sim::{self, RunOptions};
+use serde::Serialize;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// What was measured.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// Unit of `value` (and of `baseline`).
+    pub unit: String,
+    /// The baseline, measured in the same run.
+    pub baseline: Option<f64>,
+    /// What the baseline is.
+    pub baseline_name: Option<String>,
+    /// `value / baseline`.
+    pub ratio: Option<f64>,
+    /// The goal for `ratio` (at least).
+    pub goal: Option<f64>,
+}
+
+impl Measurement {
+    fn ratio(
+        name: &str,
+        value: f64,
+        unit: &str,
+        baseline_name: &str,
+        baseline: f64,
+        goal: f64,
+    ) -> Measurement {
+        Measurement {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            baseline: Some(baseline),
+            baseline_name: Some(baseline_name.into()),
+            ratio: Some(value / baseline),
+            goal: Some(goal),
+        }
+    }
+
+    /// Whether the goal (if any) is met.
+    pub fn meets_goal(&self) -> bool {
+        match (self.ratio, self.goal) {
+            (Some(r), Some(g)) => r >= g,
+            _ => true,
+        }
+    }
+}
+
+/// Raw madsim: `clients` nodes each do `rounds` request/response round trips
+/// with `servers` echo nodes over madsim endpoints. Returns messages per
+/// wall second.
+pub fn raw_madsim_rate(clients: u32, servers: u32, rounds: u32) -> f64 {
+    let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+    let start = Instant::now();
+    rt.block_on(async move {
+        use madsim::net::Endpoint;
+        let handle = madsim::runtime::Handle::current();
+        let addr = |i: u32| {
+            std::net::SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 700))
+        };
+        for s in 0..servers {
+            handle
+                .create_node()
+                .name(format!("echo-{s}"))
+                .ip(addr(s).ip())
+                .init(move || async move {
+                    let ep = Endpoint::bind(addr(s)).await.expect("bind");
+                    loop {
+                        let (payload, from) = ep.recv_from_raw(1).await.expect("recv");
+                        ep.send_to_raw(from, 2, payload).await.expect("send");
+                    }
+                })
+                .build();
+        }
+        let mut joins = Vec::new();
+        for c in 0..clients {
+            let node = handle
+                .create_node()
+                .name(format!("client-{c}"))
+                .ip(addr(servers + c).ip())
+                .build();
+            joins.push(node.spawn(async move {
+                let ep = Endpoint::bind(addr(servers + c)).await.expect("bind");
+                for r in 0..rounds {
+                    let to = addr((c + r) % servers);
+                    ep.send_to_raw(to, 1, Box::new([0u8; 64]))
+                        .await
+                        .expect("send");
+                    ep.recv_from_raw(2).await.expect("recv");
+                }
+            }));
+        }
+        for j in joins {
+            j.await.expect("client");
+        }
+    });
+    let wall = start.elapsed().as_secs_f64();
+    f64::from(2 * clients * rounds) / wall
+}
+
+/// The protocol on the simulator with a tiny model (31 parameters, no
+/// compute time), so messages dominate. Returns (messages per wall second,
+/// node count).
+pub fn ps_rate(scn: &Scenario) -> (f64, u32) {
+    let r = sim::run_once(
+        scn,
+        &RunOptions {
+            seed: 1,
+            ..RunOptions::default()
+        },
+    );
+    let nodes = 1 + scn.cluster.servers + scn.cluster.workers;
+    (r.outcome.messages as f64 / r.outcome.wall_time_s, nodes)
+}
+
+/// A server applying `n`-float dense pushes: bytes of gradient applied per
+/// second.
+pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
+    let cfg = Arc::new(ProtocolConfig {
+        servers: 1,
+        workers: 1,
+        replication: 1,
+        ranges: RangeMap::new(n, 1),
+        clocks: reps,
+        schedule: Schedule::constant(Hyper {
+            consistency: Consistency::Asp,
+            learning_rate: 0.01,
+            batch_size: 1,
+        }),
+        request_timeout: Duration::from_millis(100),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(500),
+        bugs: Bugs::NONE,
+    });
+    let mut server = Server::new(0, cfg);
+    let values: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 1e-3).collect();
+    let mut out: Vec<Command> = Vec::new();
+    let mut total = Duration::ZERO;
+    for rep in 0..reps {
+        let msg = Message::PushReq {
+            epoch: Epoch(1),
+            range: 0,
+            worker: 0,
+            seq: Seq {
+                incarnation: 0,
+                n: u64::from(rep),
+            },
+            clock: Clock(rep),
+            keys: Keys::All,
+            values: values.clone(),
+        };
+        let t = Instant::now();
+        server.on_message(Duration::ZERO, NodeId::Worker(0), black_box(msg), &mut out);
+        total += t.elapsed();
+        out.clear();
+    }
+    f64::from(n) * 4.0 * f64::from(reps) / total.as_secs_f64()
+}
+
+/// `memcpy` of `n` floats: bytes copied per second.
+pub fn memcpy_rate(n: u32, reps: u32) -> f64 {
+    let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let mut dst = vec![0f32; n as usize];
+    let t = Instant::now();
+    for _ in 0..reps {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    }
+    f64::from(n) * 4.0 * f64::from(reps) / t.elapsed().as_secs_f64()
+}
+
+/// A scenario for the message-rate benchmark: 4 servers, 8 workers, a
+/// 31-parameter model, no compute time.
+pub fn message_rate_scenario() -> Scenario {
+    let text = r#"
+name = "bench-messages"
+[cluster]
+servers = 4
+workers = 8
+[model]
+kind = "logistic"
+dataset = "breast_cancer"
+[training]
+consistency = "asp"
+clocks = 2000
+batch_size = 1
+[compute]
+step_time = "0ms"
+[check]
+liveness = false
+"#;
+    crate::scenario::parse(text, "bench").expect("the benchmark scenario is valid")
+}
+
+/// Runs every benchmark.
+pub fn run_all(default: &Scenario) -> Vec<Measurement> {
+    let mut out = Vec::new();
+    let scn = message_rate_scenario();
+    let (ps, nodes) = ps_rate(&scn);
+    let raw = raw_madsim_rate(scn.cluster.workers, nodes - scn.cluster.workers, 20_000);
+    out.push(Measurement::ratio(
+        &format!("PS protocol message rate ({nodes} nodes)"),
+        ps,
+        "msg/s",
+        "raw madsim ping-pong, same node count",
+        raw,
+        0.5,
+    ));
+    let n = 1_000_000;
+    let apply = server_apply_rate(n, 50);
+    let copy = memcpy_rate(n, 50);
+    out.push(Measurement::ratio(
+        "server applies a 10^6-float push",
+        apply / 1e9,
+        "GB/s",
+        "memcpy of the same bytes",
+        copy / 1e9,
+        0.5,
+    ));
+    let r = sim::run_once(
+        default,
+        &RunOptions {
+            seed: default.seed,
+            ..RunOptions::default()
+        },
+    );
+    out.push(Measurement {
+        name: format!("default scenario ({} messages)", r.outcome.messages),
+        value: r.outcome.speedup,
+        unit: "sim s / wall s".into(),
+        baseline: None,
+        baseline_name: None,
+        ratio: None,
+        goal: None,
+    });
+    out
+}
+
+/// The table `pssim bench` prints.
+pub fn table(ms: &[Measurement]) -> String {
+    let mut s = format!(
+        "{:<44} {:>14} {:>14} {:>8} {:>6}\n",
+        "benchmark", "value", "baseline", "ratio", "goal"
+    );
+    for m in ms {
+        let base = m.baseline.map_or("-".into(), |b| format!("{b:.3e}"));
+        let ratio = m.ratio.map_or("-".into(), |r| format!("{r:.2}"));
+        let goal = m.goal.map_or("-".into(), |g| format!(">={g}"));
+        s.push_str(&format!(
+            "{:<44} {:>14} {:>14} {:>8} {:>6}  {}\n",
+            m.name,
+            format!("{:.3e}", m.value),
+            base,
+            ratio,
+            goal,
+            m.unit
+        ));
+    }
+    s
+}

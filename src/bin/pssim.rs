@@ -1,0 +1,188 @@
+//! The `pssim` command line: parse flags, call the library, print.
+
+use clap::{Args, Parser, Subcommand};
+use pssim::core::{Bug, Bugs};
+use pssim::scenario::{self, Scenario, ScenarioError};
+use pssim::sim::{self, RunOptions};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The scenario `pssim` runs with no arguments.
+const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
+const DEFAULT_SOURCE: &str = "scenarios/default.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "pssim",
+    version,
+    about = "Deterministic simulator for parameter-server machine learning",
+    long_about = "Runs the parameter-server protocol (servers, workers, coordinator) on a seeded \
+                  simulated network and clock, trains a real model, injects faults and checks \
+                  properties. With no subcommand, runs the built-in default scenario.\n\n\
+                  Exit codes: 0 all checks pass, 1 a check failed, 2 bad input.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario file.
+    Run {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the planted protocol bugs (`--bug NAME`).
+    Bugs,
+}
+
+#[derive(Args, Clone, Default)]
+struct RunArgs {
+    /// Seed (default: the scenario's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the outcome as one JSON object instead of the summary.
+    #[arg(long)]
+    json: bool,
+    /// Write outcome.json, summary.txt and CSV time series into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write the event trace (JSON Lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Include deliveries, drops and timer firings in the trace.
+    #[arg(long, requires = "trace")]
+    trace_all: bool,
+    /// Switch on a planted protocol bug (see `pssim bugs`); repeatable.
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
+    /// Run twice and compare trace hashes (the `deterministic` check).
+    #[arg(long)]
+    check_determinism: bool,
+    /// Override a scenario key, e.g. `--set training.staleness=4`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        None => run(DEFAULT_SOURCE, DEFAULT_SCENARIO, &cli.run),
+        Some(Cmd::Run { file, args }) => match read(&file) {
+            Ok(text) => run(&file.display().to_string(), &text, &args),
+            Err(e) => bad_input(&e),
+        },
+        Some(Cmd::Check { files }) => check(&files),
+        Some(Cmd::Bugs) => {
+            println!("{:<20} {:<16} what it breaks", "bug", "caught by");
+            for b in Bug::ALL {
+                println!("{:<20} {:<16} {}", b.name(), b.caught_by(), b.description());
+            }
+            0
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+fn read(path: &Path) -> Result<String, ScenarioError> {
+    std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the scenario file: {e}"),
+    })
+}
+
+fn bad_input(e: &dyn std::fmt::Display) -> i32 {
+    eprintln!("error: {e}");
+    2
+}
+
+/// Parses a scenario with `--set` overrides applied.
+fn load(source: &str, text: &str, sets: &[String]) -> Result<Scenario, ScenarioError> {
+    let mut text = text.to_string();
+    for s in sets {
+        text = scenario::apply_override(&text, s)?;
+    }
+    scenario::parse(&text, source)
+}
+
+fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
+    let mut scn = match load(source, text, &args.sets) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    let mut bugs = Bugs::NONE;
+    for name in &args.bugs {
+        match name.parse::<Bug>() {
+            Ok(b) => bugs = bugs.with(b),
+            Err(e) => return bad_input(&format!("--bug: {e}")),
+        }
+    }
+    if args.check_determinism {
+        scn.check.deterministic = true;
+    }
+    let opts = RunOptions {
+        seed: args.seed.unwrap_or(scn.seed),
+        bugs,
+        trace: args.trace.clone(),
+        trace_low_level: args.trace_all,
+        keep_events: false,
+        source: source.to_string(),
+    };
+    let result = sim::run(&scn, &opts);
+    let o = &result.outcome;
+    let summary = pssim::summary::render(&scn, o);
+    if args.json {
+        println!("{}", serde_json::to_string(&o).expect("outcome serializes"));
+    } else {
+        print!("{summary}");
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = write_out(dir, o, &summary) {
+            eprintln!("error: writing {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    o.exit_code()
+}
+
+fn write_out(dir: &Path, o: &pssim::outcome::Outcome, summary: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(o)?)?;
+    std::fs::write(dir.join("summary.txt"), summary)?;
+    Ok(())
+}
+
+fn check(files: &[PathBuf]) -> i32 {
+    let mut code = 0;
+    for f in files {
+        match read(f).and_then(|t| scenario::parse(&t, &f.display().to_string())) {
+            Ok(s) => println!(
+                "{}: ok ({:?}: {} servers, {} workers, {} faults)",
+                f.display(),
+                s.name,
+                s.cluster.servers,
+                s.cluster.workers,
+                s.faults.len()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = 2;
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,79 @@
+//! What state each replica holds, followed through crashes, state transfers
+//! and checkpoint restores: the part every state-tracking checker shares.
+
+use crate::core::{Event, NodeId, RangeId};
+use std::collections::BTreeMap;
+
+/// Per-replica state `S` of some checker, kept in step with the events that
+/// replace a replica's state wholesale:
+/// - `crash` of a server drops its replicas (memory is lost);
+/// - `catch_up` gives a replica a copy of its source's state;
+/// - `checkpoint` saves a copy, `restore` brings it back.
+///
+/// A replica first seen after its server crashed starts with
+/// `lost_history = true`: its state may lack updates acknowledged earlier.
+#[derive(Clone, Debug, Default)]
+pub struct Lineage<S> {
+    live: BTreeMap<(NodeId, RangeId), Tracked<S>>,
+    checkpoints: BTreeMap<(NodeId, RangeId), Tracked<S>>,
+    crashed: BTreeMap<NodeId, ()>,
+}
+
+/// One replica's state plus whether its history was cut.
+#[derive(Clone, Debug, Default)]
+pub struct Tracked<S> {
+    /// The checker's state.
+    pub state: S,
+    /// Whether this state started empty after a crash (or from a
+    /// checkpoint), so it may lack acknowledged updates.
+    pub lost_history: bool,
+}
+
+impl<S: Clone + Default> Lineage<S> {
+    /// Follows the lineage-changing events; call for every event.
+    pub fn observe(&mut self, ev: &Event) {
+        match ev {
+            Event::Crash { node } if node.server().is_some() => {
+                self.live.retain(|(s, _), _| s != node);
+                self.crashed.insert(*node, ());
+            }
+            Event::CatchUp {
+                server,
+                range,
+                from,
+            } => {
+                let copy = self.get_mut(*from, *range).clone();
+                self.live.insert((*server, *range), copy);
+            }
+            Event::Checkpoint { server, range } => {
+                let copy = self.get_mut(*server, *range).clone();
+                self.checkpoints.insert((*server, *range), copy);
+            }
+            Event::Restore { server, range } => {
+                let mut copy = self
+                    .checkpoints
+                    .get(&(*server, *range))
+                    .cloned()
+                    .unwrap_or_default();
+                copy.lost_history = true;
+                self.live.insert((*server, *range), copy);
+            }
+            _ => {}
+        }
+    }
+
+    /// The state of `server`'s replica of `range`, created empty on first
+    /// use.
+    pub fn get_mut(&mut self, server: NodeId, range: RangeId) -> &mut Tracked<S> {
+        let lost = self.crashed.contains_key(&server);
+        self.live.entry((server, range)).or_insert_with(|| Tracked {
+            state: S::default(),
+            lost_history: lost,
+        })
+    }
+
+    /// The state of a replica, if it holds any.
+    pub fn get(&self, server: NodeId, range: RangeId) -> Option<&Tracked<S>> {
+        self.live.get(&(server, range))
+    }
+}

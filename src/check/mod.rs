@@ -1,0 +1,223 @@
+//! Properties checked over a run's events: one property per file.
+//!
+//! Checkers observe the event stream (the same one the JSON Lines trace
+//! holds) and know nothing of the protocol's internals: the staleness
+//! checker rebuilds what each replica has applied from `push_applied`
+//! events instead of trusting the server's own clock table. Each has a test
+//! that it fires on a planted bug (`crate::core::Bug`).
+
+pub mod accuracy;
+pub mod determinism;
+pub mod intervals;
+pub mod lineage;
+pub mod staleness;
+pub mod updates;
+
+use crate::core::{Clock, NodeId, RangeId, WorkerId};
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A check's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The property held.
+    Pass,
+    /// The property was violated.
+    Fail,
+    /// Not checked (switched off, or does not apply to this run).
+    Skipped,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skipped => "skipped",
+        })
+    }
+}
+
+/// A property violation, precise enough to debug.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Violation {
+    /// A read was answered before an update its bound requires was visible.
+    StaleRead {
+        /// When.
+        t: Duration,
+        /// Answering replica.
+        server: NodeId,
+        /// Range read.
+        range: RangeId,
+        /// Reader.
+        reader: WorkerId,
+        /// Reader's clock.
+        clock: Clock,
+        /// Bound in force.
+        bound: u32,
+        /// The worker whose update was missing.
+        missing_worker: WorkerId,
+        /// The clock of the missing update.
+        missing_clock: Clock,
+    },
+    /// Acknowledged pushes missing from the final parameters.
+    LostUpdates {
+        /// Range.
+        range: RangeId,
+        /// How many.
+        count: u64,
+        /// One of them: worker and clock.
+        example: (WorkerId, Clock),
+    },
+    /// Pushes applied more than once to one replica's state.
+    DuplicatedUpdates {
+        /// Replica.
+        server: NodeId,
+        /// Range.
+        range: RangeId,
+        /// How many extra applications.
+        count: u64,
+        /// One of them: worker and clock.
+        example: (WorkerId, Clock),
+    },
+    /// Final accuracy below the scenario's minimum.
+    LowAccuracy {
+        /// Measured.
+        accuracy: f64,
+        /// Required.
+        min: f64,
+    },
+    /// Two runs of the same seed differ.
+    Nondeterministic {
+        /// Hash of the first run.
+        first: String,
+        /// Hash of the second run.
+        second: String,
+        /// The first event that differs, if known.
+        divergence: Option<String>,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::StaleRead {
+                t,
+                server,
+                range,
+                reader,
+                clock,
+                bound,
+                missing_worker,
+                missing_clock,
+            } => write!(
+                f,
+                "at {:.6}s {server} answered worker-{reader}'s pull of range {range} for clock {clock} \
+                 (bound {bound}) without worker-{missing_worker}'s update of clock {missing_clock}",
+                t.as_secs_f64()
+            ),
+            Violation::LostUpdates {
+                range,
+                count,
+                example: (w, c),
+            } => write!(
+                f,
+                "{count} acknowledged push(es) to range {range} missing from its final state \
+                 (e.g. worker-{w}'s push of clock {c})"
+            ),
+            Violation::DuplicatedUpdates {
+                server,
+                range,
+                count,
+                example: (w, c),
+            } => write!(
+                f,
+                "{server} applied {count} push(es) to range {range} more than once \
+                 (e.g. worker-{w}'s push of clock {c})"
+            ),
+            Violation::LowAccuracy { accuracy, min } => {
+                write!(f, "final test accuracy {accuracy:.4} is below min_accuracy {min:.4}")
+            }
+            Violation::Nondeterministic {
+                first,
+                second,
+                divergence,
+            } => {
+                write!(f, "same seed, different runs: trace hash {first} then {second}")?;
+                if let Some(d) = divergence {
+                    write!(f, "; first diverging event: {d}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A finished check: its verdict and what broke it.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Check name, as in scenario files and the outcome.
+    pub name: &'static str,
+    /// Verdict.
+    pub status: Status,
+    /// Violations (empty unless failed); capped at [`MAX_KEPT`].
+    pub violations: Vec<Violation>,
+    /// Violations found in all, including those not kept.
+    pub total: u64,
+}
+
+/// Violations kept per check; further ones are only counted.
+pub const MAX_KEPT: usize = 20;
+
+impl Report {
+    /// A report from a check that ran (`enabled`) or not.
+    pub fn new(
+        name: &'static str,
+        enabled: bool,
+        violations: Vec<Violation>,
+        total: u64,
+    ) -> Report {
+        let status = if !enabled {
+            Status::Skipped
+        } else if total > 0 {
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+        Report {
+            name,
+            status,
+            violations: if enabled { violations } else { Vec::new() },
+            total,
+        }
+    }
+}
+
+/// Collects violations, keeping the first [`MAX_KEPT`].
+#[derive(Clone, Debug, Default)]
+pub struct Violations {
+    kept: Vec<Violation>,
+    total: u64,
+}
+
+impl Violations {
+    /// Records one.
+    pub fn push(&mut self, v: Violation) {
+        self.total += 1;
+        if self.kept.len() < MAX_KEPT {
+            self.kept.push(v);
+        }
+    }
+
+    /// How many were recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The report of check `name`.
+    pub fn report(&self, name: &'static str, enabled: bool) -> Report {
+        Report::new(name, enabled, self.kept.clone(), self.total)
+    }
+}

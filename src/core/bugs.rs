@@ -1,0 +1,131 @@
+//! Planted protocol bugs: deliberately wrong code paths, compiled in but off
+//! unless a run names them (`pssim run FILE --bug NAME`). Each exists to
+//! prove that a checker can fail: a checker that never fires on a broken
+//! protocol proves nothing. docs/testing.md lists them with the checker that
+//! catches each.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The SSP gate admits a read one clock too early: it waits only for
+    /// clocks `<= c - s - 2`. Caught by `staleness_bound`.
+    GateOffByOne,
+    /// The gate never waits: SSP and BSP behave as ASP. Caught by
+    /// `staleness_bound`.
+    GateIgnoresBound,
+    /// Servers apply a retried push again instead of re-acknowledging it.
+    /// Caught by `no_lost_updates` (duplicated updates).
+    NoDedup,
+    /// Servers acknowledge a push without applying it. Caught by
+    /// `no_lost_updates` (lost updates).
+    AckWithoutApply,
+}
+
+impl Bug {
+    /// Every bug, for listings and tests.
+    pub const ALL: [Bug; 4] = [
+        Bug::GateOffByOne,
+        Bug::GateIgnoresBound,
+        Bug::NoDedup,
+        Bug::AckWithoutApply,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::GateOffByOne => "gate_off_by_one",
+            Bug::GateIgnoresBound => "gate_ignores_bound",
+            Bug::NoDedup => "no_dedup",
+            Bug::AckWithoutApply => "ack_without_apply",
+        }
+    }
+
+    /// What the bug does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Bug::GateOffByOne => {
+                "SSP gate waits only for clocks <= c-s-2 (one clock too permissive)"
+            }
+            Bug::GateIgnoresBound => "SSP/BSP gate never waits (behaves as ASP)",
+            Bug::NoDedup => "servers apply a retried push again instead of re-acknowledging it",
+            Bug::AckWithoutApply => "servers acknowledge every 7th push without applying it",
+        }
+    }
+
+    /// The checker expected to catch it.
+    pub fn caught_by(self) -> &'static str {
+        match self {
+            Bug::GateOffByOne | Bug::GateIgnoresBound => "staleness_bound",
+            Bug::NoDedup | Bug::AckWithoutApply => "no_lost_updates",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug {s:?}; known bugs: {}", names.join(", "))
+        })
+    }
+}
+
+/// The set of bugs switched on for a run (usually empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs(u32);
+
+impl Bugs {
+    /// No bugs.
+    pub const NONE: Bugs = Bugs(0);
+
+    /// Switches `bug` on.
+    pub fn with(self, bug: Bug) -> Bugs {
+        Bugs(self.0 | 1 << bug as u32)
+    }
+
+    /// Whether `bug` is on.
+    #[inline]
+    pub fn has(self, bug: Bug) -> bool {
+        self.0 & (1 << bug as u32) != 0
+    }
+
+    /// The bugs switched on.
+    pub fn iter(self) -> impl Iterator<Item = Bug> {
+        Bug::ALL.into_iter().filter(move |b| self.has(*b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for b in Bug::ALL {
+            assert_eq!(b.name().parse::<Bug>().unwrap(), b);
+        }
+        assert!("nope"
+            .parse::<Bug>()
+            .unwrap_err()
+            .contains("gate_off_by_one"));
+    }
+
+    #[test]
+    fn sets_hold_what_was_added() {
+        let s = Bugs::NONE.with(Bug::NoDedup);
+        assert!(s.has(Bug::NoDedup));
+        assert!(!s.has(Bug::GateOffByOne));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![Bug::NoDedup]);
+    }
+}

@@ -1,0 +1,209 @@
+//! What happened: the events nodes and the host report. They feed the
+//! checkers, the trace hash and the JSON Lines trace (the schema of
+//! ../shared/scenario-format.md; `t_us` is added by the recorder).
+
+use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
+use serde::Serialize;
+
+/// One event. Serialized with `"ev": "<snake_case variant>"`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "ev", rename_all = "snake_case")]
+pub enum Event {
+    /// A fault begins.
+    FaultStart {
+        /// Fault kind (`crash`, `partition`, `clog`, `loss`, `straggler`,
+        /// `slow_link`).
+        fault: &'static str,
+        /// Nodes it touches (empty for network-wide loss).
+        nodes: Vec<NodeId>,
+        /// Human-readable parameters ("rate 0.05", "4x").
+        #[serde(skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
+    /// A fault heals.
+    FaultEnd {
+        /// Fault kind.
+        fault: &'static str,
+        /// Nodes it touched.
+        nodes: Vec<NodeId>,
+    },
+    /// A node dies; its memory is lost.
+    Crash {
+        /// The node.
+        node: NodeId,
+    },
+    /// A node comes back, empty.
+    Restart {
+        /// The node.
+        node: NodeId,
+    },
+    /// The coordinator admits a worker: the gate counts it from `clock` on.
+    WorkerAdmitted {
+        /// Worker index.
+        worker: WorkerId,
+        /// Its incarnation.
+        incarnation: u32,
+        /// First clock counted.
+        clock: Clock,
+    },
+    /// The coordinator removes a worker from the gate's membership.
+    WorkerRemoved {
+        /// Worker index.
+        worker: WorkerId,
+        /// The incarnation removed.
+        incarnation: u32,
+    },
+    /// A new view is published.
+    View {
+        /// Its epoch.
+        epoch: Epoch,
+        /// Per range: server names, head first.
+        chains: Vec<Vec<NodeId>>,
+    },
+    /// A replica applies a push (once per replica).
+    PushApplied {
+        /// The replica.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// Pushing worker.
+        worker: WorkerId,
+        /// The push's sequence number.
+        seq: Seq,
+        /// The push's clock.
+        clock: Clock,
+    },
+    /// A worker receives the acknowledgement of a push.
+    PushAcked {
+        /// The worker.
+        worker: WorkerId,
+        /// The range.
+        range: RangeId,
+        /// The push's sequence number.
+        seq: Seq,
+        /// The push's clock.
+        clock: Clock,
+    },
+    /// A replica answers a worker's pull for clock `clock` under `bound`.
+    PullAnswered {
+        /// The answering replica.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// The reading worker.
+        worker: WorkerId,
+        /// The reader's clock.
+        clock: Clock,
+        /// Staleness bound in force (`None` under ASP).
+        bound: Option<u32>,
+    },
+    /// A worker finished all its clocks.
+    WorkerDone {
+        /// The worker.
+        worker: WorkerId,
+        /// Clocks completed.
+        clock: Clock,
+    },
+    /// A message reaches its destination (in the trace hash; written to the
+    /// trace file only on request).
+    Deliver {
+        /// Sender.
+        from: NodeId,
+        /// Receiver.
+        to: NodeId,
+        /// Message kind.
+        msg: &'static str,
+        /// Size on the wire.
+        size_bytes: u32,
+        /// Digest of the whole message.
+        digest: u64,
+    },
+    /// A message is lost (loss, partition, dead receiver).
+    Drop {
+        /// Sender.
+        from: NodeId,
+        /// Receiver.
+        to: NodeId,
+        /// Message kind.
+        msg: &'static str,
+        /// Why (`loss`, `partition`, `down`).
+        reason: &'static str,
+    },
+    /// A node's timer fires (in the trace hash; not written by default).
+    Timer {
+        /// The node.
+        node: NodeId,
+        /// Timer kind.
+        timer: &'static str,
+    },
+    /// `server` now holds everything `from` had applied for `range`
+    /// (state transfer done).
+    CatchUp {
+        /// The replica that caught up.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// Where the state came from.
+        from: NodeId,
+    },
+    /// A checkpoint of the range is written to durable storage.
+    Checkpoint {
+        /// The writer.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+    },
+    /// A restarted server restores its last checkpoint of the range.
+    Restore {
+        /// The restoring server.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+    },
+    /// End of run: a live replica's parameter digest and applied-push count.
+    Final {
+        /// The replica.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// Hex digest of the range's parameter bits.
+        digest: String,
+        /// Pushes applied to the state it holds.
+        applied: u64,
+    },
+}
+
+impl Event {
+    /// The `ev` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::FaultStart { .. } => "fault_start",
+            Event::FaultEnd { .. } => "fault_end",
+            Event::Crash { .. } => "crash",
+            Event::Restart { .. } => "restart",
+            Event::WorkerAdmitted { .. } => "worker_admitted",
+            Event::WorkerRemoved { .. } => "worker_removed",
+            Event::View { .. } => "view",
+            Event::PushApplied { .. } => "push_applied",
+            Event::PushAcked { .. } => "push_acked",
+            Event::PullAnswered { .. } => "pull_answered",
+            Event::WorkerDone { .. } => "worker_done",
+            Event::Deliver { .. } => "deliver",
+            Event::Drop { .. } => "drop",
+            Event::Timer { .. } => "timer",
+            Event::CatchUp { .. } => "catch_up",
+            Event::Checkpoint { .. } => "checkpoint",
+            Event::Restore { .. } => "restore",
+            Event::Final { .. } => "final",
+        }
+    }
+
+    /// Low-level events (deliveries, drops, timers) are hashed but only
+    /// written to a trace file when asked for, to keep traces readable.
+    pub fn is_low_level(&self) -> bool {
+        matches!(
+            self,
+            Event::Deliver { .. } | Event::Drop { .. } | Event::Timer { .. }
+        )
+    }
+}

@@ -1,0 +1,304 @@
+//! Every message of the protocol, in one place, with its size on the wire.
+//!
+//! Sizes follow the framing of the TCP host: a 4-byte length, a version
+//! byte and a tag byte, then fixed-width little-endian fields; a vector is a
+//! 4-byte count and its elements. The simulator charges these sizes to the
+//! bandwidth model, so a push of `n` dense values costs `4n` bytes plus a few
+//! dozen bytes of header, as on a real wire.
+
+use super::ids::{Clock, Epoch, RangeId, Seq, WorkerId};
+use super::view::{Membership, View};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Which keys of a range a pull asks for or a push carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Keys {
+    /// Every key of the range, in order (dense models); values follow the
+    /// range's key order.
+    All,
+    /// These keys, sorted ascending, absolute key ids (sparse models).
+    List(Vec<u32>),
+}
+
+impl Keys {
+    fn wire_size(&self) -> usize {
+        match self {
+            Keys::All => 1,
+            Keys::List(k) => 1 + 4 + 4 * k.len(),
+        }
+    }
+}
+
+/// A protocol message. Field meanings are documented in docs/protocol.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Worker -> head of `range`: the values of `keys` for computing clock
+    /// `clock`. Answered once the consistency gate allows it.
+    PullReq {
+        /// The view the worker routed by.
+        epoch: Epoch,
+        /// Range asked.
+        range: RangeId,
+        /// Asking worker.
+        worker: WorkerId,
+        /// The worker's incarnation (so a server can tell lives apart).
+        incarnation: u32,
+        /// The clock the worker is about to compute.
+        clock: Clock,
+        /// Keys wanted.
+        keys: Keys,
+    },
+    /// Server -> worker: the values asked by a `PullReq`, in key order.
+    PullResp {
+        /// Range answered.
+        range: RangeId,
+        /// The clock of the request answered.
+        clock: Clock,
+        /// Values, one per requested key.
+        values: Vec<f32>,
+    },
+    /// Worker -> head of `range`: the gradient of clock `clock`. Also sent
+    /// with no keys when the minibatch touches none of the range, so servers
+    /// learn the worker's progress.
+    PushReq {
+        /// The view the worker routed by.
+        epoch: Epoch,
+        /// Range pushed to.
+        range: RangeId,
+        /// Pushing worker.
+        worker: WorkerId,
+        /// Identity for exactly-once application; retries reuse it.
+        seq: Seq,
+        /// The clock this push completes.
+        clock: Clock,
+        /// Keys of `values`.
+        keys: Keys,
+        /// Gradient values, one per key.
+        values: Vec<f32>,
+    },
+    /// Server -> worker: push `seq` to `range` is applied (on every live
+    /// replica).
+    PushAck {
+        /// Range acknowledged.
+        range: RangeId,
+        /// The push acknowledged.
+        seq: Seq,
+        /// Its clock.
+        clock: Clock,
+    },
+    /// Worker -> coordinator, periodically: "I am alive at this clock".
+    WorkerHeartbeat {
+        /// The worker.
+        worker: WorkerId,
+        /// Its incarnation.
+        incarnation: u32,
+        /// The clock it is computing (or `clocks` when finished).
+        clock: Clock,
+        /// The membership version it holds.
+        membership: u64,
+        /// Whether it has finished all its clocks.
+        done: bool,
+    },
+    /// Server -> coordinator, periodically: "I am alive".
+    ServerHeartbeat {
+        /// The view epoch it holds.
+        epoch: Epoch,
+        /// The membership version it holds.
+        membership: u64,
+    },
+    /// Coordinator -> worker: you are a member from `start_clock` on.
+    Admit {
+        /// The admitted incarnation.
+        incarnation: u32,
+        /// The clock to continue from.
+        start_clock: Clock,
+        /// The current view, for routing.
+        view: View,
+    },
+    /// Coordinator -> any node: the current membership.
+    MembershipUpdate(Membership),
+    /// Server -> coordinator: I hold membership `version` now.
+    MembershipAck {
+        /// The version applied.
+        version: u64,
+    },
+    /// Coordinator -> any node: the current view.
+    ViewUpdate(View),
+}
+
+const FRAME_HEADER: usize = 4 + 1 + 1;
+const VEC_HEADER: usize = 4;
+
+impl Message {
+    /// Short name, for traces and statistics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::PullReq { .. } => "pull_req",
+            Message::PullResp { .. } => "pull_resp",
+            Message::PushReq { .. } => "push_req",
+            Message::PushAck { .. } => "push_ack",
+            Message::WorkerHeartbeat { .. } => "worker_heartbeat",
+            Message::ServerHeartbeat { .. } => "server_heartbeat",
+            Message::Admit { .. } => "admit",
+            Message::MembershipUpdate(_) => "membership_update",
+            Message::MembershipAck { .. } => "membership_ack",
+            Message::ViewUpdate(_) => "view_update",
+        }
+    }
+
+    /// Whether this message carries model values (push or pull payload),
+    /// for the pushed/pulled byte counters.
+    pub fn is_push(&self) -> bool {
+        matches!(self, Message::PushReq { .. })
+    }
+
+    /// Whether this is a pull answer, for the pulled byte counter.
+    pub fn is_pull(&self) -> bool {
+        matches!(self, Message::PullReq { .. } | Message::PullResp { .. })
+    }
+
+    /// Size in bytes of this message on the wire.
+    pub fn wire_size(&self) -> usize {
+        let body = match self {
+            Message::PullReq { keys, .. } => 8 + 4 + 4 + 4 + 4 + keys.wire_size(),
+            Message::PullResp { values, .. } => 4 + 4 + VEC_HEADER + 4 * values.len(),
+            Message::PushReq { keys, values, .. } => {
+                8 + 4 + 4 + 12 + 4 + keys.wire_size() + VEC_HEADER + 4 * values.len()
+            }
+            Message::PushAck { .. } => 4 + 12 + 4,
+            Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 8 + 1,
+            Message::ServerHeartbeat { .. } => 8 + 8,
+            Message::Admit { view, .. } => 4 + 4 + view_size(view),
+            Message::MembershipUpdate(m) => 8 + VEC_HEADER + m.members.len() * (4 + 4 + 4),
+            Message::MembershipAck { .. } => 8,
+            Message::ViewUpdate(v) => view_size(v),
+        };
+        FRAME_HEADER + body
+    }
+
+    /// A digest of the whole message, for the trace hash: equal messages
+    /// give equal digests on every machine.
+    pub fn digest(&self) -> u64 {
+        let mut h = Xxh3::new();
+        h.update(self.kind().as_bytes());
+        match self {
+            Message::PullReq {
+                epoch,
+                range,
+                worker,
+                incarnation,
+                clock,
+                keys,
+            } => {
+                h.update(&epoch.0.to_le_bytes());
+                for x in [*range, *worker, *incarnation, clock.0] {
+                    h.update(&x.to_le_bytes());
+                }
+                hash_keys(&mut h, keys);
+            }
+            Message::PullResp {
+                range,
+                clock,
+                values,
+            } => {
+                h.update(&range.to_le_bytes());
+                h.update(&clock.0.to_le_bytes());
+                hash_values(&mut h, values);
+            }
+            Message::PushReq {
+                epoch,
+                range,
+                worker,
+                seq,
+                clock,
+                keys,
+                values,
+            } => {
+                h.update(&epoch.0.to_le_bytes());
+                for x in [*range, *worker, seq.incarnation, clock.0] {
+                    h.update(&x.to_le_bytes());
+                }
+                h.update(&seq.n.to_le_bytes());
+                hash_keys(&mut h, keys);
+                hash_values(&mut h, values);
+            }
+            // Control messages are small: hash their debug form.
+            other => h.update(format!("{other:?}").as_bytes()),
+        }
+        h.digest()
+    }
+}
+
+fn view_size(v: &View) -> usize {
+    8 + VEC_HEADER
+        + v.chains
+            .iter()
+            .map(|c| VEC_HEADER + 4 * c.len())
+            .sum::<usize>()
+}
+
+fn hash_keys(h: &mut Xxh3, keys: &Keys) {
+    match keys {
+        Keys::All => h.update(b"all"),
+        Keys::List(k) => hash_le(h, le_bytes_u32(k)),
+    }
+}
+
+/// Hashes float values by their bit patterns (so -0.0 and 0.0 differ, as they
+/// would on the wire).
+pub fn hash_values(h: &mut Xxh3, values: &[f32]) {
+    // SAFETY: f32 is 4 plain bytes with no padding or invalid bit patterns;
+    // the slice covers exactly the memory of `values`.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    };
+    hash_le(h, bytes);
+}
+
+fn le_bytes_u32(k: &[u32]) -> &[u8] {
+    // SAFETY: as for f32 above.
+    unsafe { std::slice::from_raw_parts(k.as_ptr().cast::<u8>(), std::mem::size_of_val(k)) }
+}
+
+/// Feeds 4-byte little-endian words; on a big-endian machine the words are
+/// swapped first so that digests agree across machines.
+fn hash_le(h: &mut Xxh3, bytes: &[u8]) {
+    if cfg!(target_endian = "little") {
+        h.update(bytes);
+    } else {
+        for w in bytes.chunks_exact(4) {
+            h.update(&[w[3], w[2], w[1], w[0]]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_size_grows_with_payload() {
+        let push = |n: usize| Message::PushReq {
+            epoch: Epoch(1),
+            range: 0,
+            worker: 0,
+            seq: Seq::default(),
+            clock: Clock(0),
+            keys: Keys::All,
+            values: vec![0.0; n],
+        };
+        assert_eq!(push(1000).wire_size() - push(0).wire_size(), 4000);
+    }
+
+    #[test]
+    fn digest_sees_payload_bits() {
+        let resp = |v: f32| Message::PullResp {
+            range: 0,
+            clock: Clock(1),
+            values: vec![v],
+        };
+        assert_eq!(resp(1.0).digest(), resp(1.0).digest());
+        assert_ne!(resp(1.0).digest(), resp(1.0 + f32::EPSILON).digest());
+    }
+}

@@ -1,0 +1,424 @@
+//! The worker state machine. Each clock: pull the keys it needs from every
+//! range's head, ask the host to charge the compute time, compute the
+//! minibatch gradient, push it to every range (an empty push where the batch
+//! touches no key), and advance once every range acknowledged. Every request
+//! is retried on a timeout with exponential backoff; a retried push reuses
+//! its sequence number, so servers apply it once.
+
+use super::config::ProtocolConfig;
+use super::event::Event;
+use super::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
+use super::msg::{Keys, Message};
+use super::view::View;
+use super::{Command, Timer};
+use crate::ml::{Dataset, Model, ParamView};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a worker trains: the model and its data.
+#[derive(Debug)]
+pub struct Job {
+    /// The model.
+    pub model: Model,
+    /// The data set (all workers share it; each trains on its shard).
+    pub data: Arc<Dataset>,
+    /// Whether to pull only the keys a minibatch touches.
+    pub sparse: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting to be admitted (after a restart).
+    Joining,
+    /// Waiting for pull answers.
+    Pulling,
+    /// The host is charging compute time.
+    Computing,
+    /// Waiting for push acknowledgements.
+    Pushing,
+    /// All clocks done.
+    Done,
+}
+
+/// A worker node.
+#[derive(Debug)]
+pub struct Worker {
+    id: WorkerId,
+    incarnation: u32,
+    cfg: Arc<ProtocolConfig>,
+    job: Arc<Job>,
+    rng: ChaCha8Rng,
+    view: View,
+    clock: Clock,
+    phase: Phase,
+    next_n: u64,
+    /// Shuffled shard rows and the position of the next batch in it.
+    order: Vec<u32>,
+    order_pos: usize,
+    batch: Vec<u32>,
+    /// Sparse: the batch's keys, sorted; `values`/`grad` align with them.
+    keys: Vec<u32>,
+    /// Per range: the slice of `keys` (sparse) or of the key space (dense).
+    split: Vec<Range<usize>>,
+    values: Vec<f32>,
+    grad: Vec<f32>,
+    /// Per range: the request awaiting an answer.
+    outstanding: Vec<Option<Message>>,
+    waiting: usize,
+    retry_gen: u64,
+    attempt: u32,
+    /// Mean training loss of the last minibatch.
+    last_loss: f64,
+}
+
+impl Worker {
+    /// Worker `id`, life number `incarnation` (0 at job start), with its own
+    /// seeded generator for minibatch sampling.
+    pub fn new(
+        id: WorkerId,
+        incarnation: u32,
+        cfg: Arc<ProtocolConfig>,
+        job: Arc<Job>,
+        rng: ChaCha8Rng,
+    ) -> Worker {
+        let order = job.data.shard(id, cfg.workers);
+        let ranges = cfg.ranges.ranges() as usize;
+        let dim = cfg.ranges.dim() as usize;
+        let dense_split = (0..ranges as u32)
+            .map(|r| {
+                let k = cfg.ranges.keys(r);
+                k.start as usize..k.end as usize
+            })
+            .collect();
+        Worker {
+            id,
+            incarnation,
+            view: View::initial(cfg.servers, cfg.replication),
+            clock: Clock(0),
+            phase: Phase::Joining,
+            next_n: 0,
+            order,
+            order_pos: usize::MAX,
+            batch: Vec::new(),
+            keys: Vec::new(),
+            split: if job.sparse { Vec::new() } else { dense_split },
+            values: if job.sparse {
+                Vec::new()
+            } else {
+                vec![0.0; dim]
+            },
+            grad: if job.sparse {
+                Vec::new()
+            } else {
+                vec![0.0; dim]
+            },
+            outstanding: vec![None; ranges],
+            waiting: 0,
+            retry_gen: 0,
+            attempt: 0,
+            last_loss: f64::NAN,
+            cfg,
+            job,
+            rng,
+        }
+    }
+
+    /// This worker's index.
+    pub fn id(&self) -> WorkerId {
+        self.id
+    }
+
+    /// The clock being computed (equals `clocks` once done).
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Whether every clock is done.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Mean loss of the last minibatch computed.
+    pub fn last_loss(&self) -> f64 {
+        self.last_loss
+    }
+
+    /// Starts: a first-life worker begins clock 0 at once.
+    pub fn on_start(&mut self, now: Duration, out: &mut Vec<Command>) {
+        self.heartbeat(out);
+        if self.incarnation == 0 {
+            self.begin_clock(now, out);
+        }
+    }
+
+    /// Handles a message.
+    pub fn on_message(
+        &mut self,
+        now: Duration,
+        _from: NodeId,
+        msg: Message,
+        out: &mut Vec<Command>,
+    ) {
+        match msg {
+            Message::PullResp {
+                range,
+                clock,
+                values,
+            } => self.on_pull_resp(range, clock, values, out),
+            Message::PushAck { range, seq, clock } => self.on_push_ack(now, range, seq, clock, out),
+            Message::Admit {
+                incarnation,
+                start_clock,
+                view,
+            } if incarnation == self.incarnation && self.phase == Phase::Joining => {
+                self.view = view;
+                self.clock = start_clock;
+                self.begin_clock(now, out);
+            }
+            Message::ViewUpdate(v) if v.epoch > self.view.epoch => self.view = v,
+            _ => {}
+        }
+    }
+
+    /// Handles a timer.
+    pub fn on_timer(&mut self, _now: Duration, timer: Timer, out: &mut Vec<Command>) {
+        match timer {
+            Timer::Heartbeat => self.heartbeat(out),
+            Timer::Retry { gen } if gen == self.retry_gen => self.retry(out),
+            _ => {}
+        }
+    }
+
+    fn heartbeat(&self, out: &mut Vec<Command>) {
+        out.push(Command::Send {
+            to: NodeId::Coordinator,
+            msg: Message::WorkerHeartbeat {
+                worker: self.id,
+                incarnation: self.incarnation,
+                clock: self.clock,
+                membership: 0,
+                done: self.phase == Phase::Done,
+            },
+        });
+        out.push(Command::SetTimer {
+            timer: Timer::Heartbeat,
+            after: self.cfg.heartbeat_interval,
+        });
+    }
+
+    /// Starts computing `self.clock`: sample a minibatch and pull.
+    fn begin_clock(&mut self, _now: Duration, out: &mut Vec<Command>) {
+        if self.clock.0 >= self.cfg.clocks {
+            self.phase = Phase::Done;
+            out.push(Command::Emit(Event::WorkerDone {
+                worker: self.id,
+                clock: self.clock,
+            }));
+            self.heartbeat(out);
+            return;
+        }
+        self.sample_batch();
+        if self.job.sparse {
+            self.job
+                .model
+                .batch_keys(&self.job.data.train, &self.batch, &mut self.keys);
+            self.cfg.ranges.split_sorted(&self.keys, &mut self.split);
+            self.values.resize(self.keys.len(), 0.0);
+            self.grad.resize(self.keys.len(), 0.0);
+        }
+        self.phase = Phase::Pulling;
+        self.waiting = 0;
+        for r in 0..self.cfg.ranges.ranges() {
+            let keys = if self.job.sparse {
+                let span = self.split[r as usize].clone();
+                if span.is_empty() {
+                    continue;
+                }
+                Keys::List(self.keys[span].to_vec())
+            } else {
+                Keys::All
+            };
+            let msg = Message::PullReq {
+                epoch: self.view.epoch,
+                range: r,
+                worker: self.id,
+                incarnation: self.incarnation,
+                clock: self.clock,
+                keys,
+            };
+            self.send_request(r, msg, out);
+        }
+        self.arm_retry(true, out);
+        if self.waiting == 0 {
+            self.start_compute(out);
+        }
+    }
+
+    fn sample_batch(&mut self) {
+        let n = (self.cfg.schedule.at(self.clock).batch_size as usize).min(self.order.len());
+        self.batch.clear();
+        while self.batch.len() < n {
+            if self.order_pos >= self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.order_pos = 0;
+            }
+            self.batch.push(self.order[self.order_pos]);
+            self.order_pos += 1;
+        }
+    }
+
+    fn send_request(&mut self, r: RangeId, msg: Message, out: &mut Vec<Command>) {
+        if let Some(head) = self.view.head(r) {
+            out.push(Command::Send {
+                to: head,
+                msg: msg.clone(),
+            });
+        }
+        self.outstanding[r as usize] = Some(msg);
+        self.waiting += 1;
+    }
+
+    fn arm_retry(&mut self, fresh: bool, out: &mut Vec<Command>) {
+        self.attempt = if fresh { 0 } else { self.attempt + 1 };
+        self.retry_gen += 1;
+        let after = self.cfg.request_timeout * (1 << self.attempt.min(3));
+        out.push(Command::SetTimer {
+            timer: Timer::Retry {
+                gen: self.retry_gen,
+            },
+            after,
+        });
+    }
+
+    fn retry(&mut self, out: &mut Vec<Command>) {
+        if !matches!(self.phase, Phase::Pulling | Phase::Pushing) {
+            return;
+        }
+        for (r, req) in self.outstanding.iter_mut().enumerate() {
+            let Some(msg) = req else { continue };
+            // Re-route by the current view; stamp it with the current epoch.
+            match msg {
+                Message::PullReq { epoch, .. } | Message::PushReq { epoch, .. } => {
+                    *epoch = self.view.epoch
+                }
+                _ => {}
+            }
+            if let Some(head) = self.view.head(r as RangeId) {
+                out.push(Command::Send {
+                    to: head,
+                    msg: msg.clone(),
+                });
+            }
+        }
+        self.arm_retry(false, out);
+    }
+
+    fn on_pull_resp(
+        &mut self,
+        range: RangeId,
+        clock: Clock,
+        values: Vec<f32>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.phase != Phase::Pulling || clock != self.clock {
+            return;
+        }
+        let slot = &mut self.outstanding[range as usize];
+        if !matches!(slot, Some(Message::PullReq { .. })) {
+            return;
+        }
+        let span = self.split[range as usize].clone();
+        if values.len() != span.len() {
+            return; // Not an answer to what we asked.
+        }
+        *slot = None;
+        self.values[span].copy_from_slice(&values);
+        self.waiting -= 1;
+        if self.waiting == 0 {
+            self.start_compute(out);
+        }
+    }
+
+    fn start_compute(&mut self, out: &mut Vec<Command>) {
+        self.phase = Phase::Computing;
+        self.retry_gen += 1; // cancels the pull retry timer
+        out.push(Command::Compute {
+            clock: self.clock,
+            examples: self.batch.len() as u32,
+        });
+    }
+
+    /// The host has charged the compute time: compute the gradient and push.
+    pub fn on_compute_done(&mut self, _now: Duration, out: &mut Vec<Command>) {
+        if self.phase != Phase::Computing {
+            return;
+        }
+        let view = ParamView {
+            keys: self.job.sparse.then_some(&self.keys[..]),
+            values: &self.values,
+        };
+        self.last_loss =
+            self.job
+                .model
+                .gradient(&self.job.data.train, &self.batch, view, &mut self.grad);
+        self.phase = Phase::Pushing;
+        self.waiting = 0;
+        for r in 0..self.cfg.ranges.ranges() {
+            let span = self.split.get(r as usize).cloned().unwrap_or(0..0);
+            let keys = if self.job.sparse {
+                Keys::List(self.keys[span.clone()].to_vec())
+            } else {
+                Keys::All
+            };
+            let seq = Seq {
+                incarnation: self.incarnation,
+                n: self.next_n,
+            };
+            self.next_n += 1;
+            let msg = Message::PushReq {
+                epoch: self.view.epoch,
+                range: r,
+                worker: self.id,
+                seq,
+                clock: self.clock,
+                keys,
+                values: self.grad[span].to_vec(),
+            };
+            self.send_request(r, msg, out);
+        }
+        self.arm_retry(true, out);
+    }
+
+    fn on_push_ack(
+        &mut self,
+        now: Duration,
+        range: RangeId,
+        seq: Seq,
+        clock: Clock,
+        out: &mut Vec<Command>,
+    ) {
+        if self.phase != Phase::Pushing {
+            return;
+        }
+        let slot = &mut self.outstanding[range as usize];
+        let matches = matches!(slot, Some(Message::PushReq { seq: s, .. }) if *s == seq);
+        if !matches {
+            return;
+        }
+        *slot = None;
+        out.push(Command::Emit(Event::PushAcked {
+            worker: self.id,
+            range,
+            seq,
+            clock,
+        }));
+        self.waiting -= 1;
+        if self.waiting == 0 {
+            self.clock = self.clock.next();
+            self.begin_clock(now, out);
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Training data: the real breast_cancer and digits data sets and seeded
+//! synthetic sparse data, split 75/25, standardized, sharded over workers.
+//!
+//! Provenance: breast_cancer (569 x 30, 2 classes, UCI Wisconsin Diagnostic)
+//! and digits (1797 x 64, 10 classes, UCI Optical Recognition of Handwritten
+//! Digits) come from the `smartcore` crate's `datasets` feature, which ships
+//! the same rows as scikit-learn.
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Which data set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataKind {
+    /// Wisconsin breast cancer: 30 dense features, 2 classes.
+    BreastCancer,
+    /// Handwritten digits: 64 dense features (8x8 pixels), 10 classes.
+    Digits,
+    /// Seeded synthetic sparse binary classification.
+    Synthetic {
+        /// Number of features.
+        features: u32,
+        /// Number of examples (train + test).
+        examples: u32,
+        /// Non-zero features per example, as millionths of `features`
+        /// (an integer, so the spec can be a map key).
+        density_ppm: u32,
+    },
+}
+
+/// What to load: the data set and the seed of its split (and, for synthetic
+/// data, of its generation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataSpec {
+    /// The data set.
+    pub kind: DataKind,
+    /// Seed of the train/test permutation and of synthetic generation.
+    pub seed: u64,
+}
+
+/// One example's features.
+#[derive(Clone, Copy, Debug)]
+pub enum Row<'a> {
+    /// All features, in order.
+    Dense(&'a [f32]),
+    /// Non-zero features: sorted indices and their values.
+    Sparse(&'a [u32], &'a [f32]),
+}
+
+/// Examples with labels, stored densely or in CSR form.
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    /// Number of features per example.
+    pub cols: usize,
+    /// Class label of each example (`0..classes`).
+    pub labels: Vec<u32>,
+    storage: Storage,
+}
+
+#[derive(Clone, Debug)]
+enum Storage {
+    Dense(Vec<f32>),
+    Sparse {
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        values: Vec<f32>,
+    },
+}
+
+impl Matrix {
+    /// Number of examples.
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Example `i`'s features.
+    pub fn row(&self, i: usize) -> Row<'_> {
+        match &self.storage {
+            Storage::Dense(x) => Row::Dense(&x[i * self.cols..(i + 1) * self.cols]),
+            Storage::Sparse {
+                indptr,
+                indices,
+                values,
+            } => {
+                let span = indptr[i]..indptr[i + 1];
+                Row::Sparse(&indices[span.clone()], &values[span])
+            }
+        }
+    }
+
+    /// Whether examples are stored sparsely.
+    pub fn is_sparse(&self) -> bool {
+        matches!(self.storage, Storage::Sparse { .. })
+    }
+
+    fn dense(cols: usize, x: Vec<f32>, labels: Vec<u32>) -> Matrix {
+        debug_assert_eq!(x.len(), cols * labels.len());
+        Matrix {
+            cols,
+            labels,
+            storage: Storage::Dense(x),
+        }
+    }
+}
+
+/// A data set split into training and test examples.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Name, for output.
+    pub name: String,
+    /// Number of features.
+    pub features: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Training split (75%), standardized with its own statistics.
+    pub train: Matrix,
+    /// Test split (25%), standardized with the training statistics.
+    pub test: Matrix,
+}
+
+impl Dataset {
+    /// The training rows worker `w` of `workers` trains on: every
+    /// `workers`-th row of the (already shuffled) training split.
+    pub fn shard(&self, w: u32, workers: u32) -> Vec<u32> {
+        (w..self.train.rows() as u32)
+            .step_by(workers as usize)
+            .collect()
+    }
+}
+
+/// Loads (once per process and spec) the data set.
+pub fn load(spec: DataSpec) -> Arc<Dataset> {
+    static CACHE: OnceLock<Mutex<BTreeMap<DataSpec, Arc<Dataset>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(d) = cache.lock().expect("data cache").get(&spec) {
+        return d.clone();
+    }
+    // Built outside the lock: two threads may build the same spec at once;
+    // both results are identical, so whichever lands first is kept.
+    let built = Arc::new(build(spec));
+    cache
+        .lock()
+        .expect("data cache")
+        .entry(spec)
+        .or_insert(built)
+        .clone()
+}
+
+fn build(spec: DataSpec) -> Dataset {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    match spec.kind {
+        DataKind::BreastCancer => {
+            let d = smartcore::dataset::breast_cancer::load_dataset();
+            let y: Vec<f32> = d.target.iter().map(|&c| c as f32).collect();
+            split_dense("breast_cancer", d.num_features, 2, d.data, &y, &mut rng)
+        }
+        DataKind::Digits => {
+            let d = smartcore::dataset::digits::load_dataset();
+            split_dense("digits", d.num_features, 10, d.data, &d.target, &mut rng)
+        }
+        DataKind::Synthetic {
+            features,
+            examples,
+            density_ppm,
+        } => synthetic(features, examples, density_ppm, &mut rng),
+    }
+}
+
+/// Number of test examples for `n` examples: 25%, rounded up (as
+/// scikit-learn's `train_test_split(test_size=0.25)`).
+fn test_count(n: usize) -> usize {
+    n.div_ceil(4)
+}
+
+fn split_dense(
+    name: &str,
+    cols: usize,
+    classes: usize,
+    x: Vec<f32>,
+    y: &[f32],
+    rng: &mut ChaCha8Rng,
+) -> Dataset {
+    let n = y.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(rng);
+    let (test_rows, train_rows) = order.split_at(test_count(n));
+    let gather = |rows: &[usize]| {
+        let mut xs = Vec::with_capacity(rows.len() * cols);
+        for &i in rows {
+            xs.extend_from_slice(&x[i * cols..(i + 1) * cols]);
+        }
+        let labels = rows.iter().map(|&i| y[i] as u32).collect();
+        Matrix::dense(cols, xs, labels)
+    };
+    let mut train = gather(train_rows);
+    let mut test = gather(test_rows);
+    let (mean, scale) = standardizer(&train);
+    for m in [&mut train, &mut test] {
+        if let Storage::Dense(xs) = &mut m.storage {
+            for row in xs.chunks_exact_mut(cols) {
+                for ((v, mu), s) in row.iter_mut().zip(&mean).zip(&scale) {
+                    *v = (*v - mu) / s;
+                }
+            }
+        }
+    }
+    Dataset {
+        name: name.to_string(),
+        features: cols,
+        classes,
+        train,
+        test,
+    }
+}
+
+/// Per-feature mean and standard deviation (population, as scikit-learn's
+/// StandardScaler); a constant feature gets scale 1.
+fn standardizer(m: &Matrix) -> (Vec<f32>, Vec<f32>) {
+    let Storage::Dense(xs) = &m.storage else {
+        unreachable!("only dense data is standardized")
+    };
+    let n = m.rows() as f64;
+    let mut mean = vec![0f64; m.cols];
+    let mut sq = vec![0f64; m.cols];
+    for row in xs.chunks_exact(m.cols) {
+        for (j, &v) in row.iter().enumerate() {
+            mean[j] += f64::from(v);
+        }
+    }
+    mean.iter_mut().for_each(|s| *s /= n);
+    for row in xs.chunks_exact(m.cols) {
+        for (j, &v) in row.iter().enumerate() {
+            sq[j] += (f64::from(v) - mean[j]).powi(2);
+        }
+    }
+    let scale = sq
+        .iter()
+        .map(|s| {
+            let sd = (s / n).sqrt();
+            if sd > 1e-12 {
+                sd as f32
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (mean.iter().map(|&m| m as f32).collect(), scale)
+}
+
+/// Synthetic sparse binary classification, in the spirit of click-through
+/// data: feature popularity is skewed (index `floor(F * u^2)` for uniform
+/// `u`, so low indices are common), features are binary, and the label is a
+/// noisy linear threshold of a hidden weight vector. Common features are
+/// learnable from few examples; rare ones are not, as in real sparse data.
+fn synthetic(features: u32, examples: u32, density_ppm: u32, rng: &mut ChaCha8Rng) -> Dataset {
+    let f = features as usize;
+    let nnz = ((u64::from(features) * u64::from(density_ppm)) / 1_000_000).max(1) as usize;
+    let truth: Vec<f32> = (0..f).map(|_| normal(rng)).collect();
+    let mut indptr = vec![0usize];
+    let mut indices = Vec::with_capacity(examples as usize * nnz);
+    let mut labels = Vec::with_capacity(examples as usize);
+    let mut row = Vec::with_capacity(nnz);
+    for _ in 0..examples {
+        row.clear();
+        for _ in 0..nnz {
+            let u: f64 = rng.gen();
+            row.push(((u * u * f as f64) as usize).min(f - 1) as u32);
+        }
+        row.sort_unstable();
+        row.dedup();
+        let margin: f32 =
+            row.iter().map(|&j| truth[j as usize]).sum::<f32>() / (row.len() as f32).sqrt();
+        let noisy = margin + 0.25 * normal(rng);
+        labels.push(u32::from(noisy > 0.0));
+        indices.extend_from_slice(&row);
+        indptr.push(indices.len());
+    }
+    let values = vec![1.0f32; indices.len()];
+    let n = examples as usize;
+    let n_test = test_count(n);
+    // Rows are generated independently, so the first quarter is a fair,
+    // seeded test split.
+    let take = |from: usize, to: usize| {
+        let base = indptr[from];
+        Matrix {
+            cols: f,
+            labels: labels[from..to].to_vec(),
+            storage: Storage::Sparse {
+                indptr: indptr[from..=to].iter().map(|p| p - base).collect(),
+                indices: indices[base..indptr[to]].to_vec(),
+                values: values[base..indptr[to]].to_vec(),
+            },
+        }
+    };
+    Dataset {
+        name: format!("synthetic({features}x{examples}, {nnz} nnz/example)"),
+        features: f,
+        classes: 2,
+        test: take(0, n_test),
+        train: take(n_test, n),
+    }
+}
+
+/// A standard normal draw (Box-Muller), from the given seeded generator.
+fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
+    let u2: f64 = rng.gen();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: DataKind) -> DataSpec {
+        DataSpec { kind, seed: 0 }
+    }
+
+    #[test]
+    fn real_sets_have_their_published_shapes() {
+        let bc = load(spec(DataKind::BreastCancer));
+        assert_eq!(bc.train.rows() + bc.test.rows(), 569);
+        assert_eq!(bc.test.rows(), 143);
+        assert_eq!(bc.features, 30);
+        let dg = load(spec(DataKind::Digits));
+        assert_eq!(dg.train.rows() + dg.test.rows(), 1797);
+        assert_eq!(dg.test.rows(), 450);
+        assert_eq!(dg.features, 64);
+        assert!(dg.train.labels.iter().all(|&c| c < 10));
+        // 212 malignant, 357 benign in the original data.
+        let ones = bc
+            .train
+            .labels
+            .iter()
+            .chain(&bc.test.labels)
+            .filter(|&&c| c == 1)
+            .count();
+        assert!(ones == 357 || ones == 212, "{ones}");
+    }
+
+    #[test]
+    fn training_split_is_standardized() {
+        let d = load(spec(DataKind::BreastCancer));
+        for j in 0..d.features {
+            let col: Vec<f64> = (0..d.train.rows())
+                .map(|i| match d.train.row(i) {
+                    Row::Dense(r) => f64::from(r[j]),
+                    Row::Sparse(..) => unreachable!(),
+                })
+                .collect();
+            let mean = col.iter().sum::<f64>() / col.len() as f64;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64;
+            assert!(mean.abs() < 1e-4, "feature {j} mean {mean}");
+            assert!((var - 1.0).abs() < 1e-3, "feature {j} var {var}");
+        }
+    }
+
+    #[test]
+    fn splits_are_seeded() {
+        let a = build(DataSpec {
+            kind: DataKind::Digits,
+            seed: 1,
+        });
+        let b = build(DataSpec {
+            kind: DataKind::Digits,
+            seed: 1,
+        });
+        let c = build(DataSpec {
+            kind: DataKind::Digits,
+            seed: 2,
+        });
+        assert_eq!(a.test.labels, b.test.labels);
+        assert_ne!(a.test.labels, c.test.labels);
+    }
+
+    #[test]
+    fn shards_partition_the_training_rows() {
+        let d = load(spec(DataKind::Digits));
+        let mut all: Vec<u32> = (0..5).flat_map(|w| d.shard(w, 5)).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..d.train.rows() as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn synthetic_rows_are_sparse_sorted_and_balanced() {
+        let d = build(DataSpec {
+            kind: DataKind::Synthetic {
+                features: 5000,
+                examples: 2000,
+                density_ppm: 4000,
+            },
+            seed: 3,
+        });
+        assert_eq!(d.test.rows(), 500);
+        for i in 0..d.train.rows() {
+            let Row::Sparse(idx, _) = d.train.row(i) else {
+                panic!()
+            };
+            assert!(!idx.is_empty() && idx.len() <= 20);
+            assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        }
+        let pos = d.train.labels.iter().filter(|&&y| y == 1).count() as f64 / d.train.rows() as f64;
+        assert!((0.3..0.7).contains(&pos), "positives {pos}");
+    }
+}

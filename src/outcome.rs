@@ -1,0 +1,107 @@
+//! The outcome of a run: the JSON object of ../shared/scenario-format.md
+//! (`pssim run --json`) plus the series behind the summary and the plots.
+
+use crate::check::{Report, Status};
+use crate::sim::metrics::{Bucket, KindStats};
+use crate::sim::observer::Sample;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Everything a run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Whether every check passed (and nothing panicked).
+    pub passed: bool,
+    /// Verdict per check.
+    pub checks: BTreeMap<String, Status>,
+    /// Messages of failing checks.
+    pub violations: BTreeMap<String, Vec<String>>,
+    /// Test accuracy of the final parameters.
+    pub final_accuracy: f64,
+    /// Training loss of the final parameters.
+    pub final_loss: f64,
+    /// scikit-learn's accuracy on the same data set, if it is a real one.
+    pub reference_accuracy: Option<f64>,
+    /// Simulated seconds until training finished (or the run stopped).
+    pub sim_time_s: f64,
+    /// Real seconds the run took.
+    pub wall_time_s: f64,
+    /// Simulated time per real time.
+    pub speedup: f64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Bytes of pushes.
+    pub bytes_pushed: u64,
+    /// Bytes of pulls (requests and answers).
+    pub bytes_pulled: u64,
+    /// Messages lost to faults or dead receivers.
+    pub messages_dropped: u64,
+    /// Pushes acknowledged to workers.
+    pub pushes_acked: u64,
+    /// Acknowledged pushes missing from the final parameters.
+    pub updates_lost: u64,
+    /// Extra applications of pushes.
+    pub updates_duplicated: u64,
+    /// Reads the staleness checker judged.
+    pub reads_checked: u64,
+    /// Lowest clock reached by a worker.
+    pub min_clock: u32,
+    /// Events recorded.
+    pub events: u64,
+    /// Hash of the whole event sequence.
+    pub trace_hash: String,
+    /// The command that replays this run.
+    pub reproduce: String,
+    /// Planted bugs switched on.
+    pub bugs: Vec<String>,
+    /// The target accuracy, if the scenario set one.
+    pub target_accuracy: Option<f64>,
+    /// Simulated seconds until the target accuracy was first observed.
+    pub time_to_target_s: Option<f64>,
+    /// Why the run stopped: `finished`, `target_accuracy`, `max_time`.
+    pub stopped: String,
+    /// A panic inside the simulation (a bug), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panic: Option<String>,
+    /// Observations over time.
+    pub accuracy: Vec<Sample>,
+    /// Throughput per interval of `series_interval_s`.
+    pub series: Vec<Bucket>,
+    /// The series' interval.
+    pub series_interval_s: f64,
+    /// Messages and bytes per message kind.
+    pub message_kinds: BTreeMap<String, KindStats>,
+}
+
+impl Outcome {
+    /// Adds a check's verdict.
+    pub fn add_check(&mut self, r: &Report) {
+        self.checks.insert(r.name.to_string(), r.status);
+        if r.status == Status::Fail {
+            let mut msgs: Vec<String> = r.violations.iter().map(|v| v.to_string()).collect();
+            if r.total > r.violations.len() as u64 {
+                msgs.push(format!(
+                    "... and {} more",
+                    r.total - r.violations.len() as u64
+                ));
+            }
+            self.violations.insert(r.name.to_string(), msgs);
+        }
+        self.passed = self.panic.is_none() && self.checks.values().all(|s| *s != Status::Fail);
+    }
+
+    /// Exit code: 0 all checks pass, 1 a check failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed {
+            0
+        } else {
+            1
+        }
+    }
+}

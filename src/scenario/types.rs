@@ -1,0 +1,474 @@
+//! The scenario's types, with their defaults.
+
+use crate::core::NodeId;
+use std::time::Duration;
+
+/// A node named in a scenario: `server-<i>`, `worker-<i>` or `coordinator`.
+pub type NodeName = NodeId;
+
+/// A whole scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Required; used in output paths.
+    pub name: String,
+    /// What the scenario shows. Default "".
+    pub description: String,
+    /// Default seed (`--seed` overrides). Default 1.
+    pub seed: u64,
+    /// `[cluster]`.
+    pub cluster: Cluster,
+    /// `[model]`.
+    pub model: ModelSpec,
+    /// `[training]`.
+    pub training: Training,
+    /// `[network]`.
+    pub network: Network,
+    /// `[compute]`.
+    pub compute: Compute,
+    /// `[[fault]]`, in file order.
+    pub faults: Vec<Fault>,
+    /// `[chaos]`, if present.
+    pub chaos: Option<Chaos>,
+    /// `[[change]]`, sorted by `at` (stable).
+    pub changes: Vec<Change>,
+    /// `[compression]`.
+    pub compression: Compression,
+    /// `[check]`.
+    pub check: Checks,
+}
+
+impl Scenario {
+    /// A scenario with every default and the given name.
+    pub fn minimal(name: &str) -> Scenario {
+        Scenario {
+            name: name.to_string(),
+            description: String::new(),
+            seed: 1,
+            cluster: Cluster::default(),
+            model: ModelSpec::default(),
+            training: Training::default(),
+            network: Network::default(),
+            compute: Compute::default(),
+            faults: Vec::new(),
+            chaos: None,
+            changes: Vec::new(),
+            compression: Compression::default(),
+            check: Checks::default(),
+        }
+    }
+}
+
+/// `[cluster]`: the nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cluster {
+    /// Server nodes; the key space is split into one range per server.
+    /// Default 2, at least 1.
+    pub servers: u32,
+    /// Copies of each key range (1 = none), `1..=servers`. Default 1.
+    pub replication: u32,
+    /// Workers. Default 4, at least 1.
+    pub workers: u32,
+    /// Servers checkpoint their ranges this often (optional).
+    pub checkpoint_every: Option<Duration>,
+    /// Silence after which the coordinator declares a node dead.
+    /// Default 500ms.
+    pub heartbeat_timeout: Duration,
+    /// Extension: a worker's first retry timeout (doubles per retry, up to
+    /// 8x). Default 200ms.
+    pub request_timeout: Duration,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            servers: 2,
+            replication: 1,
+            workers: 4,
+            checkpoint_every: None,
+            heartbeat_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The model's loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Binary logistic regression, dense pulls (every key).
+    Logistic,
+    /// Multiclass softmax regression, dense pulls.
+    Softmax,
+    /// Binary logistic regression pulling only the keys a minibatch touches.
+    SparseLogistic,
+}
+
+/// The data set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    /// Wisconsin breast cancer (569 x 30, 2 classes).
+    BreastCancer,
+    /// Handwritten digits (1797 x 64, 10 classes).
+    Digits,
+    /// Seeded synthetic sparse binary data.
+    Synthetic,
+}
+
+/// `[model]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    /// Default `logistic`.
+    pub kind: ModelKind,
+    /// Default: breast_cancer for logistic, digits for softmax, synthetic
+    /// for sparse_logistic.
+    pub dataset: DatasetKind,
+    /// Synthetic only: features. Default 100000.
+    pub features: u32,
+    /// Synthetic only: examples (train + test). Default 20000.
+    pub examples: u32,
+    /// Synthetic only: fraction of non-zero features per example. Default
+    /// 0.001.
+    pub density: f64,
+    /// Extension: seed of the train/test split and of synthetic data.
+    /// Default 0 (the same data for every run seed).
+    pub data_seed: u64,
+    /// Extension: L2 regularisation. Default 0.
+    pub l2: f64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            kind: ModelKind::Logistic,
+            dataset: DatasetKind::BreastCancer,
+            features: 100_000,
+            examples: 20_000,
+            density: 0.001,
+            data_seed: 0,
+            l2: 0.0,
+        }
+    }
+}
+
+/// Read consistency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Bulk synchronous (bound 0).
+    Bsp,
+    /// Stale synchronous with bound `staleness`.
+    Ssp,
+    /// Asynchronous (no bound).
+    Asp,
+}
+
+/// `[training]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Training {
+    /// Default `ssp`.
+    pub consistency: Consistency,
+    /// SSP bound. Default 3 (ignored by bsp and asp).
+    pub staleness: u32,
+    /// Server-side SGD step. Default 0.1.
+    pub learning_rate: f64,
+    /// Default 32.
+    pub batch_size: u32,
+    /// Clocks per worker. Default 100.
+    pub clocks: u32,
+    /// Stop once test accuracy reaches this (optional).
+    pub target_accuracy: Option<f64>,
+    /// Extension: hard stop of simulated time. Default 600s.
+    pub max_time: Duration,
+    /// Extension: the accuracy observer's period. Default 250ms.
+    pub eval_every: Duration,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            consistency: Consistency::Ssp,
+            staleness: 3,
+            learning_rate: 0.1,
+            batch_size: 32,
+            clocks: 100,
+            target_accuracy: None,
+            max_time: Duration::from_secs(600),
+            eval_every: Duration::from_millis(250),
+        }
+    }
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    /// Lowest one-way latency. Default 1ms.
+    pub latency_min: Duration,
+    /// Highest one-way latency. Default 1ms.
+    pub latency_max: Duration,
+    /// Per link and direction. Default 1Gbps.
+    pub bandwidth_bps: f64,
+    /// Base loss probability, `[0, 1)`. Default 0.
+    pub loss: f64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_min: Duration::from_millis(1),
+            latency_max: Duration::from_millis(1),
+            bandwidth_bps: 1e9,
+            loss: 0.0,
+        }
+    }
+}
+
+/// `[compute]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compute {
+    /// One minibatch on a normal worker. Default 20ms.
+    pub step_time: Duration,
+    /// Extension: each step takes `step_time` times a factor uniform in
+    /// `[1 - jitter, 1 + jitter]`. Default 0.
+    pub jitter: f64,
+}
+
+impl Default for Compute {
+    fn default() -> Self {
+        Compute {
+            step_time: Duration::from_millis(20),
+            jitter: 0.0,
+        }
+    }
+}
+
+/// One `[[fault]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// Simulated time it starts.
+    pub at: Duration,
+    /// What it is.
+    pub kind: FaultKind,
+    /// Line of its `[[fault]]` header (0 when built in code).
+    pub line: usize,
+}
+
+/// Fault kinds. Overlaps: partitions combine (a pair is cut if any active
+/// partition separates it), the highest active loss rate wins, stragglers
+/// on one worker multiply, slow links add latency and take the lowest
+/// bandwidth; a node cannot crash while it is down.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// The node stops and loses its memory; restarts after `restart_after`
+    /// if given.
+    Crash {
+        /// The node.
+        node: NodeName,
+        /// Down time.
+        restart_after: Option<Duration>,
+    },
+    /// Nodes in different groups cannot talk; unlisted nodes reach everyone.
+    Partition {
+        /// At least two non-empty, disjoint groups.
+        groups: Vec<Vec<NodeName>>,
+        /// How long (`None`: to the end).
+        duration: Option<Duration>,
+    },
+    /// Messages `from -> to` are held, then delivered when it ends.
+    Clog {
+        /// Sender.
+        from: NodeName,
+        /// Receiver.
+        to: NodeName,
+        /// How long.
+        duration: Option<Duration>,
+    },
+    /// Every message is lost with probability `rate`.
+    Loss {
+        /// In `[0, 1]`.
+        rate: f64,
+        /// How long.
+        duration: Option<Duration>,
+    },
+    /// A worker's compute takes `slowdown` times longer.
+    Straggler {
+        /// A worker.
+        node: NodeName,
+        /// At least 1.
+        slowdown: f64,
+        /// How long.
+        duration: Option<Duration>,
+    },
+    /// Extra latency and/or lower bandwidth on one link, both directions.
+    SlowLink {
+        /// Two distinct nodes.
+        between: [NodeName; 2],
+        /// Extra one-way latency (default 0).
+        latency: Duration,
+        /// Bandwidth cap.
+        bandwidth_bps: Option<f64>,
+        /// How long.
+        duration: Option<Duration>,
+    },
+}
+
+impl FaultKind {
+    /// The `kind` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::Clog { .. } => "clog",
+            FaultKind::Loss { .. } => "loss",
+            FaultKind::Straggler { .. } => "straggler",
+            FaultKind::SlowLink { .. } => "slow_link",
+        }
+    }
+
+    /// How long it lasts (`restart_after` for a crash); `None`: to the end.
+    pub fn duration(&self) -> Option<Duration> {
+        match self {
+            FaultKind::Crash { restart_after, .. } => *restart_after,
+            FaultKind::Partition { duration, .. }
+            | FaultKind::Clog { duration, .. }
+            | FaultKind::Loss { duration, .. }
+            | FaultKind::Straggler { duration, .. }
+            | FaultKind::SlowLink { duration, .. } => *duration,
+        }
+    }
+
+    /// The nodes it names.
+    pub fn nodes(&self) -> Vec<NodeName> {
+        match self {
+            FaultKind::Crash { node, .. } | FaultKind::Straggler { node, .. } => vec![*node],
+            FaultKind::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+            FaultKind::Clog { from, to, .. } => vec![*from, *to],
+            FaultKind::Loss { .. } => Vec::new(),
+            FaultKind::SlowLink { between, .. } => between.to_vec(),
+        }
+    }
+}
+
+/// `[chaos]`: random faults drawn from the seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chaos {
+    /// Crashes per simulated second. Default 0.
+    pub crash_rate: f64,
+    /// Partitions per simulated second. Default 0.
+    pub partition_rate: f64,
+    /// Clogs per simulated second. Default 0.
+    pub clog_rate: f64,
+    /// Stragglers per simulated second. Default 0.
+    pub straggler_rate: f64,
+    /// Extension: loss bursts per simulated second. Default 0.
+    pub loss_rate: f64,
+    /// Extension: slow links per simulated second. Default 0.
+    pub slow_link_rate: f64,
+    /// Longest drawn fault. Default 5s.
+    pub max_duration: Duration,
+    /// No new chaos after this. Default 60s.
+    pub until: Duration,
+    /// Allow more than `replication - 1` servers of a range down at once.
+    /// Default false.
+    pub beyond_fault_model: bool,
+}
+
+impl Default for Chaos {
+    fn default() -> Self {
+        Chaos {
+            crash_rate: 0.0,
+            partition_rate: 0.0,
+            clog_rate: 0.0,
+            straggler_rate: 0.0,
+            loss_rate: 0.0,
+            slow_link_rate: 0.0,
+            max_duration: Duration::from_secs(5),
+            until: Duration::from_secs(60),
+            beyond_fault_model: false,
+        }
+    }
+}
+
+/// One `[[change]]`: hyperparameters changed while training runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// When the coordinator applies it.
+    pub at: Duration,
+    /// New learning rate.
+    pub learning_rate: Option<f64>,
+    /// New SSP bound.
+    pub staleness: Option<u32>,
+    /// New consistency model.
+    pub consistency: Option<Consistency>,
+    /// New batch size.
+    pub batch_size: Option<u32>,
+    /// Line of its `[[change]]` header (0 when built in code).
+    pub line: usize,
+}
+
+/// What a push or pull puts on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionKind {
+    /// Raw floats.
+    None,
+    /// Largest `ratio` fraction of entries.
+    TopK,
+    /// `bits` per value with a scale.
+    Quantize,
+}
+
+/// `[compression]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compression {
+    /// Default none.
+    pub kind: CompressionKind,
+    /// topk: fraction kept, `(0, 1]`. Default 0.01.
+    pub ratio: f64,
+    /// quantize: 1, 4 or 8. Default 8.
+    pub bits: u8,
+    /// Keep the residual on the worker. Default true.
+    pub error_feedback: bool,
+    /// Servers skip values that changed less than this since the worker's
+    /// last pull. Default 0 (send all).
+    pub pull_threshold: f64,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            kind: CompressionKind::None,
+            ratio: 0.01,
+            bits: 8,
+            error_feedback: true,
+            pull_threshold: 0.0,
+        }
+    }
+}
+
+/// `[check]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checks {
+    /// No read violates the bound in force. Default true.
+    pub staleness_bound: bool,
+    /// Every acknowledged push is in the final parameters. Default true.
+    pub no_lost_updates: bool,
+    /// Replicas hold equal values once quiet. Default true.
+    pub replicas_agree: bool,
+    /// After the last fault heals, every live worker advances within this.
+    /// Default 30s; `false` disables.
+    pub liveness: Option<Duration>,
+    /// Final test accuracy at least this (optional).
+    pub min_accuracy: Option<f64>,
+    /// Run twice and compare trace hashes. Default false.
+    pub deterministic: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            staleness_bound: true,
+            no_lost_updates: true,
+            replicas_agree: true,
+            liveness: Some(Duration::from_secs(30)),
+            min_accuracy: None,
+            deterministic: false,
+        }
+    }
+}

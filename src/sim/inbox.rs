@@ -1,0 +1,126 @@
+//! A node's pending inputs (deliveries, timer firings, compute completions)
+//! ordered by due time, and the future a node task awaits them with.
+//!
+//! madsim's `sleep` rounds every wait up to at least 1 ms; `Sleep::reset`
+//! does not, so [`sleep_exact`] gives the exact deadlines the network model
+//! computes (microseconds apart on a fast link).
+
+use crate::core::{Message, NodeId, Timer};
+use madsim::time::{Instant, Sleep};
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::pin::Pin;
+use std::task::Waker;
+use std::time::Duration;
+
+/// Something a node will handle.
+#[derive(Debug)]
+pub enum Item {
+    /// A message arrives.
+    Msg {
+        /// Sender.
+        from: NodeId,
+        /// The message.
+        msg: Message,
+    },
+    /// A timer fires.
+    Timer(Timer),
+    /// The modeled compute time of a minibatch has elapsed.
+    ComputeDone,
+}
+
+#[derive(Debug)]
+struct Entry {
+    at: Duration,
+    seq: u64,
+    item: Item,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A node's inbox: items by (due time, insertion order).
+#[derive(Debug, Default)]
+pub struct Inbox {
+    heap: BinaryHeap<Reverse<Entry>>,
+    /// The waiting node task, and the deadline it sleeps until.
+    waker: Option<Waker>,
+    armed: Option<Duration>,
+}
+
+impl Inbox {
+    /// Adds an item due at `at`; wakes the node if it sleeps past `at`.
+    pub fn push(&mut self, at: Duration, seq: u64, item: Item) {
+        self.heap.push(Reverse(Entry { at, seq, item }));
+        if self.armed.is_none_or(|armed| at < armed) {
+            if let Some(w) = &self.waker {
+                self.armed = Some(at);
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Removes the earliest item if it is due by `now`.
+    pub fn pop_due(&mut self, now: Duration) -> Option<Item> {
+        if self.heap.peek()?.0.at <= now {
+            self.heap.pop().map(|Reverse(e)| e.item)
+        } else {
+            None
+        }
+    }
+
+    /// When the earliest item is due.
+    pub fn next_at(&self) -> Option<Duration> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
+    /// Drops everything (the node crashed).
+    pub fn clear(&mut self) {
+        self.heap.clear();
+        self.waker = None;
+        self.armed = None;
+    }
+
+    /// Registers the waiting task and the deadline it sleeps until.
+    pub fn park(&mut self, waker: &Waker, armed: Option<Duration>) {
+        self.waker = Some(waker.clone());
+        self.armed = armed;
+    }
+
+    /// The task is running: no wake-ups needed until it parks again.
+    pub fn unpark(&mut self) {
+        self.waker = None;
+        self.armed = None;
+    }
+
+    /// Number of items pending.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+/// A madsim sleep until exactly `deadline` (no 1 ms rounding).
+pub fn sleep_exact(deadline: Instant) -> Pin<Box<Sleep>> {
+    let mut s = Box::pin(madsim::time::sleep(Duration::ZERO));
+    s.as_mut().reset(deadline);
+    s
+}

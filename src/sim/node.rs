@@ -1,0 +1,68 @@
+//! A simulated node: one madsim task that waits for its next due input and
+//! hands it to the node's protocol state machine. Killing the madsim node
+//! kills the task; restarting it runs [`node_main`] again, which boots a
+//! fresh state machine (memory is lost).
+
+use super::inbox::sleep_exact;
+use super::world::{lock, Shared};
+use crate::core::NodeId;
+use madsim::time::Sleep;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The body of a node's madsim task.
+pub async fn node_main(shared: Shared, id: NodeId) {
+    let idx = lock(&shared).index(id);
+    lock(&shared).boot(idx);
+    loop {
+        NextInput {
+            shared: &shared,
+            idx,
+            sleep: None,
+        }
+        .await;
+        lock(&shared).process_due(idx);
+    }
+}
+
+/// Resolves when the node's earliest input is due.
+struct NextInput<'a> {
+    shared: &'a Shared,
+    idx: usize,
+    /// The sleep registered for the current earliest deadline.
+    sleep: Option<(Duration, Pin<Box<Sleep>>)>,
+}
+
+impl Future for NextInput<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut w = lock(this.shared);
+        let now = w.now();
+        let start = w.start;
+        let inbox = &mut w.slots[this.idx].inbox;
+        match inbox.next_at() {
+            Some(at) if at <= now => {
+                inbox.unpark();
+                Poll::Ready(())
+            }
+            next => {
+                inbox.park(cx.waker(), next);
+                drop(w);
+                if let Some(at) = next {
+                    if this.sleep.as_ref().map(|(d, _)| *d) != Some(at) {
+                        let mut s = sleep_exact(start + at);
+                        // Registers the wake-up with madsim's timer (the
+                        // deadline is in the future, so this is pending).
+                        let _ = s.as_mut().poll(cx);
+                        this.sleep = Some((at, s));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

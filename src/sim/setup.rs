@@ -1,0 +1,81 @@
+//! From a scenario to the protocol's configuration and the workers' job.
+
+use crate::core::{Bugs, Consistency, Hyper, Job, ProtocolConfig, RangeMap, Schedule};
+use crate::ml::{DataKind, DataSpec, Loss, Model};
+use crate::scenario::{self, DatasetKind, ModelKind, Scenario};
+use std::sync::Arc;
+
+/// The data set a scenario trains on.
+pub fn data_spec(scn: &Scenario) -> DataSpec {
+    let m = &scn.model;
+    let kind = match m.dataset {
+        DatasetKind::BreastCancer => DataKind::BreastCancer,
+        DatasetKind::Digits => DataKind::Digits,
+        DatasetKind::Synthetic => DataKind::Synthetic {
+            features: m.features,
+            examples: m.examples,
+            density_ppm: (m.density * 1e6).round().clamp(1.0, 1e6) as u32,
+        },
+    };
+    DataSpec {
+        kind,
+        seed: m.data_seed,
+    }
+}
+
+/// The workers' job: model, data and pull mode.
+pub fn job(scn: &Scenario) -> Job {
+    let data = crate::ml::data::load(data_spec(scn));
+    let loss = match scn.model.kind {
+        ModelKind::Logistic | ModelKind::SparseLogistic => Loss::Logistic,
+        ModelKind::Softmax => Loss::Softmax,
+    };
+    let model = Model::new(loss, data.features, data.classes, scn.model.l2 as f32);
+    Job {
+        model,
+        data,
+        sparse: scn.model.kind == ModelKind::SparseLogistic,
+    }
+}
+
+/// The core's view of a consistency setting.
+pub fn consistency(c: scenario::Consistency, staleness: u32) -> Consistency {
+    match c {
+        scenario::Consistency::Bsp => Consistency::Bsp,
+        scenario::Consistency::Ssp => Consistency::Ssp(staleness),
+        scenario::Consistency::Asp => Consistency::Asp,
+    }
+}
+
+/// The protocol parameters of a scenario, for a model of `dim` keys.
+pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConfig> {
+    let c = &scn.cluster;
+    let t = &scn.training;
+    let hyper = Hyper {
+        consistency: consistency(t.consistency, t.staleness),
+        learning_rate: t.learning_rate as f32,
+        batch_size: t.batch_size,
+    };
+    Arc::new(ProtocolConfig {
+        servers: c.servers,
+        workers: c.workers,
+        replication: c.replication,
+        ranges: RangeMap::new(dim, c.servers),
+        clocks: t.clocks,
+        schedule: Schedule::constant(hyper),
+        request_timeout: c.request_timeout,
+        heartbeat_interval: c.heartbeat_timeout / 4,
+        heartbeat_timeout: c.heartbeat_timeout,
+        bugs,
+    })
+}
+
+/// Test accuracy of scikit-learn's LogisticRegression (C=1) on the real data
+/// sets (../shared/reference/README.md), the figure a run is compared with.
+pub fn reference_accuracy(dataset: DatasetKind) -> Option<f64> {
+    match dataset {
+        DatasetKind::BreastCancer => Some(0.9580),
+        DatasetKind::Digits => Some(0.9667),
+        DatasetKind::Synthetic => None,
+    }
+}

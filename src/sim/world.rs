@@ -1,0 +1,306 @@
+//! The simulated world: every node's slot (its protocol state machine and
+//! inbox), the network, the compute model and the recorder, behind one
+//! lock. madsim runs one task at a time, so the lock is never contended; it
+//! exists because madsim node tasks must be `Send`.
+
+use super::compute::ComputeModel;
+use super::inbox::{Inbox, Item};
+use super::metrics::Metrics;
+use super::net::{Fate, Network};
+use crate::core::{
+    Command, Coordinator, Event, Job, Message, Node, NodeId, ProtocolConfig, Server, View, Worker,
+};
+use crate::trace::Recorder;
+use madsim::time::Instant;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A node's place in the world.
+#[derive(Debug)]
+pub struct Slot {
+    /// Who.
+    pub id: NodeId,
+    /// madsim's id of the node, for kill and restart.
+    pub madsim_id: Option<madsim::task::NodeId>,
+    /// Whether the node is running.
+    pub up: bool,
+    /// Lives started so far minus one (0 in the first life).
+    pub incarnation: u32,
+    /// The protocol state machine (none while down).
+    pub node: Option<Node>,
+    /// Pending inputs.
+    pub inbox: Inbox,
+}
+
+/// The world state.
+pub struct World {
+    /// Protocol parameters.
+    pub cfg: Arc<ProtocolConfig>,
+    /// What workers train.
+    pub job: Arc<Job>,
+    /// madsim instant of time zero.
+    pub start: Instant,
+    /// Node slots: coordinator, servers, workers.
+    pub slots: Vec<Slot>,
+    /// The network.
+    pub net: Network,
+    /// The compute-time model.
+    pub compute: ComputeModel,
+    /// Every event goes through here.
+    pub recorder: Recorder,
+    /// Counters.
+    pub metrics: Metrics,
+    /// The last view published (the observer reads replicas through it).
+    pub view: View,
+    /// When every worker had finished, if they have.
+    pub training_done_at: Option<Duration>,
+    /// Messages held by clogged links: `(from, to) -> messages`.
+    pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
+    rng: ChaCha8Rng,
+    seq: u64,
+    out: Vec<Command>,
+}
+
+/// The world, shared by the node tasks.
+pub type Shared = Arc<Mutex<World>>;
+
+/// Locks the world (a poisoned lock means a node panicked: keep going so
+/// the panic itself is what gets reported).
+pub fn lock(shared: &Shared) -> MutexGuard<'_, World> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl World {
+    /// A world for a job; `seed` seeds the world's generator (drawn from
+    /// madsim's seeded generator by the caller).
+    pub fn new(
+        cfg: Arc<ProtocolConfig>,
+        job: Arc<Job>,
+        net: Network,
+        compute: ComputeModel,
+        recorder: Recorder,
+        metrics: Metrics,
+        seed: u64,
+    ) -> World {
+        let ids = std::iter::once(NodeId::Coordinator)
+            .chain((0..cfg.servers).map(NodeId::Server))
+            .chain((0..cfg.workers).map(NodeId::Worker));
+        let slots = ids
+            .map(|id| Slot {
+                id,
+                madsim_id: None,
+                // Every node of a fresh job is up from time zero; inputs
+                // wait in its inbox until its task first runs.
+                up: true,
+                incarnation: 0,
+                node: None,
+                inbox: Inbox::default(),
+            })
+            .collect();
+        World {
+            view: View::initial(cfg.servers, cfg.replication),
+            cfg,
+            job,
+            start: Instant::now(),
+            slots,
+            net,
+            compute,
+            recorder,
+            metrics,
+            training_done_at: None,
+            held: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Simulated time since the start.
+    pub fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.start)
+    }
+
+    /// The slot index of a node.
+    pub fn index(&self, id: NodeId) -> usize {
+        match id {
+            NodeId::Coordinator => 0,
+            NodeId::Server(s) => 1 + s as usize,
+            NodeId::Worker(w) => 1 + self.cfg.servers as usize + w as usize,
+        }
+    }
+
+    /// A node's slot.
+    pub fn slot(&self, id: NodeId) -> &Slot {
+        &self.slots[self.index(id)]
+    }
+
+    /// Records an event now.
+    pub fn record(&mut self, ev: Event) {
+        let t = self.now();
+        self.record_at(t, ev);
+    }
+
+    fn record_at(&mut self, t: Duration, ev: Event) {
+        self.metrics.on_event(t, &ev);
+        if let Event::View { epoch, chains } = &ev {
+            if *epoch > self.view.epoch {
+                self.view = View {
+                    epoch: *epoch,
+                    chains: chains.clone(),
+                };
+            }
+        }
+        if let Event::WorkerDone { .. } = ev {
+            self.recorder.record(t, &ev);
+            if self.training_done_at.is_none() && self.all_workers_done() {
+                self.training_done_at = Some(t);
+            }
+            return;
+        }
+        self.recorder.record(t, &ev);
+    }
+
+    /// Whether every worker is up and has finished its clocks.
+    pub fn all_workers_done(&self) -> bool {
+        self.slots.iter().all(|s| match &s.node {
+            Some(Node::Worker(w)) => w.is_done(),
+            Some(_) => true,
+            None => !matches!(s.id, NodeId::Worker(_)),
+        })
+    }
+
+    /// Boots a node's state machine (first start or restart) and runs its
+    /// `on_start`.
+    pub fn boot(&mut self, idx: usize) {
+        let id = self.slots[idx].id;
+        let incarnation = self.slots[idx].incarnation;
+        let node = match id {
+            NodeId::Coordinator => Node::Coordinator(Coordinator::new(self.cfg.clone())),
+            NodeId::Server(s) => Node::Server(Server::new(s, self.cfg.clone())),
+            NodeId::Worker(w) => {
+                let rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
+                Node::Worker(Worker::new(
+                    w,
+                    incarnation,
+                    self.cfg.clone(),
+                    self.job.clone(),
+                    rng,
+                ))
+            }
+        };
+        let slot = &mut self.slots[idx];
+        slot.up = true;
+        slot.node = Some(node);
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(n) = &mut self.slots[idx].node {
+            n.on_start(now, &mut out);
+        }
+        self.execute(idx, &mut out);
+        self.out = out;
+    }
+
+    /// Handles every input of node `idx` that is due.
+    pub fn process_due(&mut self, idx: usize) {
+        let now = self.now();
+        let id = self.slots[idx].id;
+        let mut out = std::mem::take(&mut self.out);
+        while let Some(item) = self.slots[idx].inbox.pop_due(now) {
+            let Some(node) = &mut self.slots[idx].node else {
+                break;
+            };
+            if matches!(item, Item::ComputeDone) {
+                node.on_compute_done(now, &mut out);
+                self.execute(idx, &mut out);
+                continue;
+            }
+            match item {
+                Item::Msg { from, msg } => {
+                    let ev = Event::Deliver {
+                        from,
+                        to: id,
+                        msg: msg.kind(),
+                        size_bytes: msg.wire_size() as u32,
+                        digest: msg.digest(),
+                    };
+                    self.record_at(now, ev);
+                    let node = self.slots[idx].node.as_mut().expect("checked above");
+                    node.on_message(now, from, msg, &mut out);
+                }
+                Item::Timer(timer) => {
+                    self.record_at(
+                        now,
+                        Event::Timer {
+                            node: id,
+                            timer: timer.name(),
+                        },
+                    );
+                    let node = self.slots[idx].node.as_mut().expect("checked above");
+                    node.on_timer(now, timer, &mut out);
+                }
+                Item::ComputeDone => unreachable!("handled above"),
+            }
+            self.execute(idx, &mut out);
+        }
+        self.out = out;
+    }
+
+    /// Carries out a node's commands.
+    fn execute(&mut self, idx: usize, out: &mut Vec<Command>) {
+        let now = self.now();
+        let id = self.slots[idx].id;
+        for cmd in out.drain(..) {
+            match cmd {
+                Command::Send { to, msg } => self.send(now, id, to, msg),
+                Command::SetTimer { timer, after } => {
+                    self.schedule(idx, now + after, Item::Timer(timer))
+                }
+                Command::Compute { .. } => {
+                    let d = self.compute.step(id, &mut self.rng);
+                    self.schedule(idx, now + d, Item::ComputeDone);
+                }
+                Command::Emit(ev) => self.record_at(now, ev),
+            }
+        }
+    }
+
+    fn schedule(&mut self, idx: usize, at: Duration, item: Item) {
+        self.seq += 1;
+        self.slots[idx].inbox.push(at, self.seq, item);
+    }
+
+    /// Puts a message on the network.
+    pub fn send(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
+        let size = msg.wire_size();
+        self.metrics.sent(now, &msg, size);
+        let to_idx = self.index(to);
+        if !self.slots[to_idx].up {
+            self.record_at(
+                now,
+                Event::Drop {
+                    from,
+                    to,
+                    msg: msg.kind(),
+                    reason: "down",
+                },
+            );
+            return;
+        }
+        match self.net.route(now, from, to, size, &mut self.rng) {
+            Fate::Deliver(at) => self.schedule(to_idx, at, Item::Msg { from, msg }),
+            Fate::Drop(reason) => self.record_at(
+                now,
+                Event::Drop {
+                    from,
+                    to,
+                    msg: msg.kind(),
+                    reason,
+                },
+            ),
+            Fate::Hold => self.held.entry((from, to)).or_default().push(msg),
+        }
+    }
+}

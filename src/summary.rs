@@ -1,0 +1,172 @@
+//! The human-readable summary of a run.
+
+use crate::check::Status;
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use std::fmt::Write;
+
+/// Renders a run's summary.
+pub fn render(scn: &Scenario, o: &Outcome) -> String {
+    let mut s = String::new();
+    let verdict = if o.passed { "PASS" } else { "FAIL" };
+    let _ = writeln!(
+        s,
+        "pssim · scenario {:?} · seed {} · {verdict}",
+        o.scenario, o.seed
+    );
+    if !scn.description.is_empty() {
+        let _ = writeln!(s, "  {}", scn.description);
+    }
+    let c = &scn.cluster;
+    let t = &scn.training;
+    let consistency = match t.consistency {
+        crate::scenario::Consistency::Bsp => "BSP".to_string(),
+        crate::scenario::Consistency::Ssp => format!("SSP (s={})", t.staleness),
+        crate::scenario::Consistency::Asp => "ASP".to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "  cluster    {} server(s) x{} replication, {} worker(s), 1 coordinator · {consistency} · {} clocks · lr {} · batch {}",
+        c.servers, c.replication, c.workers, t.clocks, t.learning_rate, t.batch_size
+    );
+    let _ = writeln!(
+        s,
+        "  time       {:.3} s simulated in {:.3} s wall ({:.0}x) · stopped: {}",
+        o.sim_time_s, o.wall_time_s, o.speedup, o.stopped
+    );
+    let _ = writeln!(
+        s,
+        "  network    {} messages, {} ({} pushed, {} pulled), {} dropped",
+        thousands(o.messages),
+        bytes(o.bytes),
+        bytes(o.bytes_pushed),
+        bytes(o.bytes_pulled),
+        thousands(o.messages_dropped)
+    );
+    if !o.accuracy.is_empty() {
+        let _ = writeln!(
+            s,
+            "  accuracy   {}  (test accuracy over simulated time)",
+            sparkline(o)
+        );
+        let _ = writeln!(s, "             {}", timeline(o, 6));
+    }
+    let reference = match o.reference_accuracy {
+        Some(r) => format!(
+            " · reference {r:.4} ({:+.2} pt)",
+            (o.final_accuracy - r) * 100.0
+        ),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "  final      test accuracy {:.4}{reference} · training loss {:.4}",
+        o.final_accuracy, o.final_loss
+    );
+    if let (Some(target), Some(tt)) = (o.target_accuracy, o.time_to_target_s) {
+        let _ = writeln!(s, "             reached target {target:.4} at {tt:.3} s");
+    }
+    let _ = writeln!(s, "  checks");
+    for (name, status) in &o.checks {
+        let detail = check_detail(name, o);
+        let mark = match status {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skipped",
+        };
+        let _ = writeln!(s, "    {name:<16} {mark:<8}{detail}");
+        for v in o.violations.get(name).into_iter().flatten().take(5) {
+            let _ = writeln!(s, "      - {v}");
+        }
+    }
+    if let Some(p) = &o.panic {
+        let _ = writeln!(s, "  PANIC      {p}");
+    }
+    if !o.bugs.is_empty() {
+        let _ = writeln!(s, "  bugs       planted: {}", o.bugs.join(", "));
+    }
+    let _ = writeln!(
+        s,
+        "  trace      hash {} · {} events",
+        o.trace_hash,
+        thousands(o.events)
+    );
+    let _ = writeln!(s, "REPRODUCE: {}", o.reproduce);
+    s
+}
+
+fn check_detail(name: &str, o: &Outcome) -> String {
+    match name {
+        "staleness_bound" => format!("{} reads judged", thousands(o.reads_checked)),
+        "no_lost_updates" => format!(
+            "{} pushes acknowledged, {} lost, {} duplicated",
+            thousands(o.pushes_acked),
+            o.updates_lost,
+            o.updates_duplicated
+        ),
+        "min_accuracy" => format!("final {:.4}", o.final_accuracy),
+        _ => String::new(),
+    }
+}
+
+fn sparkline(o: &Outcome) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let n = o.accuracy.len();
+    let width = 48usize.min(n);
+    (0..width)
+        .map(|i| {
+            let a = o.accuracy[i * (n - 1) / (width - 1).max(1)].accuracy;
+            BARS[((a.clamp(0.0, 1.0) * 7.0).round()) as usize]
+        })
+        .collect()
+}
+
+fn timeline(o: &Outcome, points: usize) -> String {
+    let n = o.accuracy.len();
+    let mut parts = Vec::new();
+    for i in 0..points.min(n) {
+        let s = &o.accuracy[i * (n - 1) / (points - 1).max(1).min(n - 1).max(1)];
+        parts.push(format!("{:.2}s {:.3}", s.t_s, s.accuracy));
+    }
+    parts.dedup();
+    parts.join(" → ")
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Bytes in a readable unit.
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.2} MB", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1} kB", n / 1e3)
+    } else {
+        format!("{n} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_readable() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+        assert_eq!(bytes(2_500_000), "2.50 MB");
+    }
+}
