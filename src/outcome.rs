@@ -56,6 +56,8 @@ pub struct Outcome {
     pub events: u64,
     /// Hash of the whole event sequence.
     pub trace_hash: String,
+    /// Digest of the final parameters (bit patterns of every value).
+    pub params_digest: String,
     /// The command that replays this run.
     pub reproduce: String,
     /// Planted bugs switched on.

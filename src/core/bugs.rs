@@ -22,15 +22,24 @@ pub enum Bug {
     /// Servers acknowledge a push without applying it. Caught by
     /// `no_lost_updates` (lost updates).
     AckWithoutApply,
+    /// Servers step up the gradient instead of down. Caught by
+    /// `min_accuracy`.
+    GradientAscent,
+    /// The host keeps a process-wide counter and lets it leak into message
+    /// latencies, as static state in a simulator does: two runs of one seed
+    /// in one process differ. Caught by `deterministic`.
+    GlobalState,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 6] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
         Bug::AckWithoutApply,
+        Bug::GradientAscent,
+        Bug::GlobalState,
     ];
 
     /// The name used on the command line.
@@ -40,6 +49,8 @@ impl Bug {
             Bug::GateIgnoresBound => "gate_ignores_bound",
             Bug::NoDedup => "no_dedup",
             Bug::AckWithoutApply => "ack_without_apply",
+            Bug::GradientAscent => "gradient_ascent",
+            Bug::GlobalState => "global_state",
         }
     }
 
@@ -52,6 +63,8 @@ impl Bug {
             Bug::GateIgnoresBound => "SSP/BSP gate never waits (behaves as ASP)",
             Bug::NoDedup => "servers apply a retried push again instead of re-acknowledging it",
             Bug::AckWithoutApply => "servers acknowledge every 7th push without applying it",
+            Bug::GradientAscent => "servers add the gradient instead of subtracting it",
+            Bug::GlobalState => "a process-wide counter leaks into message latencies",
         }
     }
 
@@ -60,6 +73,8 @@ impl Bug {
         match self {
             Bug::GateOffByOne | Bug::GateIgnoresBound => "staleness_bound",
             Bug::NoDedup | Bug::AckWithoutApply => "no_lost_updates",
+            Bug::GradientAscent => "min_accuracy",
+            Bug::GlobalState => "deterministic",
         }
     }
 }

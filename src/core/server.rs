@@ -240,7 +240,10 @@ impl Server {
         out: &mut Vec<Command>,
     ) {
         let bugs = self.cfg.bugs;
-        let lr = self.cfg.schedule.at(clock).learning_rate;
+        let mut lr = self.cfg.schedule.at(clock).learning_rate;
+        if bugs.has(Bug::GradientAscent) {
+            lr = -lr;
+        }
         let id = self.id;
         let Some(rep) = self.replicas.get_mut(&range) else {
             return;

@@ -251,33 +251,49 @@ fn standardizer(m: &Matrix) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Synthetic sparse binary classification, in the spirit of click-through
-/// data: feature popularity is skewed (index `floor(F * u^2)` for uniform
-/// `u`, so low indices are common), features are binary, and the label is a
-/// noisy linear threshold of a hidden weight vector. Common features are
-/// learnable from few examples; rare ones are not, as in real sparse data.
+/// data:
+/// - features are binary and their popularity is skewed: each non-zero is
+///   feature `floor(F * u^3)` for uniform `u`, so the first 0.1% of features
+///   take 10% of all occurrences and most features are rare;
+/// - the hidden weights are standard normal on that frequent head (the
+///   first `max(10, F/1000)` features) and 10x smaller on the tail, as most
+///   signal in real sparse data lives in common features;
+/// - the label is the sign of the standardized margin plus N(0, 0.3^2)
+///   noise (Bayes accuracy about 0.9).
+///
+/// Plain SGD reaches about 0.84 test accuracy at 10^5 features and 0.79 at
+/// 10^6 (20000 examples, 100 non-zeros each), overfitting the rare tail.
 fn synthetic(features: u32, examples: u32, density_ppm: u32, rng: &mut ChaCha8Rng) -> Dataset {
     let f = features as usize;
     let nnz = ((u64::from(features) * u64::from(density_ppm)) / 1_000_000).max(1) as usize;
-    let truth: Vec<f32> = (0..f).map(|_| normal(rng)).collect();
+    let head = (f / 1000).max(10);
+    let truth: Vec<f32> = (0..f)
+        .map(|j| normal(rng) * if j < head { 1.0 } else { 0.1 })
+        .collect();
     let mut indptr = vec![0usize];
     let mut indices = Vec::with_capacity(examples as usize * nnz);
-    let mut labels = Vec::with_capacity(examples as usize);
+    let mut margins = Vec::with_capacity(examples as usize);
     let mut row = Vec::with_capacity(nnz);
     for _ in 0..examples {
         row.clear();
         for _ in 0..nnz {
             let u: f64 = rng.gen();
-            row.push(((u * u * f as f64) as usize).min(f - 1) as u32);
+            row.push(((u * u * u * f as f64) as usize).min(f - 1) as u32);
         }
         row.sort_unstable();
         row.dedup();
-        let margin: f32 =
-            row.iter().map(|&j| truth[j as usize]).sum::<f32>() / (row.len() as f32).sqrt();
-        let noisy = margin + 0.25 * normal(rng);
-        labels.push(u32::from(noisy > 0.0));
+        margins.push(row.iter().map(|&j| truth[j as usize]).sum::<f32>());
         indices.extend_from_slice(&row);
         indptr.push(indices.len());
     }
+    let mean = margins.iter().sum::<f32>() / margins.len() as f32;
+    let sd = (margins.iter().map(|m| (m - mean).powi(2)).sum::<f32>() / margins.len() as f32)
+        .sqrt()
+        .max(1e-6);
+    let labels: Vec<u32> = margins
+        .iter()
+        .map(|m| u32::from((m - mean) / sd + 0.3 * normal(rng) > 0.0))
+        .collect();
     let values = vec![1.0f32; indices.len()];
     let n = examples as usize;
     let n_test = test_count(n);

@@ -63,6 +63,7 @@ struct SimEnd {
     metrics: Metrics,
     final_accuracy: f64,
     final_loss: f64,
+    params_digest: u64,
     end: Duration,
     time_to_target: Option<Duration>,
     stopped: &'static str,
@@ -175,6 +176,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         min_clock: 0,
         events: 0,
         trace_hash: String::new(),
+        params_digest: String::new(),
         reproduce: opts.reproduce(),
         bugs: opts.bugs.iter().map(|b| b.name().to_string()).collect(),
         target_accuracy: scn.training.target_accuracy,
@@ -191,6 +193,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
 fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.final_accuracy = end.final_accuracy;
     o.final_loss = end.final_loss;
+    o.params_digest = format!("{:016x}", end.params_digest);
     o.sim_time_s = end.end.as_secs_f64();
     o.speedup = o.sim_time_s / o.wall_time_s.max(1e-9);
     o.messages = end.metrics.messages;
@@ -328,6 +331,11 @@ async fn simulate(
         w.record(ev);
     }
     let (test, loss) = w.evaluate();
+    let params_digest = {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        crate::core::msg::hash_values(&mut h, &w.assemble());
+        h.digest()
+    };
     let min_clock = w
         .slots
         .iter()
@@ -345,6 +353,7 @@ async fn simulate(
         metrics,
         final_accuracy: test.accuracy,
         final_loss: loss,
+        params_digest,
         end,
         time_to_target,
         stopped,

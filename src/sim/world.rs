@@ -8,13 +8,15 @@ use super::inbox::{Inbox, Item};
 use super::metrics::Metrics;
 use super::net::{Fate, Network};
 use crate::core::{
-    Command, Coordinator, Event, Job, Message, Node, NodeId, ProtocolConfig, Server, View, Worker,
+    Bug, Command, Coordinator, Event, Job, Message, Node, NodeId, ProtocolConfig, Server, View,
+    Worker,
 };
 use crate::trace::Recorder;
 use madsim::time::Instant;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -290,7 +292,14 @@ impl World {
             return;
         }
         match self.net.route(now, from, to, size, &mut self.rng) {
-            Fate::Deliver(at) => self.schedule(to_idx, at, Item::Msg { from, msg }),
+            Fate::Deliver(mut at) => {
+                if self.cfg.bugs.has(Bug::GlobalState) {
+                    // Planted bug: state that outlives a run.
+                    static LEAK: AtomicU64 = AtomicU64::new(0);
+                    at += Duration::from_nanos(LEAK.fetch_add(1, AtomicOrdering::Relaxed) % 7);
+                }
+                self.schedule(to_idx, at, Item::Msg { from, msg })
+            }
             Fate::Drop(reason) => self.record_at(
                 now,
                 Event::Drop {
