@@ -1,0 +1,468 @@
+//! The scenario format: the contract's example parses and round-trips,
+//! every class of bad input gets a precise error (file, line, column,
+//! field, what is valid), mutated files never panic, and the CLI exits 2.
+
+use proptest::prelude::*;
+use pssim::scenario::{
+    apply_override, parse, Consistency, FaultKind, NodeName, Scenario, ScenarioError,
+};
+use std::process::Command;
+use std::time::Duration;
+
+/// The full example of ../shared/scenario-format.md, verbatim.
+const CONTRACT_EXAMPLE: &str = r#"
+name = "ssp-straggler"                  # required, used in output paths
+description = "SSP s=3 rides out a 4x straggler"
+seed = 7                                # default seed; `--seed` overrides
+
+[cluster]
+servers = 4          # server nodes; the key space is split into ranges over them
+replication = 2      # copies of each key range (1 = none); chain/primary-backup
+workers = 8
+checkpoint_every = "2s"  # optional: servers write their ranges to simulated
+                         # durable storage; a restarted server without a live
+                         # replica restores its last checkpoint
+heartbeat_timeout = "200ms"  # optional: failure-detection timeout
+
+[model]
+kind = "logistic"          # logistic | softmax | sparse_logistic
+dataset = "breast_cancer"  # breast_cancer | digits | synthetic
+
+[training]
+consistency = "ssp"   # bsp | ssp | asp
+staleness = 3         # ssp bound s: a worker at clock c may read only if every
+                      # update from clocks <= c - s - 1 is visible
+learning_rate = 0.1
+batch_size = 32
+clocks = 200          # iterations (clock ticks) per worker
+target_accuracy = 0.95  # optional: stop when test accuracy reaches it
+
+[network]
+latency = "1ms..5ms"  # uniform range, or a single value
+bandwidth = "1Gbps"   # per link, each direction; bits per second
+loss = 0.0            # base packet-loss probability
+
+[compute]
+step_time = "20ms"    # modeled compute time of one minibatch on a normal worker
+
+[[fault]]
+kind = "crash"            # node stops; state in memory is lost
+node = "server-1"         # nodes: server-<i>, worker-<i>, coordinator
+at = "4s"
+restart_after = "3s"      # optional; omitted = stays down
+
+[[fault]]
+kind = "partition"        # nodes in different groups cannot talk
+groups = [["server-0", "worker-0", "worker-1"], ["server-1", "coordinator"]]
+at = "2s"
+duration = "5s"           # nodes not listed stay connected to everyone
+
+[[fault]]
+kind = "clog"             # one-way: messages from -> to are held, then delivered
+from = "worker-3"
+to = "server-2"
+at = "1s"
+duration = "2s"
+
+[[fault]]
+kind = "loss"             # packet loss rate for the whole network
+rate = 0.05
+at = "0s"
+duration = "10s"
+
+[[fault]]
+kind = "straggler"        # compute takes `slowdown` times longer
+node = "worker-2"
+slowdown = 4.0
+at = "0s"
+
+[[fault]]
+kind = "slow_link"        # extra latency / lower bandwidth on one link, both ways
+between = ["worker-5", "server-0"]
+latency = "50ms"
+bandwidth = "10Mbps"
+at = "3s"
+duration = "4s"
+
+[chaos]
+crash_rate = 0.05
+partition_rate = 0.05
+clog_rate = 0.1
+straggler_rate = 0.1
+max_duration = "5s"
+until = "60s"             # no new chaos after this; liveness is judged after it
+beyond_fault_model = false
+
+[[change]]
+at = "6s"
+learning_rate = 0.05
+staleness = 1
+
+[compression]             # what a push or pull puts on the wire
+kind = "topk"             # none | topk | quantize
+ratio = 0.01              # topk: fraction of gradient entries kept per push
+bits = 8                  # quantize: 8, 4 or 1 bits per value (with a scale)
+error_feedback = true     # keep the residual on the worker, add it next time
+pull_threshold = 0.0      # servers skip values that changed less than this
+
+[check]                   # all default to true where they apply
+staleness_bound = true    # no read violates the SSP bound in force
+no_lost_updates = true    # every acknowledged push is in the final parameters
+replicas_agree = true     # replicas of a range hold equal values once quiet
+liveness = "30s"          # after the last fault heals, every live worker
+                          # advances its clock within this time
+min_accuracy = 0.93       # final test accuracy at least this
+deterministic = false     # default false (costs a second run)
+"#;
+
+const MINIMAL: &str = "name = \"m\"\n[cluster]\nservers = 2\nworkers = 3\n";
+
+fn err(text: &str) -> ScenarioError {
+    parse(text, "t.toml").expect_err("must be rejected")
+}
+
+#[test]
+fn the_contract_example_parses_with_every_field() {
+    let s = parse(CONTRACT_EXAMPLE, "example.toml").unwrap();
+    assert_eq!(s.name, "ssp-straggler");
+    assert_eq!(s.seed, 7);
+    assert_eq!(
+        (s.cluster.servers, s.cluster.replication, s.cluster.workers),
+        (4, 2, 8)
+    );
+    assert_eq!(s.cluster.checkpoint_every, Some(Duration::from_secs(2)));
+    assert_eq!(s.cluster.heartbeat_timeout, Duration::from_millis(200));
+    assert_eq!(s.training.consistency, Consistency::Ssp);
+    assert_eq!(s.training.target_accuracy, Some(0.95));
+    assert_eq!(s.network.latency_min, Duration::from_millis(1));
+    assert_eq!(s.network.latency_max, Duration::from_millis(5));
+    assert_eq!(s.network.bandwidth_bps, 1e9);
+    assert_eq!(s.faults.len(), 6);
+    assert!(matches!(
+        s.faults[0].kind,
+        FaultKind::Crash { node: NodeName::Server(1), restart_after: Some(d) } if d == Duration::from_secs(3)
+    ));
+    match &s.faults[1].kind {
+        FaultKind::Partition { groups, duration } => {
+            assert_eq!(groups.len(), 2);
+            assert!(groups[1].contains(&NodeName::Coordinator));
+            assert_eq!(*duration, Some(Duration::from_secs(5)));
+        }
+        k => panic!("{k:?}"),
+    }
+    match &s.faults[5].kind {
+        FaultKind::SlowLink {
+            between,
+            latency,
+            bandwidth_bps,
+            ..
+        } => {
+            assert_eq!(between, &[NodeName::Worker(5), NodeName::Server(0)]);
+            assert_eq!(*latency, Duration::from_millis(50));
+            assert_eq!(*bandwidth_bps, Some(1e7));
+        }
+        k => panic!("{k:?}"),
+    }
+    assert_eq!(
+        s.faults[4].kind.duration(),
+        None,
+        "a straggler without duration lasts to the end"
+    );
+    let chaos = s.chaos.as_ref().unwrap();
+    assert_eq!(
+        (chaos.clog_rate, chaos.until),
+        (0.1, Duration::from_secs(60))
+    );
+    assert_eq!(s.changes[0].staleness, Some(1));
+    assert_eq!(s.compression.ratio, 0.01);
+    assert_eq!(s.check.liveness, Some(Duration::from_secs(30)));
+    assert_eq!(s.check.min_accuracy, Some(0.93));
+}
+
+/// A scenario with the source line numbers of its faults and changes
+/// cleared (they differ between a file and its rewrite).
+fn without_lines(mut s: Scenario) -> Scenario {
+    s.faults.iter_mut().for_each(|f| f.line = 0);
+    s.changes.iter_mut().for_each(|c| c.line = 0);
+    s
+}
+
+#[test]
+fn scenarios_round_trip_through_to_toml() {
+    for text in [CONTRACT_EXAMPLE, MINIMAL] {
+        let s = parse(text, "a").unwrap();
+        let again = parse(&s.to_toml(), "b").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
+        assert_eq!(without_lines(s), without_lines(again));
+    }
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let s = parse(MINIMAL, "m").unwrap();
+    assert_eq!(s.seed, 1);
+    assert_eq!(s.training.staleness, 3);
+    assert_eq!(s.training.clocks, 100);
+    assert_eq!(s.cluster.replication, 1);
+    assert!(s.check.staleness_bound && s.check.no_lost_updates && !s.check.deterministic);
+}
+
+/// (input, expected line, substrings of the message)
+fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
+    let with = |extra: &str| format!("{MINIMAL}{extra}");
+    vec![
+        (with("colour = 1\n"), 5, vec!["unknown key \"colour\" in [cluster]", "valid keys: servers"]),
+        (format!("colour = 1\n{MINIMAL}"), 1, vec!["unknown key \"colour\" at the top level", "valid keys: name"]),
+        (
+            with("[training]\nlearning_rat = 0.1\n"),
+            6,
+            vec!["unknown key \"learning_rat\" in [training]", "learning_rate"],
+        ),
+        (with("[training]\nlearning_rate = -0.1\n"), 6, vec!["training.learning_rate", "valid: a number > 0"]),
+        (with("[training]\nclocks = \"ten\"\n"), 6, vec!["training.clocks", "expected an integer, found a string"]),
+        (with("[training]\nconsistency = \"strong\"\n"), 6, vec!["unknown value \"strong\"", "\"bsp\", \"ssp\", \"asp\""]),
+        (with("[network]\nlatency = 5\n"), 6, vec!["network.latency", "expected a string"]),
+        (with("[network]\nlatency = \"5ms..1ms\"\n"), 6, vec!["range \"5ms..1ms\" is empty"]),
+        (with("[network]\nbandwidth = \"fast\"\n"), 6, vec!["network.bandwidth", "1Gbps"]),
+        (with("[network]\nloss = 1.5\n"), 6, vec!["network.loss", "[0, 1)"]),
+        (
+            with("[[fault]]\nkind = \"crash\"\nnode = \"server-9\"\nat = \"1s\"\n"),
+            7,
+            vec!["fault[0].node", "unknown node \"server-9\"", "server-0..server-1, worker-0..worker-2, coordinator"],
+        ),
+        (
+            with("[[fault]]\nkind = \"crash\"\nnode = \"server-0\"\ngroups = []\nat = \"1s\"\n"),
+            8,
+            vec!["key \"groups\" is not valid for fault kind \"crash\"", "valid keys: kind, node, at, restart_after"],
+        ),
+        (with("[[fault]]\nkind = \"meteor\"\nat = \"1s\"\n"), 6, vec!["unknown fault kind \"meteor\"", "partition"]),
+        (with("[[fault]]\nkind = \"loss\"\nrate = 0.1\n"), 5, vec!["fault[0].at: missing"]),
+        (with("[[fault]]\nkind = \"loss\"\nrate = 0.1\nat = \"-1s\"\n"), 8, vec!["fault[0].at", "bad duration"]),
+        (
+            with("[[fault]]\nkind = \"straggler\"\nnode = \"server-0\"\nslowdown = 2.0\nat = \"0s\"\n"),
+            7,
+            vec!["a straggler must be a worker"],
+        ),
+        (
+            with("[[fault]]\nkind = \"partition\"\ngroups = [[\"server-0\"], [\"server-0\"]]\nat = \"0s\"\n"),
+            7,
+            vec!["server-0 is in more than one group"],
+        ),
+        (
+            with("[[fault]]\nkind = \"crash\"\nnode = \"server-0\"\nat = \"1s\"\n[[fault]]\nkind = \"crash\"\nnode = \"server-0\"\nat = \"2s\"\n"),
+            9,
+            vec!["server-0 crashes at 2s while it is still down from fault[0] (line 5)"],
+        ),
+        ("[cluster]\nservers = 2\n".to_string(), 1, vec!["name: missing"]),
+        ("name = \"x\"\n".to_string(), 1, vec!["[cluster]: missing"]),
+        ("name = \"x\"\n[cluster]\nservers = 2\nreplication = 3\n".to_string(), 4, vec!["need at least 3 servers"]),
+        ("name = \"x\"\n[cluster]\nservers = 99999999999\n".to_string(), 3, vec!["out of range", "1..=1024"]),
+        (with("[model]\nkind = \"logistic\"\ndataset = \"digits\"\n"), 7, vec!["use kind = \"softmax\""]),
+        (with("[model]\ndataset = \"digits\"\nkind = \"softmax\"\nfeatures = 10\n"), 8, vec!["only valid with dataset = \"synthetic\""]),
+        (with("[[change]]\nat = \"1s\"\n"), 5, vec!["at least one of learning_rate"]),
+        (with("[compression]\nbits = 3\n"), 6, vec!["valid: 1, 4 or 8"]),
+        (with("[check]\nliveness = \"soon\"\n"), 6, vec!["check.liveness", "bad duration"]),
+        ("name = \"x\"\n[cluster\nservers = 2\n".to_string(), 2, vec!["invalid TOML"]),
+        (with("[training]\nclocks = 1\nclocks = 2\n"), 7, vec!["invalid TOML"]),
+    ]
+}
+
+#[test]
+fn bad_input_is_reported_with_line_column_field_and_what_is_valid() {
+    for (text, line, needles) in cases() {
+        let e = err(&text);
+        assert_eq!(e.file, "t.toml");
+        assert_eq!(e.line, line, "wrong line for {e}\n--- input:\n{text}");
+        assert!(e.column >= 1, "{e}");
+        for n in needles {
+            assert!(
+                e.message.contains(n),
+                "{e:?} should mention {n:?}\n--- input:\n{text}"
+            );
+        }
+        // Display is `file:line:column: message`.
+        assert!(e.to_string().starts_with(&format!("t.toml:{line}:")), "{e}");
+    }
+}
+
+#[test]
+fn liveness_can_be_switched_off() {
+    let s = parse(&format!("{MINIMAL}[check]\nliveness = false\n"), "x").unwrap();
+    assert_eq!(s.check.liveness, None);
+}
+
+#[test]
+fn overrides_set_nested_keys_and_report_bad_input() {
+    let t = apply_override(MINIMAL, "training.staleness=4").unwrap();
+    assert_eq!(parse(&t, "x").unwrap().training.staleness, 4);
+    let t = apply_override(MINIMAL, "network.latency=5ms").unwrap();
+    assert_eq!(
+        parse(&t, "x").unwrap().network.latency_max,
+        Duration::from_millis(5)
+    );
+    let t = apply_override(MINIMAL, "training.consistency=\"bsp\"").unwrap();
+    assert_eq!(
+        parse(&t, "x").unwrap().training.consistency,
+        Consistency::Bsp
+    );
+    let e = apply_override(MINIMAL, "name.x=1").unwrap_err();
+    assert_eq!(e.file, "--set");
+    assert!(e.message.contains("name: is not a table"), "{e}");
+    assert!(apply_override(MINIMAL, "no-equals-sign").is_err());
+    // An override with a bad value is caught by validation, naming the key.
+    let t = apply_override(MINIMAL, "training.staleness=-1").unwrap();
+    assert!(parse(&t, "x")
+        .unwrap_err()
+        .message
+        .contains("training.staleness"));
+}
+
+/// Applies one mutation to a scenario text.
+fn mutate(text: &str, op: u8, pos: usize, pick: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = pos % text.len().max(1);
+    let at = (0..=at)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let line = pos % lines.len().max(1);
+    const JUNK: [&str; 12] = [
+        "\"x\"",
+        "-1",
+        "1e999",
+        "[]",
+        "{}",
+        "true",
+        "\"worker-99\"",
+        "\"-5s\"",
+        "nan",
+        "99999999999999999999",
+        "\"\"",
+        "0",
+    ];
+    match op % 8 {
+        0 => format!(
+            "{}{}",
+            &text[..at],
+            &text[at..].chars().skip(1).collect::<String>()
+        ),
+        1 => lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != line)
+            .map(|(_, l)| *l)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        2 => {
+            let mut v = lines.clone();
+            v.insert(line, lines.get(line).copied().unwrap_or(""));
+            v.join("\n")
+        }
+        3 => lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| match (i == line, l.split_once('=')) {
+                (true, Some((k, _))) => format!("{k}= {}", JUNK[pick % JUNK.len()]),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        4 => {
+            let mut v = lines.clone();
+            v.insert(line, "mystery_key = 3");
+            v.join("\n")
+        }
+        5 => text.replacen(['1', '2', '3', '4', '5'], "-", 1 + pick % 3),
+        6 => text
+            .replace("server-0", "server-77")
+            .replace("worker-1", "worker-x"),
+        _ => {
+            let mut b = text.as_bytes().to_vec();
+            if !b.is_empty() {
+                let i = pos % b.len();
+                b[i] = (pick % 256) as u8;
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn mutated_scenarios_never_panic_and_errors_point_at_a_line(
+        base in 0usize..2,
+        ops in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..4),
+    ) {
+        let mut text = [CONTRACT_EXAMPLE, MINIMAL][base].to_string();
+        for (op, pos, pick) in ops {
+            text = mutate(&text, op, pos, pick);
+        }
+        match parse(&text, "fuzz.toml") {
+            Ok(s) => {
+                // Whatever parses must round-trip.
+                let again = parse(&s.to_toml(), "again");
+                prop_assert!(again.is_ok(), "{:?}", again);
+                prop_assert_eq!(without_lines(s), without_lines(again.unwrap()));
+            }
+            Err(e) => {
+                prop_assert!(e.line >= 1, "{e}");
+                prop_assert!(e.column >= 1, "{e}");
+                prop_assert!(!e.message.is_empty());
+                prop_assert!(e.line <= text.lines().count().max(1) + 1, "line {} beyond the input: {e}", e.line);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = parse(&text, "bytes.toml");
+    }
+}
+
+fn pssim(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pssim"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_exits_2_on_bad_input_with_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("pssim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("{MINIMAL}[training]\nclocks = -3\n")).unwrap();
+    let bad = bad.to_str().unwrap();
+    let (code, _, stderr) = pssim(&["run", bad]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{bad}:6:10: training.clocks")),
+        "{stderr}"
+    );
+    let (code, _, stderr) = pssim(&["check", bad]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, _) = pssim(&["run", "/nonexistent/x.toml"]);
+    assert_eq!(code, 2);
+    let (code, _, _) = pssim(&["run", "scenarios/default.toml", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    let (code, _, stderr) = pssim(&["run", "scenarios/default.toml", "--bug", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("known bugs"), "{stderr}");
+    let (code, _, stderr) = pssim(&[
+        "run",
+        "scenarios/default.toml",
+        "--set",
+        "training.staleness=-1",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, stdout, _) = pssim(&["check", "scenarios/default.toml"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("ok"));
+}
