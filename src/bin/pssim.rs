@@ -46,6 +46,12 @@ enum Cmd {
     },
     /// List the planted protocol bugs (`--bug NAME`).
     Bugs,
+    /// Measure performance against baselines taken in the same run.
+    Bench {
+        /// Also write the measurements as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
             }
             0
         }
+        Some(Cmd::Bench { json }) => bench(json.as_deref()),
     };
     ExitCode::from(code as u8)
 }
@@ -185,4 +192,21 @@ fn check(files: &[PathBuf]) -> i32 {
         }
     }
     code
+}
+
+fn bench(json: Option<&Path>) -> i32 {
+    let default = match scenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    let ms = pssim::bench::run_all(&default);
+    print!("{}", pssim::bench::table(&ms));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&ms).expect("measurements serialize");
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
+        }
+    }
+    0
 }
