@@ -36,4 +36,5 @@ pub mod outcome;
 pub mod scenario;
 pub mod sim;
 pub mod summary;
+pub mod sweep;
 pub mod trace;

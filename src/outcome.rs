@@ -2,6 +2,7 @@
 //! (`pssim run --json`) plus the series behind the summary and the plots.
 
 use crate::check::{Report, Status};
+use crate::sim::faults::Origin;
 use crate::sim::metrics::{Bucket, KindStats};
 use crate::sim::observer::Sample;
 use serde::Serialize;
@@ -79,6 +80,28 @@ pub struct Outcome {
     pub series_interval_s: f64,
     /// Messages and bytes per message kind.
     pub message_kinds: BTreeMap<String, KindStats>,
+    /// Every fault of the run (scenario and chaos), by start time.
+    pub faults: Vec<FaultRecord>,
+    /// What `[chaos]` chose for this seed (swarm testing), if it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<String>,
+}
+
+/// One fault of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    /// Its `kind`.
+    pub kind: &'static str,
+    /// Nodes it names.
+    pub nodes: Vec<String>,
+    /// Simulated second it starts.
+    pub start_s: f64,
+    /// Simulated second it heals (`None`: never).
+    pub end_s: Option<f64>,
+    /// `[[fault]]` or `[chaos]`.
+    pub origin: Origin,
+    /// Its parameters, readable.
+    pub detail: String,
 }
 
 impl Outcome {

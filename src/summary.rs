@@ -66,6 +66,41 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
     if let (Some(target), Some(tt)) = (o.target_accuracy, o.time_to_target_s) {
         let _ = writeln!(s, "             reached target {target:.4} at {tt:.3} s");
     }
+    if let Some(sw) = &o.swarm {
+        let _ = writeln!(s, "  chaos      swarm: {sw}");
+    }
+    if !o.faults.is_empty() {
+        let _ = writeln!(
+            s,
+            "  faults     {} (start → end, simulated seconds)",
+            o.faults.len()
+        );
+        const SHOWN: usize = 12;
+        for f in o.faults.iter().take(SHOWN) {
+            let end = match f.end_s {
+                Some(e) if e <= o.sim_time_s => format!("{e:>8.3}"),
+                Some(e) => format!("{e:>8.3} (after the run)"),
+                None => "   never".to_string(),
+            };
+            let origin = match f.origin {
+                crate::sim::faults::Origin::Chaos => " [chaos]",
+                crate::sim::faults::Origin::Scenario => "",
+            };
+            let nodes = if f.nodes.len() > 4 {
+                format!("{} nodes", f.nodes.len())
+            } else {
+                f.nodes.join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "    {:>8.3} → {end}  {:<10} {nodes}: {}{origin}",
+                f.start_s, f.kind, f.detail
+            );
+        }
+        if o.faults.len() > SHOWN {
+            let _ = writeln!(s, "    ... and {} more", o.faults.len() - SHOWN);
+        }
+    }
     let _ = writeln!(s, "  checks");
     for (name, status) in &o.checks {
         let detail = check_detail(name, o);

@@ -3,6 +3,7 @@
 //! the checkers, and optionally writes the JSON Lines trace of
 //! ../shared/scenario-format.md.
 
+use crate::check::liveness::LivenessCheck;
 use crate::check::staleness::StalenessCheck;
 use crate::check::updates::UpdatesCheck;
 use crate::core::Event;
@@ -38,6 +39,8 @@ pub struct Recorder {
     pub staleness: StalenessCheck,
     /// The `no_lost_updates` checker (and lost/duplicated counts).
     pub updates: UpdatesCheck,
+    /// The `liveness` checker.
+    pub liveness: LivenessCheck,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -58,6 +61,7 @@ impl Recorder {
             kept: None,
             staleness: StalenessCheck::new(workers),
             updates: UpdatesCheck::new(ranges),
+            liveness: LivenessCheck::new(workers),
         }
     }
 
@@ -92,6 +96,7 @@ impl Recorder {
         }
         self.staleness.observe(t, ev);
         self.updates.observe(ev);
+        self.liveness.observe(t, ev);
         if let Some(sink) = &mut self.sink {
             if sink.error.is_none() && (sink.low_level || !ev.is_low_level()) {
                 let line = Line {

@@ -4,6 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use pssim::core::{Bug, Bugs};
 use pssim::scenario::{self, Scenario, ScenarioError};
 use pssim::sim::{self, RunOptions};
+use pssim::sweep;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -44,6 +46,13 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run one simulation per seed, in parallel, and summarize.
+    Sweep {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        args: SweepArgs,
+    },
     /// List the planted protocol bugs (`--bug NAME`).
     Bugs,
     /// Measure performance against baselines taken in the same run.
@@ -52,6 +61,34 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Clone)]
+struct SweepArgs {
+    /// Seeds: `A..B` (B excluded) or `A..=B`.
+    #[arg(long, value_name = "A..B")]
+    seeds: String,
+    /// Parallel runs (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Run only the I-th of N contiguous slices of the seeds (I from 0).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Print the sweep summary as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Write runs.csv (one row per seed) and summary.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Switch on a planted protocol bug; repeatable.
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
+    /// Override a scenario key; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Run each seed twice and compare trace hashes.
+    #[arg(long)]
+    check_determinism: bool,
 }
 
 #[derive(Args, Clone, Default)]
@@ -91,6 +128,10 @@ fn main() -> ExitCode {
             Err(e) => bad_input(&e),
         },
         Some(Cmd::Check { files }) => check(&files),
+        Some(Cmd::Sweep { file, args }) => match read(&file) {
+            Ok(text) => sweep(&file.display().to_string(), &text, &args),
+            Err(e) => bad_input(&e),
+        },
         Some(Cmd::Bugs) => {
             println!("{:<20} {:<16} what it breaks", "bug", "caught by");
             for b in Bug::ALL {
@@ -131,13 +172,10 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return bad_input(&e),
     };
-    let mut bugs = Bugs::NONE;
-    for name in &args.bugs {
-        match name.parse::<Bug>() {
-            Ok(b) => bugs = bugs.with(b),
-            Err(e) => return bad_input(&format!("--bug: {e}")),
-        }
-    }
+    let bugs = match parse_bugs(&args.bugs) {
+        Ok(b) => b,
+        Err(e) => return bad_input(&e),
+    };
     if args.check_determinism {
         scn.check.deterministic = true;
     }
@@ -148,6 +186,7 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
         trace_low_level: args.trace_all,
         keep_events: false,
         source: source.to_string(),
+        sets: args.sets.clone(),
     };
     let result = sim::run(&scn, &opts);
     let o = &result.outcome;
@@ -164,6 +203,101 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
         }
     }
     o.exit_code()
+}
+
+fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
+    let mut bugs = Bugs::NONE;
+    for name in names {
+        bugs = bugs.with(name.parse::<Bug>().map_err(|e| format!("--bug: {e}"))?);
+    }
+    Ok(bugs)
+}
+
+fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
+    let mut scn = match load(source, text, &args.sets) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    if args.check_determinism {
+        scn.check.deterministic = true;
+    }
+    let parsed = (|| {
+        let bugs = parse_bugs(&args.bugs)?;
+        let all = sweep::parse_seeds(&args.seeds).map_err(|e| format!("--seeds: {e}"))?;
+        let shard = args
+            .shard
+            .as_deref()
+            .map(sweep::parse_shard)
+            .transpose()
+            .map_err(|e| format!("--shard: {e}"))?;
+        let seeds = match shard {
+            Some((i, n)) => sweep::shard(all, i, n),
+            None => all,
+        };
+        if args.jobs == Some(0) {
+            return Err("--jobs: must be at least 1".to_string());
+        }
+        Ok((bugs, seeds, shard))
+    })();
+    let (bugs, seeds, shard) = match parsed {
+        Ok(p) => p,
+        Err(e) => return bad_input(&e),
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = sweep::SweepOptions {
+        seeds: seeds.clone(),
+        shard,
+        jobs,
+        run: RunOptions {
+            bugs,
+            source: source.to_string(),
+            sets: args.sets.clone(),
+            ..RunOptions::default()
+        },
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds · {per_sec} · eta {eta} · {msg}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    let tick = |row: &sweep::Row| {
+        if !row.passed {
+            let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            bar.set_message(format!("{n} failed"));
+        }
+        bar.inc(1);
+    };
+    let (rows, summary) = sweep::sweep(&scn, &opts, &tick);
+    bar.finish_and_clear();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).expect("summary serializes")
+        );
+    } else {
+        print!("{}", sweep::render(&summary));
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = sweep::write(dir, &rows, &summary) {
+            eprintln!("error: writing {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    if summary.failed == 0 {
+        0
+    } else {
+        1
+    }
 }
 
 fn write_out(dir: &Path, o: &pssim::outcome::Outcome, summary: &str) -> std::io::Result<()> {

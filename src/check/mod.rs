@@ -10,6 +10,7 @@ pub mod accuracy;
 pub mod determinism;
 pub mod intervals;
 pub mod lineage;
+pub mod liveness;
 pub mod staleness;
 pub mod updates;
 
@@ -89,6 +90,20 @@ pub enum Violation {
         /// Required.
         min: f64,
     },
+    /// A live worker made no progress for the liveness window after the
+    /// last fault healed.
+    Stalled {
+        /// The worker.
+        worker: WorkerId,
+        /// Its last progress (or the heal, if later).
+        since: Duration,
+        /// When it was judged stalled.
+        now: Duration,
+        /// When the last fault healed.
+        heal: Duration,
+        /// The liveness window.
+        window: Duration,
+    },
     /// Two runs of the same seed differ.
     Nondeterministic {
         /// Hash of the first run.
@@ -140,6 +155,21 @@ impl fmt::Display for Violation {
             Violation::LowAccuracy { accuracy, min } => {
                 write!(f, "final test accuracy {accuracy:.4} is below min_accuracy {min:.4}")
             }
+            Violation::Stalled {
+                worker,
+                since,
+                now,
+                heal,
+                window,
+            } => write!(
+                f,
+                "worker-{worker} made no progress from {:.3}s to {:.3}s, more than the liveness \
+                 window of {:.3}s (the last fault healed at {:.3}s)",
+                since.as_secs_f64(),
+                now.as_secs_f64(),
+                window.as_secs_f64(),
+                heal.as_secs_f64()
+            ),
             Violation::Nondeterministic {
                 first,
                 second,

@@ -2,7 +2,9 @@
 //!
 //! A read by worker `v` at clock `c` under bound `s` must see, for every
 //! member `w`, every update of `w` of clocks `start_w ..= c - s - 1`, where
-//! `start_w` is the clock `w` was (re)admitted at. The checker rebuilds
+//! `start_w` is the clock `w` was (re)admitted at. Updates count per life:
+//! a restarted worker is a new incarnation, and only pushes of the admitted
+//! incarnation (the `seq`'s incarnation) count for it. The checker rebuilds
 //! what each replica has applied from `push_applied` events and follows
 //! membership from `worker_admitted` / `worker_removed`; it never looks at
 //! a server's own clock table.
@@ -22,12 +24,12 @@ use std::time::Duration;
 /// The checker.
 #[derive(Debug)]
 pub struct StalenessCheck {
-    /// Members and the first clock counted for each.
-    members: BTreeMap<WorkerId, u32>,
-    /// Per replica: per worker, the clocks applied.
-    applied: Lineage<BTreeMap<WorkerId, IntervalSet>>,
-    /// Per (range, worker): clocks acknowledged so far.
-    acked: BTreeMap<(RangeId, WorkerId), IntervalSet>,
+    /// Members: incarnation admitted and the first clock counted.
+    members: BTreeMap<WorkerId, (u32, u32)>,
+    /// Per replica: per (worker, incarnation), the clocks applied.
+    applied: Lineage<BTreeMap<(WorkerId, u32), IntervalSet>>,
+    /// Per (range, worker, incarnation): clocks acknowledged so far.
+    acked: BTreeMap<(RangeId, WorkerId, u32), IntervalSet>,
     reads: u64,
     violations: Violations,
 }
@@ -36,7 +38,7 @@ impl StalenessCheck {
     /// A checker for a job whose workers `0..workers` start at clock 0.
     pub fn new(workers: u32) -> StalenessCheck {
         StalenessCheck {
-            members: (0..workers).map(|w| (w, 0)).collect(),
+            members: (0..workers).map(|w| (w, (0, 0))).collect(),
             applied: Lineage::default(),
             acked: BTreeMap::new(),
             reads: 0,
@@ -48,8 +50,12 @@ impl StalenessCheck {
     pub fn observe(&mut self, t: Duration, ev: &Event) {
         self.applied.observe(ev);
         match *ev {
-            Event::WorkerAdmitted { worker, clock, .. } => {
-                self.members.insert(worker, clock.0);
+            Event::WorkerAdmitted {
+                worker,
+                incarnation,
+                clock,
+            } => {
+                self.members.insert(worker, (incarnation, clock.0));
             }
             Event::WorkerRemoved { worker, .. } => {
                 self.members.remove(&worker);
@@ -58,23 +64,23 @@ impl StalenessCheck {
                 server,
                 range,
                 worker,
+                seq,
                 clock,
-                ..
             } => {
                 let rep = self.applied.get_mut(server, range);
                 rep.state
-                    .entry(worker)
+                    .entry((worker, seq.incarnation))
                     .or_default()
                     .insert(u64::from(clock.0));
             }
             Event::PushAcked {
                 worker,
                 range,
+                seq,
                 clock,
-                ..
             } => {
                 self.acked
-                    .entry((range, worker))
+                    .entry((range, worker, seq.incarnation))
                     .or_default()
                     .insert(u64::from(clock.0));
             }
@@ -91,13 +97,13 @@ impl StalenessCheck {
                 };
                 let rep = self.applied.get_mut(server, range);
                 let lost_history = rep.lost_history;
-                for (&w, &start) in &self.members {
+                for (&w, &(inc, start)) in &self.members {
                     if start > last_needed {
                         continue;
                     }
                     let empty = IntervalSet::default();
-                    let have = rep.state.get(&w).unwrap_or(&empty);
-                    let acked = self.acked.get(&(range, w)).unwrap_or(&empty);
+                    let have = rep.state.get(&(w, inc)).unwrap_or(&empty);
+                    let acked = self.acked.get(&(range, w, inc)).unwrap_or(&empty);
                     let missing = have
                         .gaps(u64::from(start), u64::from(last_needed) + 1)
                         .into_iter()

@@ -1,11 +1,32 @@
-//! The coordinator: tracks every node's heartbeats and each worker's
-//! progress, and owns the view and the membership.
+//! The coordinator: failure detection and membership.
+//!
+//! - **Removal.** A member worker not heard from for `heartbeat_timeout` is
+//!   removed: a new membership version without it is published to every
+//!   server, so consistency gates stop waiting for it (`worker_removed`).
+//! - **Replacement.** A heartbeat from a newer incarnation of a member
+//!   means its old life is dead: the old life is removed
+//!   (`worker_removed`) and the new one admitted, in one membership version.
+//! - **Admission** (two-phase). A worker that is not a member (restarted
+//!   with a new incarnation, or removed while cut off and now back) is
+//!   admitted at `start_clock = max(its clock, lowest clock among the other
+//!   members)` (members not heard from since a coordinator restart are left
+//!   out: their clocks are unknown), and never below an earlier admission
+//!   of the same life (servers may count its clocks up to there already): the coordinator publishes the membership with it, waits
+//!   until every server acknowledged that version, and only then reports
+//!   `worker_admitted` and sends `Admit` to the worker. So no server counts
+//!   the worker later than the event says, and no read can be judged against
+//!   a membership a server had not seen.
+//! - **Durable state.** Membership and view are persisted on every change;
+//!   a restarted coordinator recovers them and never reuses or lowers a
+//!   version. While it is down, training continues on the current
+//!   membership; no one is removed or admitted.
 
 use super::config::ProtocolConfig;
+use super::event::Event;
 use super::ids::{Clock, NodeId, WorkerId};
 use super::msg::Message;
-use super::view::{Membership, View};
-use super::{Command, Timer};
+use super::view::{Member, Membership, View};
+use super::{Command, Durable, Timer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +42,30 @@ pub struct WorkerStatus {
     pub done: bool,
     /// When it was last heard from.
     pub last_seen: Duration,
+    /// Whether `clock` was heard in this life of the coordinator (after a
+    /// restart, statuses are placeholders until the first heartbeat).
+    pub heard: bool,
+}
+
+/// What the coordinator keeps on durable storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorState {
+    /// The membership.
+    pub membership: Membership,
+    /// The view.
+    pub view: View,
+    /// Per worker, its last admission (members or not): a life is never
+    /// re-admitted at a lower clock than before, since servers may already
+    /// count its clocks up to there.
+    pub admitted: BTreeMap<WorkerId, Member>,
+}
+
+/// An admission waiting for servers to acknowledge its membership version.
+#[derive(Clone, Copy, Debug)]
+struct Admission {
+    incarnation: u32,
+    start_clock: Clock,
+    version: u64,
 }
 
 /// The coordinator node.
@@ -30,17 +75,28 @@ pub struct Coordinator {
     view: View,
     membership: Membership,
     workers: BTreeMap<WorkerId, WorkerStatus>,
-    servers_seen: BTreeMap<u32, Duration>,
+    /// Per server: when last heard from, and the membership version it holds.
+    servers: BTreeMap<u32, (Duration, u64)>,
+    pending: BTreeMap<WorkerId, Admission>,
+    admitted: BTreeMap<WorkerId, Member>,
 }
 
 impl Coordinator {
-    /// The coordinator of a fresh job.
-    pub fn new(cfg: Arc<ProtocolConfig>) -> Coordinator {
-        Coordinator {
-            view: View::initial(cfg.servers, cfg.replication),
+    /// The coordinator of a fresh job, or one recovering `state` from
+    /// durable storage after a crash.
+    pub fn new(cfg: Arc<ProtocolConfig>, state: Option<CoordinatorState>) -> Coordinator {
+        let state = state.unwrap_or_else(|| CoordinatorState {
             membership: Membership::initial(cfg.workers),
+            view: View::initial(cfg.servers, cfg.replication),
+            admitted: BTreeMap::new(),
+        });
+        Coordinator {
+            view: state.view,
+            membership: state.membership,
+            admitted: state.admitted,
             workers: BTreeMap::new(),
-            servers_seen: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            pending: BTreeMap::new(),
             cfg,
         }
     }
@@ -60,16 +116,28 @@ impl Coordinator {
         &self.workers
     }
 
-    /// Whether every worker reported that it finished.
-    pub fn all_done(&self) -> bool {
-        self.workers.len() == self.cfg.workers as usize && self.workers.values().all(|w| w.done)
+    /// Starts the failure detector. Every member gets a full timeout of
+    /// grace from now (a fresh start, or a recovery after a crash).
+    pub fn on_start(&mut self, now: Duration, out: &mut Vec<Command>) {
+        for (&w, m) in &self.membership.members {
+            self.workers.insert(
+                w,
+                WorkerStatus {
+                    incarnation: m.incarnation,
+                    clock: m.start_clock,
+                    done: false,
+                    last_seen: now,
+                    heard: false,
+                },
+            );
+        }
+        self.arm(out);
     }
 
-    /// Starts the failure detector's clock.
-    pub fn on_start(&mut self, _now: Duration, out: &mut Vec<Command>) {
+    fn arm(&self, out: &mut Vec<Command>) {
         out.push(Command::SetTimer {
             timer: Timer::FailureCheck,
-            after: self.cfg.heartbeat_timeout,
+            after: self.cfg.heartbeat_interval,
         });
     }
 
@@ -79,42 +147,402 @@ impl Coordinator {
         now: Duration,
         from: NodeId,
         msg: Message,
-        _out: &mut Vec<Command>,
+        out: &mut Vec<Command>,
     ) {
         match msg {
             Message::WorkerHeartbeat {
                 worker,
                 incarnation,
                 clock,
+                joining,
                 done,
-                ..
-            } => {
-                self.workers.insert(
-                    worker,
-                    WorkerStatus {
-                        incarnation,
-                        clock,
-                        done,
-                        last_seen: now,
-                    },
-                );
-            }
-            Message::ServerHeartbeat { .. } => {
+            } => self.on_worker_heartbeat(now, worker, incarnation, clock, joining, done, out),
+            Message::ServerHeartbeat { membership, .. } => {
                 if let Some(s) = from.server() {
-                    self.servers_seen.insert(s, now);
+                    self.servers.insert(s, (now, membership));
+                    if membership < self.membership.version {
+                        self.send_membership(from, out);
+                    }
+                    self.complete_admissions(out);
+                }
+            }
+            Message::MembershipAck { version } => {
+                if let Some(s) = from.server() {
+                    let entry = self.servers.entry(s).or_insert((now, 0));
+                    entry.0 = now;
+                    entry.1 = version;
+                    self.complete_admissions(out);
                 }
             }
             _ => {}
         }
     }
 
-    /// Handles a timer.
-    pub fn on_timer(&mut self, _now: Duration, timer: Timer, out: &mut Vec<Command>) {
-        if timer == Timer::FailureCheck {
-            out.push(Command::SetTimer {
-                timer: Timer::FailureCheck,
-                after: self.cfg.heartbeat_timeout,
-            });
+    #[allow(clippy::too_many_arguments)]
+    fn on_worker_heartbeat(
+        &mut self,
+        now: Duration,
+        worker: WorkerId,
+        incarnation: u32,
+        clock: Clock,
+        joining: bool,
+        done: bool,
+        out: &mut Vec<Command>,
+    ) {
+        if worker >= self.cfg.workers {
+            return;
         }
+        if let Some(s) = self.workers.get(&worker) {
+            if incarnation < s.incarnation {
+                return; // A late heartbeat of an earlier life.
+            }
+        }
+        self.workers.insert(
+            worker,
+            WorkerStatus {
+                incarnation,
+                clock,
+                done,
+                last_seen: now,
+                heard: true,
+            },
+        );
+        match self.membership.members.get(&worker) {
+            Some(m) if m.incarnation == incarnation => {
+                if joining {
+                    // Admitted, but the worker missed the Admit: resend.
+                    out.push(self.admit_message(worker, m.incarnation, m.start_clock));
+                }
+            }
+            _ => {
+                let pending = self
+                    .pending
+                    .get(&worker)
+                    .is_some_and(|a| a.incarnation == incarnation);
+                if !pending {
+                    self.begin_admission(worker, incarnation, clock, out);
+                }
+            }
+        }
+    }
+
+    fn begin_admission(
+        &mut self,
+        worker: WorkerId,
+        incarnation: u32,
+        clock: Clock,
+        out: &mut Vec<Command>,
+    ) {
+        let others = self
+            .membership
+            .members
+            .keys()
+            .filter(|&&w| w != worker)
+            .filter_map(|w| self.workers.get(w).filter(|s| s.heard).map(|s| s.clock))
+            .min();
+        let floor = self
+            .admitted
+            .get(&worker)
+            .filter(|m| m.incarnation == incarnation)
+            .map_or(Clock(0), |m| m.start_clock);
+        let start_clock = clock
+            .max(others.unwrap_or(clock))
+            .min(Clock(self.cfg.clocks))
+            .max(floor);
+        self.admitted.insert(
+            worker,
+            Member {
+                incarnation,
+                start_clock,
+            },
+        );
+        if let Some(s) = self.workers.get_mut(&worker) {
+            // Later admissions count it at the clock it is admitted at.
+            s.clock = start_clock;
+        }
+        if let Some(old) = self.membership.members.get(&worker) {
+            // A new life of a member: its old life is dead, and stops
+            // counting as soon as servers see the new membership.
+            out.push(Command::Emit(Event::WorkerRemoved {
+                worker,
+                incarnation: old.incarnation,
+            }));
+        }
+        self.membership.members.insert(
+            worker,
+            Member {
+                incarnation,
+                start_clock,
+            },
+        );
+        self.membership.version += 1;
+        self.pending.insert(
+            worker,
+            Admission {
+                incarnation,
+                start_clock,
+                version: self.membership.version,
+            },
+        );
+        self.publish(out);
+        self.complete_admissions(out);
+    }
+
+    /// Persists the membership and sends it to every server.
+    fn publish(&self, out: &mut Vec<Command>) {
+        out.push(Command::Persist(Durable::Coordinator(CoordinatorState {
+            membership: self.membership.clone(),
+            view: self.view.clone(),
+            admitted: self.admitted.clone(),
+        })));
+        for s in 0..self.cfg.servers {
+            self.send_membership(NodeId::Server(s), out);
+        }
+    }
+
+    fn send_membership(&self, to: NodeId, out: &mut Vec<Command>) {
+        out.push(Command::Send {
+            to,
+            msg: Message::MembershipUpdate(self.membership.clone()),
+        });
+    }
+
+    fn admit_message(&self, worker: WorkerId, incarnation: u32, start_clock: Clock) -> Command {
+        Command::Send {
+            to: NodeId::Worker(worker),
+            msg: Message::Admit {
+                incarnation,
+                start_clock,
+                view: self.view.clone(),
+            },
+        }
+    }
+
+    /// Completes the admissions whose membership every server holds.
+    fn complete_admissions(&mut self, out: &mut Vec<Command>) {
+        let acked = (0..self.cfg.servers)
+            .map(|s| self.servers.get(&s).map_or(0, |&(_, v)| v))
+            .min()
+            .unwrap_or(u64::MAX);
+        let done: Vec<WorkerId> = self
+            .pending
+            .iter()
+            .filter(|(_, a)| a.version <= acked)
+            .map(|(&w, _)| w)
+            .collect();
+        for w in done {
+            let a = self.pending.remove(&w).expect("listed");
+            // The worker may have been removed again meanwhile.
+            if self
+                .membership
+                .members
+                .get(&w)
+                .is_some_and(|m| m.incarnation == a.incarnation)
+            {
+                out.push(Command::Emit(Event::WorkerAdmitted {
+                    worker: w,
+                    incarnation: a.incarnation,
+                    clock: a.start_clock,
+                }));
+                out.push(self.admit_message(w, a.incarnation, a.start_clock));
+            }
+        }
+    }
+
+    /// Handles a timer.
+    pub fn on_timer(&mut self, now: Duration, timer: Timer, out: &mut Vec<Command>) {
+        if timer != Timer::FailureCheck {
+            return;
+        }
+        let dead: Vec<(WorkerId, u32)> = self
+            .membership
+            .members
+            .iter()
+            .filter(|(w, _)| {
+                self.workers
+                    .get(w)
+                    .is_none_or(|s| now.saturating_sub(s.last_seen) > self.cfg.heartbeat_timeout)
+            })
+            .map(|(&w, m)| (w, m.incarnation))
+            .collect();
+        for &(w, incarnation) in &dead {
+            self.membership.members.remove(&w);
+            self.pending.remove(&w);
+            out.push(Command::Emit(Event::WorkerRemoved {
+                worker: w,
+                incarnation,
+            }));
+        }
+        if !dead.is_empty() {
+            self.membership.version += 1;
+            self.publish(out);
+        } else if !self.pending.is_empty() {
+            // Servers that have not acknowledged a pending admission get the
+            // membership again (the update or its ack may have been lost).
+            for s in 0..self.cfg.servers {
+                if self
+                    .servers
+                    .get(&s)
+                    .is_none_or(|&(_, v)| v < self.membership.version)
+                {
+                    self.send_membership(NodeId::Server(s), out);
+                }
+            }
+        }
+        self.arm(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Bugs, Consistency, Hyper, RangeMap, Schedule};
+
+    fn cfg() -> Arc<ProtocolConfig> {
+        Arc::new(ProtocolConfig {
+            servers: 2,
+            workers: 2,
+            replication: 1,
+            ranges: RangeMap::new(10, 2),
+            clocks: 100,
+            schedule: Schedule::constant(Hyper {
+                consistency: Consistency::Ssp(1),
+                learning_rate: 0.1,
+                batch_size: 1,
+            }),
+            request_timeout: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_millis(50),
+            heartbeat_timeout: Duration::from_millis(200),
+            bugs: Bugs::NONE,
+        })
+    }
+
+    fn ms(x: u64) -> Duration {
+        Duration::from_millis(x)
+    }
+
+    fn hb(
+        c: &mut Coordinator,
+        now: u64,
+        w: WorkerId,
+        inc: u32,
+        clock: u32,
+        joining: bool,
+    ) -> Vec<Command> {
+        let mut out = Vec::new();
+        let msg = Message::WorkerHeartbeat {
+            worker: w,
+            incarnation: inc,
+            clock: Clock(clock),
+            joining,
+            done: false,
+        };
+        c.on_message(ms(now), NodeId::Worker(w), msg, &mut out);
+        out
+    }
+
+    fn events(out: &[Command]) -> Vec<&Event> {
+        out.iter()
+            .filter_map(|c| match c {
+                Command::Emit(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn silent_workers_are_removed() {
+        let mut c = Coordinator::new(cfg(), None);
+        let mut out = Vec::new();
+        c.on_start(ms(0), &mut out);
+        hb(&mut c, 150, 0, 0, 3, false);
+        out.clear();
+        c.on_timer(ms(250), Timer::FailureCheck, &mut out);
+        assert_eq!(
+            events(&out),
+            vec![&Event::WorkerRemoved {
+                worker: 1,
+                incarnation: 0
+            }]
+        );
+        assert!(!c.membership().members.contains_key(&1));
+        assert_eq!(c.membership().version, 2);
+        assert!(out.iter().any(|c| matches!(c, Command::Persist(_))));
+    }
+
+    #[test]
+    fn a_restarted_worker_is_admitted_only_after_every_server_acknowledged() {
+        let mut c = Coordinator::new(cfg(), None);
+        let mut out = Vec::new();
+        c.on_start(ms(0), &mut out);
+        hb(&mut c, 10, 0, 0, 7, false);
+        let out = hb(&mut c, 20, 1, 1, 0, true);
+        assert_eq!(
+            events(&out),
+            vec![&Event::WorkerRemoved {
+                worker: 1,
+                incarnation: 0
+            }],
+            "the old life goes at once; no admission before the servers hold it"
+        );
+        let v = c.membership().version;
+        assert_eq!(
+            c.membership().members[&1],
+            Member {
+                incarnation: 1,
+                start_clock: Clock(7)
+            }
+        );
+        let mut out = Vec::new();
+        c.on_message(
+            ms(30),
+            NodeId::Server(0),
+            Message::MembershipAck { version: v },
+            &mut out,
+        );
+        assert!(events(&out).is_empty());
+        c.on_message(
+            ms(31),
+            NodeId::Server(1),
+            Message::MembershipAck { version: v },
+            &mut out,
+        );
+        assert_eq!(
+            events(&out),
+            vec![&Event::WorkerAdmitted {
+                worker: 1,
+                incarnation: 1,
+                clock: Clock(7)
+            }]
+        );
+        assert!(out.iter().any(|c| matches!(
+            c,
+            Command::Send {
+                to: NodeId::Worker(1),
+                msg: Message::Admit {
+                    start_clock: Clock(7),
+                    ..
+                }
+            }
+        )));
+    }
+
+    #[test]
+    fn a_recovered_coordinator_keeps_its_versions() {
+        let mut c = Coordinator::new(cfg(), None);
+        let mut out = Vec::new();
+        c.on_start(ms(0), &mut out);
+        c.on_timer(ms(500), Timer::FailureCheck, &mut out);
+        let state = out
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                Command::Persist(Durable::Coordinator(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let again = Coordinator::new(cfg(), Some(state));
+        assert_eq!(again.membership().version, c.membership().version);
+        assert!(again.membership().members.is_empty());
     }
 }

@@ -97,6 +97,13 @@ pub enum Event {
         /// Staleness bound in force (`None` under ASP).
         bound: Option<u32>,
     },
+    /// A worker starts computing a clock.
+    WorkerClock {
+        /// The worker.
+        worker: WorkerId,
+        /// The clock it starts.
+        clock: Clock,
+    },
     /// A worker finished all its clocks.
     WorkerDone {
         /// The worker.
@@ -187,6 +194,7 @@ impl Event {
             Event::PushApplied { .. } => "push_applied",
             Event::PushAcked { .. } => "push_acked",
             Event::PullAnswered { .. } => "pull_answered",
+            Event::WorkerClock { .. } => "worker_clock",
             Event::WorkerDone { .. } => "worker_done",
             Event::Deliver { .. } => "deliver",
             Event::Drop { .. } => "drop",

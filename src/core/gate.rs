@@ -16,9 +16,14 @@ use super::view::Membership;
 use std::collections::BTreeMap;
 
 /// Per-range visibility of each worker's clocks.
+///
+/// Entries are per worker *life*: a worker that restarts is a new
+/// incarnation whose clocks start over, so when the membership admits a
+/// newer incarnation its entry restarts at the admitted clock, and pushes
+/// or pulls of an older incarnation still in flight count for nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClockTable {
-    done: BTreeMap<WorkerId, Clock>,
+    done: BTreeMap<WorkerId, (u32, Clock)>,
 }
 
 /// Why a read must wait: the first member whose updates are not visible.
@@ -42,35 +47,43 @@ impl ClockTable {
     }
 
     /// Pushes of clocks `< start_clock` of newly admitted members do not
-    /// exist: count them as done.
+    /// exist: count them as done. A newer incarnation than the one known
+    /// starts over at its start clock.
     pub fn admit(&mut self, m: &Membership) {
         for (&w, member) in &m.members {
-            self.record_progress(w, member.start_clock);
+            self.record_progress(w, member.incarnation, member.start_clock);
         }
     }
 
-    /// A push of `worker` for `clock` is now applied here.
-    pub fn record_push(&mut self, worker: WorkerId, clock: Clock) {
-        self.record_progress(worker, clock.next());
+    /// A push of `worker` (in life `incarnation`) for `clock` is now
+    /// applied here.
+    pub fn record_push(&mut self, worker: WorkerId, incarnation: u32, clock: Clock) {
+        self.record_progress(worker, incarnation, clock.next());
     }
 
-    /// Evidence that `worker` has completed every clock `< done` elsewhere
-    /// or in an earlier life of this replica. A worker pulls clock `c` only
-    /// after every range acknowledged its pushes of clocks `< c`, so a pull
-    /// is such evidence. It only matters after this replica lost its state;
-    /// the updates it lost are counted by the `no_lost_updates` check.
-    pub fn record_progress(&mut self, worker: WorkerId, done: Clock) {
-        let d = self.done.entry(worker).or_default();
-        *d = (*d).max(done);
+    /// Evidence that `worker`, in life `incarnation`, has completed every
+    /// clock `< done` (elsewhere, or in an earlier life of this replica). A
+    /// worker pulls clock `c` only after every range acknowledged its pushes
+    /// of clocks `< c`, so a pull is such evidence. It only matters after
+    /// this replica lost its state; the updates it lost are counted by the
+    /// `no_lost_updates` check. Evidence from an older life is ignored.
+    pub fn record_progress(&mut self, worker: WorkerId, incarnation: u32, done: Clock) {
+        let e = self.done.entry(worker).or_insert((incarnation, done));
+        match e.0.cmp(&incarnation) {
+            std::cmp::Ordering::Less => *e = (incarnation, done),
+            std::cmp::Ordering::Equal => e.1 = e.1.max(done),
+            std::cmp::Ordering::Greater => {}
+        }
     }
 
-    /// Clocks of `worker` visible here.
+    /// Clocks of `worker`'s latest known life visible here.
     pub fn done(&self, worker: WorkerId) -> Option<Clock> {
-        self.done.get(&worker).copied()
+        self.done.get(&worker).map(|&(_, d)| d)
     }
 
-    /// The whole table, for state transfer and checks.
-    pub fn entries(&self) -> &BTreeMap<WorkerId, Clock> {
+    /// The whole table (incarnation, clocks done), for state transfer and
+    /// checks.
+    pub fn entries(&self) -> &BTreeMap<WorkerId, (u32, Clock)> {
         &self.done
     }
 
@@ -123,10 +136,10 @@ mod tests {
         let m = members(2);
         let mut t = ClockTable::from_membership(&m);
         assert!(t.check(Clock(0), Some(0), &m, Bugs::NONE).is_ok());
-        t.record_push(0, Clock(0));
+        t.record_push(0, 0, Clock(0));
         let b = t.check(Clock(1), Some(0), &m, Bugs::NONE).unwrap_err();
         assert_eq!((b.worker, b.needed), (1, Clock(1)));
-        t.record_push(1, Clock(0));
+        t.record_push(1, 0, Clock(0));
         assert!(t.check(Clock(1), Some(0), &m, Bugs::NONE).is_ok());
     }
 
@@ -136,7 +149,7 @@ mod tests {
         let mut t = ClockTable::from_membership(&m);
         // Worker 1 never pushes: with s = 3, clocks 0..=3 may still be read.
         for c in 0..4 {
-            t.record_push(0, Clock(c));
+            t.record_push(0, 0, Clock(c));
             assert!(t
                 .check(Clock(c + 1).min(Clock(3)), Some(3), &m, Bugs::NONE)
                 .is_ok());
@@ -149,11 +162,34 @@ mod tests {
     fn unknown_members_are_waited_for() {
         let m = members(2);
         let mut t = ClockTable::default();
-        t.record_push(0, Clock(5));
+        t.record_push(0, 0, Clock(5));
         let b = t.check(Clock(1), Some(0), &m, Bugs::NONE).unwrap_err();
         assert_eq!(b.done, None);
-        t.record_progress(1, Clock(3));
+        t.record_progress(1, 0, Clock(3));
         assert!(t.check(Clock(3), Some(0), &m, Bugs::NONE).is_ok());
+    }
+
+    #[test]
+    fn a_new_life_starts_over_and_old_lives_count_for_nothing() {
+        let mut m = members(2);
+        let mut t = ClockTable::from_membership(&m);
+        t.record_push(1, 0, Clock(6));
+        assert_eq!(t.done(1), Some(Clock(7)));
+        // Worker 1 restarts and is admitted at clock 2.
+        m.members.insert(
+            1,
+            crate::core::view::Member {
+                incarnation: 1,
+                start_clock: Clock(2),
+            },
+        );
+        t.admit(&m);
+        assert_eq!(t.done(1), Some(Clock(2)));
+        t.record_push(1, 0, Clock(9)); // a late push of the old life
+        t.record_progress(1, 0, Clock(9));
+        assert_eq!(t.done(1), Some(Clock(2)));
+        t.record_push(1, 1, Clock(2));
+        assert_eq!(t.done(1), Some(Clock(3)));
     }
 
     #[test]

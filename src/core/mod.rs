@@ -22,7 +22,7 @@ pub mod worker;
 
 pub use bugs::{Bug, Bugs};
 pub use config::{Consistency, Hyper, ProtocolConfig, Schedule};
-pub use coordinator::Coordinator;
+pub use coordinator::{Coordinator, CoordinatorState};
 pub use event::Event;
 pub use ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 pub use keys::RangeMap;
@@ -61,6 +61,16 @@ pub enum Command {
     },
     /// Report an event (checkers, trace).
     Emit(Event),
+    /// Write state to the node's durable storage (it survives crashes; the
+    /// host hands it back when the node restarts).
+    Persist(Durable),
+}
+
+/// State a node keeps on durable storage.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Durable {
+    /// The coordinator's membership and view.
+    Coordinator(coordinator::CoordinatorState),
 }
 
 /// A node's timers.

@@ -95,8 +95,8 @@ pub enum Message {
         incarnation: u32,
         /// The clock it is computing (or `clocks` when finished).
         clock: Clock,
-        /// The membership version it holds.
-        membership: u64,
+        /// Whether it waits to be admitted (it restarted).
+        joining: bool,
         /// Whether it has finished all its clocks.
         done: bool,
     },
@@ -167,7 +167,7 @@ impl Message {
                 8 + 4 + 4 + 12 + 4 + keys.wire_size() + VEC_HEADER + 4 * values.len()
             }
             Message::PushAck { .. } => 4 + 12 + 4,
-            Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 8 + 1,
+            Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 1,
             Message::ServerHeartbeat { .. } => 8 + 8,
             Message::Admit { view, .. } => 4 + 4 + view_size(view),
             Message::MembershipUpdate(m) => 8 + VEC_HEADER + m.members.len() * (4 + 4 + 4),

@@ -100,7 +100,7 @@ impl Replica {
                 }
             }
         }
-        self.table.record_push(worker, clock);
+        self.table.record_push(worker, seq.incarnation, clock);
         self.dedup.insert(worker, seq);
         self.applied += 1;
         self.applied_digest = self.applied_digest.wrapping_add(push_hash(worker, seq));
@@ -218,10 +218,11 @@ impl Server {
             Message::PullReq {
                 range,
                 worker,
+                incarnation,
                 clock,
                 keys,
                 ..
-            } => self.on_pull(range, worker, clock, keys, out),
+            } => self.on_pull(range, worker, incarnation, clock, keys, out),
             Message::MembershipUpdate(m) => self.on_membership(m, out),
             _ => {}
         }
@@ -252,7 +253,7 @@ impl Server {
         if fresh {
             if bugs.has(Bug::AckWithoutApply) && seq.n % 7 == 3 {
                 // Planted bug: acknowledged, never applied.
-                rep.table.record_push(worker, clock);
+                rep.table.record_push(worker, seq.incarnation, clock);
                 rep.dedup.insert(worker, seq);
             } else {
                 rep.apply(worker, seq, clock, lr, keys, values);
@@ -278,6 +279,7 @@ impl Server {
         &mut self,
         range: RangeId,
         worker: WorkerId,
+        incarnation: u32,
         clock: Clock,
         keys: Keys,
         out: &mut Vec<Command>,
@@ -285,8 +287,9 @@ impl Server {
         let Some(rep) = self.replicas.get_mut(&range) else {
             return;
         };
-        let progressed = rep.table.done(worker).is_none_or(|d| d < clock);
-        rep.table.record_progress(worker, clock);
+        let before = rep.table.done(worker);
+        rep.table.record_progress(worker, incarnation, clock);
+        let progressed = rep.table.done(worker) != before;
         // A retry of a pull already waiting replaces it.
         rep.pending
             .retain(|p| !(p.worker == worker && p.clock == clock));
@@ -303,19 +306,24 @@ impl Server {
     }
 
     fn on_membership(&mut self, m: Membership, out: &mut Vec<Command>) {
-        if m.version <= self.membership.version {
-            return;
+        // Acknowledge even an old version: the coordinator may have missed
+        // the first acknowledgement.
+        let newer = m.version > self.membership.version;
+        if newer {
+            for rep in self.replicas.values_mut() {
+                rep.table.admit(&m);
+            }
+            self.membership = m;
         }
-        for rep in self.replicas.values_mut() {
-            rep.table.admit(&m);
-        }
-        self.membership = m;
         out.push(Command::Send {
             to: NodeId::Coordinator,
             msg: Message::MembershipAck {
                 version: self.membership.version,
             },
         });
+        if !newer {
+            return;
+        }
         let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
         for r in ranges {
             self.serve_pending(r, out);

@@ -173,14 +173,27 @@ impl Worker {
                 incarnation,
                 start_clock,
                 view,
-            } if incarnation == self.incarnation && self.phase == Phase::Joining => {
-                self.view = view;
-                self.clock = start_clock;
-                self.begin_clock(now, out);
-            }
+            } if incarnation == self.incarnation => self.on_admit(now, start_clock, view, out),
             Message::ViewUpdate(v) if v.epoch > self.view.epoch => self.view = v,
             _ => {}
         }
+    }
+
+    /// Admitted (again) from `start_clock`: a joining worker starts there; a
+    /// worker re-admitted at a later clock than its own (it was removed
+    /// while cut off) abandons its current clock and jumps ahead.
+    fn on_admit(&mut self, now: Duration, start_clock: Clock, view: View, out: &mut Vec<Command>) {
+        if view.epoch > self.view.epoch {
+            self.view = view;
+        }
+        let joining = self.phase == Phase::Joining;
+        if self.phase == Phase::Done || (!joining && start_clock <= self.clock) {
+            return;
+        }
+        self.clock = start_clock;
+        self.retry_gen += 1; // cancels retries of the abandoned clock
+        self.outstanding.iter_mut().for_each(|o| *o = None);
+        self.begin_clock(now, out);
     }
 
     /// Handles a timer.
@@ -199,7 +212,7 @@ impl Worker {
                 worker: self.id,
                 incarnation: self.incarnation,
                 clock: self.clock,
-                membership: 0,
+                joining: self.phase == Phase::Joining,
                 done: self.phase == Phase::Done,
             },
         });
@@ -220,6 +233,10 @@ impl Worker {
             self.heartbeat(out);
             return;
         }
+        out.push(Command::Emit(Event::WorkerClock {
+            worker: self.id,
+            clock: self.clock,
+        }));
         self.sample_batch();
         if self.job.sparse {
             self.job

@@ -8,7 +8,9 @@
 //! [`compute::ComputeModel`]. All time is madsim's, all randomness is drawn
 //! from madsim's seeded generator, so a seed replays a run exactly.
 
+pub mod chaos;
 pub mod compute;
+pub mod faults;
 pub mod inbox;
 pub mod metrics;
 pub mod net;

@@ -2,6 +2,7 @@
 //! node, observe until training ends, then judge the run.
 
 use super::compute::ComputeModel;
+use super::faults::{self, Plan};
 use super::metrics::Metrics;
 use super::net::{NetConfig, Network};
 use super::node::node_main;
@@ -10,10 +11,11 @@ use super::setup;
 use super::world::{lock, World};
 use crate::check::{accuracy, determinism};
 use crate::core::{Bugs, Event, Node, NodeId};
-use crate::outcome::Outcome;
+use crate::outcome::{FaultRecord, Outcome};
 use crate::scenario::Scenario;
 use crate::trace::Recorder;
-use rand::RngCore;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ pub struct RunOptions {
     pub keep_events: bool,
     /// How the scenario was named on the command line (for REPRODUCE).
     pub source: String,
+    /// `--set KEY=VALUE` overrides applied to the scenario (for REPRODUCE).
+    pub sets: Vec<String>,
 }
 
 impl RunOptions {
@@ -43,7 +47,22 @@ impl RunOptions {
         for b in self.bugs.iter() {
             s.push_str(&format!(" --bug {b}"));
         }
+        for kv in &self.sets {
+            s.push_str(&format!(" --set {}", shell_quote(kv)));
+        }
         s
+    }
+}
+
+/// Quotes a word for a POSIX shell if it needs it.
+fn shell_quote(w: &str) -> String {
+    let plain = w
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-=/:,+".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
     }
 }
 
@@ -68,6 +87,7 @@ struct SimEnd {
     time_to_target: Option<Duration>,
     stopped: &'static str,
     min_clock: u32,
+    plan: Plan,
 }
 
 /// Runs a scenario once, then (if its `[check] deterministic` is set) a
@@ -187,6 +207,8 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         series: Vec::new(),
         series_interval_s: 0.0,
         message_kinds: BTreeMap::new(),
+        faults: Vec::new(),
+        swarm: None,
     }
 }
 
@@ -216,13 +238,32 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
         .iter()
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
-    let counts = end.recorder.updates.finish(scn.check.no_lost_updates);
+    o.faults = end
+        .plan
+        .faults
+        .iter()
+        .map(|f| FaultRecord {
+            kind: f.kind.name(),
+            nodes: f.kind.nodes().iter().map(|n| n.to_string()).collect(),
+            start_s: f.at.as_secs_f64(),
+            end_s: f.end().map(|e| e.as_secs_f64()),
+            origin: f.origin,
+            detail: f.detail(),
+        })
+        .collect();
+    o.swarm = end.plan.swarm.clone();
+    let mut recorder = end.recorder;
+    let liveness = recorder
+        .liveness
+        .report(end.end, scn.check.liveness.is_some());
+    let counts = recorder.updates.finish(scn.check.no_lost_updates);
     o.pushes_acked = counts.acked;
     o.updates_lost = counts.lost;
     o.updates_duplicated = counts.duplicated;
     let staleness_applies = scn.training.consistency != crate::scenario::Consistency::Asp;
+    o.add_check(&liveness);
     o.add_check(
-        &end.recorder
+        &recorder
             .staleness
             .report(scn.check.staleness_bound && staleness_applies),
     );
@@ -247,6 +288,15 @@ async fn simulate(
     let compute = ComputeModel::new(scn.compute.step_time, scn.compute.jitter);
     let eval_every = scn.training.eval_every;
     let metrics = Metrics::new(eval_every);
+    let plan = Plan::new(
+        &scn,
+        &mut ChaCha8Rng::seed_from_u64(madsim::rand::thread_rng().next_u64()),
+    );
+    let mut recorder = recorder;
+    let (heal, forever) = plan.last_heal();
+    recorder
+        .liveness
+        .configure((!forever).then_some(heal), scn.check.liveness);
     let world_seed = madsim::rand::thread_rng().next_u64();
     let world = World::new(
         cfg.clone(),
@@ -279,12 +329,14 @@ async fn simulate(
         w.slots[idx].madsim_id = Some(node.id());
     }
 
+    madsim::task::spawn(faults::inject(shared.clone(), plan.clone()));
+
     let mut samples = vec![lock(&shared).sample()];
     let mut time_to_target = None;
     let stopped;
     loop {
         madsim::time::sleep(eval_every).await;
-        let w = lock(&shared);
+        let mut w = lock(&shared);
         let s = w.sample();
         samples.push(s);
         let now = w.now();
@@ -304,6 +356,11 @@ async fn simulate(
         }
         if now >= scn.training.max_time {
             stopped = "max_time";
+            break;
+        }
+        if w.recorder.liveness.poll(now) {
+            // A worker is stuck for good: no point simulating further.
+            stopped = "liveness";
             break;
         }
     }
@@ -358,5 +415,6 @@ async fn simulate(
         time_to_target,
         stopped,
         min_clock,
+        plan,
     }
 }

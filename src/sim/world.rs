@@ -8,8 +8,8 @@ use super::inbox::{Inbox, Item};
 use super::metrics::Metrics;
 use super::net::{Fate, Network};
 use crate::core::{
-    Bug, Command, Coordinator, Event, Job, Message, Node, NodeId, ProtocolConfig, Server, View,
-    Worker,
+    Bug, Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, Server,
+    View, Worker,
 };
 use crate::trace::Recorder;
 use madsim::time::Instant;
@@ -33,6 +33,8 @@ pub struct Slot {
     pub incarnation: u32,
     /// The protocol state machine (none while down).
     pub node: Option<Node>,
+    /// While down: whether a restart is planned.
+    pub returns: bool,
     /// Pending inputs.
     pub inbox: Inbox,
 }
@@ -61,9 +63,12 @@ pub struct World {
     pub training_done_at: Option<Duration>,
     /// Messages held by clogged links: `(from, to) -> messages`.
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
+    /// Durable storage: what each node persisted (survives its crashes).
+    pub durable: BTreeMap<NodeId, Durable>,
     rng: ChaCha8Rng,
     seq: u64,
     out: Vec<Command>,
+    leak: u64,
 }
 
 /// The world, shared by the node tasks.
@@ -99,9 +104,17 @@ impl World {
                 up: true,
                 incarnation: 0,
                 node: None,
+                returns: false,
                 inbox: Inbox::default(),
             })
             .collect();
+        let leak = if cfg.bugs.has(Bug::GlobalState) {
+            // Planted bug: state that outlives a run.
+            static RUNS: AtomicU64 = AtomicU64::new(0);
+            RUNS.fetch_add(1, AtomicOrdering::Relaxed) % 1000 + 1
+        } else {
+            0
+        };
         World {
             view: View::initial(cfg.servers, cfg.replication),
             cfg,
@@ -114,9 +127,11 @@ impl World {
             metrics,
             training_done_at: None,
             held: BTreeMap::new(),
+            durable: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
             out: Vec::new(),
+            leak,
         }
     }
 
@@ -155,22 +170,20 @@ impl World {
                 };
             }
         }
-        if let Event::WorkerDone { .. } = ev {
-            self.recorder.record(t, &ev);
-            if self.training_done_at.is_none() && self.all_workers_done() {
-                self.training_done_at = Some(t);
-            }
-            return;
-        }
+        let check_done = matches!(ev, Event::WorkerDone { .. } | Event::Crash { .. });
         self.recorder.record(t, &ev);
+        if check_done && self.training_done_at.is_none() && self.all_workers_done() {
+            self.training_done_at = Some(t);
+        }
     }
 
-    /// Whether every worker is up and has finished its clocks.
+    /// Whether training is over: every worker that is up has finished its
+    /// clocks, and no crashed worker is due to restart.
     pub fn all_workers_done(&self) -> bool {
         self.slots.iter().all(|s| match &s.node {
             Some(Node::Worker(w)) => w.is_done(),
             Some(_) => true,
-            None => !matches!(s.id, NodeId::Worker(_)),
+            None => !matches!(s.id, NodeId::Worker(_)) || (!s.up && !s.returns),
         })
     }
 
@@ -179,8 +192,17 @@ impl World {
     pub fn boot(&mut self, idx: usize) {
         let id = self.slots[idx].id;
         let incarnation = self.slots[idx].incarnation;
+        if incarnation > 0 {
+            self.record(Event::Restart { node: id });
+        }
         let node = match id {
-            NodeId::Coordinator => Node::Coordinator(Coordinator::new(self.cfg.clone())),
+            NodeId::Coordinator => {
+                let state = match self.durable.get(&id) {
+                    Some(Durable::Coordinator(s)) => Some(s.clone()),
+                    _ => None,
+                };
+                Node::Coordinator(Coordinator::new(self.cfg.clone(), state))
+            }
             NodeId::Server(s) => Node::Server(Server::new(s, self.cfg.clone())),
             NodeId::Worker(w) => {
                 let rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
@@ -265,6 +287,9 @@ impl World {
                     self.schedule(idx, now + d, Item::ComputeDone);
                 }
                 Command::Emit(ev) => self.record_at(now, ev),
+                Command::Persist(d) => {
+                    self.durable.insert(id, d);
+                }
             }
         }
     }
@@ -274,10 +299,60 @@ impl World {
         self.slots[idx].inbox.push(at, self.seq, item);
     }
 
+    /// Crashes a node: its task dies, its memory and inbox are lost, its
+    /// connections reset (messages held for it or from it are dropped).
+    /// `returns`: whether a restart is planned.
+    pub fn crash(&mut self, id: NodeId, returns: bool) {
+        let idx = self.index(id);
+        let slot = &mut self.slots[idx];
+        if !slot.up {
+            return;
+        }
+        slot.up = false;
+        slot.returns = returns;
+        slot.node = None;
+        slot.inbox.clear();
+        if let Some(m) = slot.madsim_id {
+            madsim::runtime::Handle::current().kill(m);
+        }
+        self.net.reset_node(id);
+        self.held.retain(|(f, t), _| *f != id && *t != id);
+        self.record(Event::Crash { node: id });
+    }
+
+    /// Restarts a crashed node with empty memory (its durable storage
+    /// survives). The node's task boots it when it first runs.
+    pub fn restart(&mut self, id: NodeId) {
+        let idx = self.index(id);
+        let slot = &mut self.slots[idx];
+        if slot.up {
+            return;
+        }
+        slot.incarnation += 1;
+        // Up from now: messages sent before the task runs wait in the inbox.
+        slot.up = true;
+        if let Some(m) = slot.madsim_id {
+            madsim::runtime::Handle::current().restart(m);
+        }
+    }
+
+    /// A clog healed: what it held departs now, in order.
+    pub fn release(&mut self, from: NodeId, to: NodeId) {
+        let now = self.now();
+        for msg in self.held.remove(&(from, to)).unwrap_or_default() {
+            self.transmit(now, from, to, msg);
+        }
+    }
+
     /// Puts a message on the network.
     pub fn send(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
         let size = msg.wire_size();
         self.metrics.sent(now, &msg, size);
+        self.transmit(now, from, to, msg);
+    }
+
+    fn transmit(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
+        let size = msg.wire_size();
         let to_idx = self.index(to);
         if !self.slots[to_idx].up {
             self.record_at(
@@ -293,11 +368,9 @@ impl World {
         }
         match self.net.route(now, from, to, size, &mut self.rng) {
             Fate::Deliver(mut at) => {
-                if self.cfg.bugs.has(Bug::GlobalState) {
-                    // Planted bug: state that outlives a run.
-                    static LEAK: AtomicU64 = AtomicU64::new(0);
-                    at += Duration::from_nanos(LEAK.fetch_add(1, AtomicOrdering::Relaxed) % 7);
-                }
+                // Planted bug (`global_state`): a delay that depends on
+                // how many runs this process made before.
+                at += Duration::from_nanos(self.leak);
                 self.schedule(to_idx, at, Item::Msg { from, msg })
             }
             Fate::Drop(reason) => self.record_at(

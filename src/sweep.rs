@@ -1,0 +1,440 @@
+//! Seed sweeps: one simulation per seed, in parallel (one madsim runtime
+//! per seed on a rayon pool), folded into pass/fail counts, the failing
+//! seeds with their REPRODUCE lines, and percentiles of the main metrics.
+//!
+//! `--shard I/N` keeps the `I`-th of `N` contiguous slices of the seed
+//! range (`I` from 0), so a sweep spreads over a CI matrix or a job array;
+//! the union of the `N` shards is the whole range, each seed in one shard.
+
+use crate::check::Status;
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use crate::sim::{self, RunOptions};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::Path;
+
+/// Parses `A..B` (half-open) or `A..=B` (inclusive).
+pub fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("invalid seed range {s:?}: expected A..B or A..=B, e.g. 0..1000");
+    let (a, b, inclusive) = if let Some((a, b)) = s.split_once("..=") {
+        (a, b, true)
+    } else if let Some((a, b)) = s.split_once("..") {
+        (a, b, false)
+    } else {
+        return Err(bad());
+    };
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    let end = if inclusive {
+        b.checked_add(1).ok_or_else(bad)?
+    } else {
+        b
+    };
+    if end <= a {
+        return Err(format!("empty seed range {s:?}"));
+    }
+    Ok(a..end)
+}
+
+/// Parses `I/N` with `I < N`.
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("invalid shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let i: u64 = i.trim().parse().map_err(|_| bad())?;
+    let n: u64 = n.trim().parse().map_err(|_| bad())?;
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// The `i`-th of `n` contiguous slices of `seeds` (sizes differ by at
+/// most one).
+pub fn shard(seeds: Range<u64>, i: u64, n: u64) -> Range<u64> {
+    let len = seeds.end - seeds.start;
+    let cut = |k: u64| seeds.start + (u128::from(len) * u128::from(k) / u128::from(n)) as u64;
+    cut(i)..cut(i + 1)
+}
+
+/// One seed's result: a row of `runs.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The seed.
+    pub seed: u64,
+    /// All checks passed.
+    pub passed: bool,
+    /// Checks that failed, `;`-separated.
+    pub failed_checks: String,
+    /// Test accuracy at the end.
+    pub final_accuracy: f64,
+    /// Simulated seconds.
+    pub sim_time_s: f64,
+    /// Real seconds.
+    pub wall_time_s: f64,
+    /// Messages sent.
+    pub messages: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Pushes acknowledged.
+    pub pushes_acked: u64,
+    /// Acknowledged updates lost.
+    pub updates_lost: u64,
+    /// Updates applied twice.
+    pub updates_duplicated: u64,
+    /// Faults injected.
+    pub faults: usize,
+    /// Why the run stopped.
+    pub stopped: String,
+    /// Trace hash.
+    pub trace_hash: String,
+    /// The command that replays it.
+    pub reproduce: String,
+}
+
+impl Row {
+    fn new(o: &Outcome) -> Row {
+        let mut failed: Vec<&str> = o
+            .checks
+            .iter()
+            .filter(|(_, s)| **s == Status::Fail)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if o.panic.is_some() {
+            failed.push("panic");
+        }
+        Row {
+            seed: o.seed,
+            passed: o.passed,
+            failed_checks: failed.join(";"),
+            final_accuracy: o.final_accuracy,
+            sim_time_s: o.sim_time_s,
+            wall_time_s: o.wall_time_s,
+            messages: o.messages,
+            bytes: o.bytes,
+            pushes_acked: o.pushes_acked,
+            updates_lost: o.updates_lost,
+            updates_duplicated: o.updates_duplicated,
+            faults: o.faults.len(),
+            stopped: o.stopped.clone(),
+            trace_hash: o.trace_hash.clone(),
+            reproduce: o.reproduce.clone(),
+        }
+    }
+}
+
+/// A failing seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// The command that replays it.
+    pub reproduce: String,
+    /// Failed checks (and `panic`).
+    pub checks: Vec<String>,
+    /// The first violation (or the panic message).
+    pub message: String,
+}
+
+/// Percentiles of one metric over the runs.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct Percentiles {
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (NaN sorts last).
+    pub fn of(values: &[f64]) -> Percentiles {
+        let mut v = values.to_vec();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let at = |p: f64| {
+            if v.is_empty() {
+                return f64::NAN;
+            }
+            let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            v[rank - 1]
+        };
+        Percentiles {
+            min: at(0.0),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// What a sweep reports (`summary.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seeds run (after sharding): `[start, end)`.
+    pub seeds: (u64, u64),
+    /// `I/N` if sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// Parallel runs.
+    pub jobs: usize,
+    /// Seeds run.
+    pub runs: u64,
+    /// Seeds whose checks all passed.
+    pub passed: u64,
+    /// Seeds with a failed check or a panic.
+    pub failed: u64,
+    /// Failing seeds, in seed order.
+    pub failures: Vec<Failure>,
+    /// Per check: seeds on which it failed.
+    pub check_failures: BTreeMap<String, u64>,
+    /// Total acknowledged updates lost over all seeds.
+    pub updates_lost: u64,
+    /// Total duplicated updates over all seeds.
+    pub updates_duplicated: u64,
+    /// Percentiles of the main metrics.
+    pub percentiles: BTreeMap<String, Percentiles>,
+    /// Real seconds of the whole sweep.
+    pub wall_time_s: f64,
+    /// Seeds per real second.
+    pub seeds_per_s: f64,
+}
+
+/// How to sweep.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// Seeds to run (already sharded).
+    pub seeds: Range<u64>,
+    /// `(I, N)` if sharded, for the report.
+    pub shard: Option<(u64, u64)>,
+    /// Parallel runs.
+    pub jobs: usize,
+    /// Template for every run (its `seed` is replaced).
+    pub run: RunOptions,
+}
+
+/// Runs every seed; `tick` is called after each run (for a progress bar).
+pub fn sweep(
+    scn: &Scenario,
+    opts: &SweepOptions,
+    tick: &(dyn Fn(&Row) + Sync),
+) -> (Vec<Row>, Summary) {
+    let start = std::time::Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .expect("a thread pool");
+    let results: Vec<(Row, Option<Failure>)> = pool.install(|| {
+        opts.seeds
+            .clone()
+            .into_par_iter()
+            .map(|seed| {
+                let run = RunOptions {
+                    seed,
+                    trace: None,
+                    ..opts.run.clone()
+                };
+                let o = sim::run(scn, &run).outcome;
+                let row = Row::new(&o);
+                tick(&row);
+                let failure = (!o.passed).then(|| failure(&o));
+                (row, failure)
+            })
+            .collect()
+    });
+    let wall = start.elapsed().as_secs_f64();
+    let (rows, failures): (Vec<Row>, Vec<Option<Failure>>) = results.into_iter().unzip();
+    let failures: Vec<Failure> = failures.into_iter().flatten().collect();
+    let mut check_failures = BTreeMap::new();
+    for f in &failures {
+        for c in &f.checks {
+            *check_failures.entry(c.clone()).or_insert(0) += 1;
+        }
+    }
+    let metric = |f: fn(&Row) -> f64| Percentiles::of(&rows.iter().map(f).collect::<Vec<_>>());
+    let percentiles = BTreeMap::from([
+        ("final_accuracy".to_string(), metric(|r| r.final_accuracy)),
+        ("sim_time_s".to_string(), metric(|r| r.sim_time_s)),
+        ("wall_time_s".to_string(), metric(|r| r.wall_time_s)),
+        ("messages".to_string(), metric(|r| r.messages as f64)),
+        ("faults".to_string(), metric(|r| r.faults as f64)),
+        (
+            "updates_lost".to_string(),
+            metric(|r| r.updates_lost as f64),
+        ),
+    ]);
+    let runs = rows.len() as u64;
+    let summary = Summary {
+        scenario: scn.name.clone(),
+        seeds: (opts.seeds.start, opts.seeds.end),
+        shard: opts.shard.map(|(i, n)| format!("{i}/{n}")),
+        jobs: opts.jobs,
+        runs,
+        passed: runs - failures.len() as u64,
+        failed: failures.len() as u64,
+        updates_lost: rows.iter().map(|r| r.updates_lost).sum(),
+        updates_duplicated: rows.iter().map(|r| r.updates_duplicated).sum(),
+        failures,
+        check_failures,
+        percentiles,
+        wall_time_s: wall,
+        seeds_per_s: runs as f64 / wall.max(1e-9),
+    };
+    (rows, summary)
+}
+
+fn failure(o: &Outcome) -> Failure {
+    let mut checks: Vec<String> = o
+        .checks
+        .iter()
+        .filter(|(_, s)| **s == Status::Fail)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut message = o
+        .violations
+        .iter()
+        .find_map(|(k, v)| v.first().map(|m| format!("{k}: {m}")))
+        .unwrap_or_default();
+    if let Some(p) = &o.panic {
+        checks.push("panic".into());
+        message = format!("panic: {p}");
+    }
+    Failure {
+        seed: o.seed,
+        reproduce: o.reproduce.clone(),
+        checks,
+        message,
+    }
+}
+
+/// The readable report of a sweep.
+pub fn render(s: &Summary) -> String {
+    let mut out = String::new();
+    let verdict = if s.failed == 0 { "PASS" } else { "FAIL" };
+    let shard = s
+        .shard
+        .as_ref()
+        .map_or(String::new(), |x| format!(" · shard {x}"));
+    let _ = writeln!(
+        out,
+        "pssim sweep · scenario {:?} · seeds {}..{}{shard} · {verdict}",
+        s.scenario, s.seeds.0, s.seeds.1
+    );
+    let _ = writeln!(
+        out,
+        "  runs       {} · passed {} · failed {} · {:.3} s wall on {} job(s), {:.1} seeds/s",
+        s.runs, s.passed, s.failed, s.wall_time_s, s.jobs, s.seeds_per_s
+    );
+    let _ = writeln!(
+        out,
+        "  updates    {} lost, {} duplicated (all seeds)",
+        s.updates_lost, s.updates_duplicated
+    );
+    if !s.check_failures.is_empty() {
+        let per: Vec<String> = s
+            .check_failures
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(out, "  failing    {}", per.join(" · "));
+    }
+    let _ = writeln!(
+        out,
+        "  percentiles          min        p50        p90        p99        max"
+    );
+    for (name, p) in &s.percentiles {
+        let _ = writeln!(
+            out,
+            "    {name:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            num(p.min),
+            num(p.p50),
+            num(p.p90),
+            num(p.p99),
+            num(p.max)
+        );
+    }
+    const SHOWN: usize = 20;
+    for f in s.failures.iter().take(SHOWN) {
+        let _ = writeln!(out, "  FAIL seed {}: {}", f.seed, f.message);
+        let _ = writeln!(out, "    REPRODUCE: {}", f.reproduce);
+    }
+    if s.failures.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "  ... and {} more failing seeds (see summary.json)",
+            s.failures.len() - SHOWN
+        );
+    }
+    out
+}
+
+fn num(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else if x.fract() == 0.0 && x.abs() < 1e12 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// Writes `runs.csv` and `summary.json` into `dir`.
+pub fn write(dir: &Path, rows: &[Row], summary: &Summary) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut w = csv::Writer::from_path(dir.join("runs.csv"))?;
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(summary)?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_ranges_and_shards() {
+        assert_eq!(parse_seeds("0..1000"), Ok(0..1000));
+        assert_eq!(parse_seeds("5..=7"), Ok(5..8));
+        assert!(parse_seeds("7..7").is_err());
+        assert!(parse_seeds("x..3").is_err());
+        assert!(parse_seeds("3").is_err());
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert!(parse_shard("4/4").is_err());
+        assert!(parse_shard("1/0").is_err());
+        // Shards cover the range exactly once.
+        let mut all = Vec::new();
+        for i in 0..7 {
+            let s = shard(10..1010, i, 7);
+            assert!(s.end - s.start >= 142 && s.end - s.start <= 143);
+            all.extend(s);
+        }
+        assert_eq!(all, (10..1010).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = Percentiles::of(&v);
+        assert_eq!(
+            (p.min, p.p50, p.p90, p.p99, p.max),
+            (1.0, 50.0, 90.0, 99.0, 100.0)
+        );
+        assert!(Percentiles::of(&[]).p50.is_nan());
+    }
+}
