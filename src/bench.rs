@@ -7,6 +7,8 @@
 //! - Server aggregation: a server applying a push of 10^6 floats (SGD step,
 //!   dedup, acknowledgement), against `memcpy` of the same bytes.
 //! - Default scenario: simulated time per wall time.
+//! - Sweep scaling: seeds per second of a sweep of the default scenario
+//!   with 2 parallel jobs, against the same sweep with 1 job.
 
 use crate::core::{
     Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,
@@ -254,6 +256,26 @@ pub fn run_all(default: &Scenario) -> Vec<Measurement> {
         ratio: None,
         goal: None,
     });
+    let seeds = 0..200;
+    let rate = |jobs: usize| {
+        let opts = crate::sweep::SweepOptions {
+            seeds: seeds.clone(),
+            shard: None,
+            jobs,
+            run: RunOptions::default(),
+        };
+        crate::sweep::sweep(default, &opts, &|_| {}).1.seeds_per_s
+    };
+    let one = rate(1);
+    let two = rate(2);
+    out.push(Measurement::ratio(
+        "sweep of the default scenario, 2 jobs",
+        two,
+        "seeds/s",
+        "the same sweep with 1 job",
+        one,
+        1.8,
+    ));
     out
 }
 

@@ -386,15 +386,79 @@ fn mutate(text: &str, op: u8, pos: usize, pick: usize) -> String {
     }
 }
 
+/// The text of every scenario file in `scenarios/`, in name order.
+fn library() -> Vec<String> {
+    let mut paths: Vec<_> = std::fs::read_dir("scenarios")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn fault_timeline_mistakes_are_named_with_their_line() {
+    let cases = [
+        // A crash of a node that is still down.
+        (
+            "[[fault]]\nkind = \"crash\"\nnode = \"worker-1\"\nat = \"1s\"\nrestart_after = \"2s\"\n\
+             [[fault]]\nkind = \"crash\"\nnode = \"worker-1\"\nat = \"2s\"\n",
+            "worker-1",
+        ),
+        // A node that does not exist.
+        (
+            "[[fault]]\nkind = \"straggler\"\nnode = \"worker-9\"\nslowdown = 2.0\nat = \"0s\"\n",
+            "worker-9",
+        ),
+        // A negative duration.
+        (
+            "[[fault]]\nkind = \"loss\"\nrate = 0.1\nat = \"0s\"\nduration = \"-1s\"\n",
+            "duration",
+        ),
+        // A key of another kind.
+        (
+            "[[fault]]\nkind = \"clog\"\nfrom = \"worker-0\"\nto = \"server-0\"\nat = \"0s\"\nrate = 0.5\n",
+            "rate",
+        ),
+        // A partition with one group.
+        (
+            "[[fault]]\nkind = \"partition\"\ngroups = [[\"worker-0\"]]\nat = \"0s\"\n",
+            "groups",
+        ),
+        // A straggler that speeds up.
+        (
+            "[[fault]]\nkind = \"straggler\"\nnode = \"worker-0\"\nslowdown = 0.5\nat = \"0s\"\n",
+            "slowdown",
+        ),
+    ];
+    for (faults, needle) in cases {
+        let text = format!("{MINIMAL}{faults}");
+        let e = parse(&text, "faults.toml").expect_err(faults);
+        assert!(e.line > MINIMAL.lines().count(), "{e}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn mutated_scenarios_never_panic_and_errors_point_at_a_line(
-        base in 0usize..2,
+        base in 0usize..100,
         ops in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..4),
     ) {
-        let mut text = [CONTRACT_EXAMPLE, MINIMAL][base].to_string();
+        // The contract's example, a minimal file, and the library's files
+        // (faults of every kind, chaos).
+        let library = library();
+        let mut text = match base % (library.len() + 2) {
+            0 => CONTRACT_EXAMPLE.to_string(),
+            1 => MINIMAL.to_string(),
+            i => library[i - 2].clone(),
+        };
         for (op, pos, pick) in ops {
             text = mutate(&text, op, pos, pick);
         }
@@ -465,4 +529,67 @@ fn the_cli_exits_2_on_bad_input_with_file_line_and_column() {
     let (code, stdout, _) = pssim(&["check", "scenarios/default.toml"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("ok"));
+    for bad_sweep in [
+        ["--seeds", "10..5"],
+        ["--seeds", "abc"],
+        ["--shard", "3/3"],
+        ["--jobs", "0"],
+    ] {
+        let mut args = vec!["sweep", "scenarios/default.toml", "--seeds", "0..2"];
+        args.extend(bad_sweep);
+        let (code, _, stderr) = pssim(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn sweeps_report_counts_failing_seeds_and_write_csv_and_json() {
+    let dir = std::env::temp_dir().join(format!("pssim-sweep-{}", std::process::id()));
+    let out = dir.to_str().unwrap();
+    let (code, stdout, stderr) = pssim(&[
+        "sweep",
+        "scenarios/default.toml",
+        "--seeds",
+        "0..6",
+        "--jobs",
+        "2",
+        "--shard",
+        "1/2",
+        "--out",
+        out,
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("runs       3 · passed 3 · failed 0"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.join("runs.csv")).unwrap();
+    let seeds: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(seeds, ["3", "4", "5"], "shard 1/2 of 0..6");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"], 3);
+    assert_eq!(summary["passed"], 3);
+    // A planted bug fails every seed: exit 1, each failure with its REPRODUCE.
+    let (code, stdout, _) = pssim(&[
+        "sweep",
+        "scenarios/default.toml",
+        "--seeds",
+        "0..=1",
+        "--bug",
+        "gradient_ascent",
+        "--json",
+    ]);
+    assert_eq!(code, 1);
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["failed"], 2);
+    assert_eq!(
+        summary["failures"][1]["reproduce"],
+        "pssim run scenarios/default.toml --seed 1 --bug gradient_ascent"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,17 +29,26 @@ pub enum Bug {
     /// latencies, as static state in a simulator does: two runs of one seed
     /// in one process differ. Caught by `deterministic`.
     GlobalState,
+    /// The coordinator never removes a silent worker, so BSP/SSP gates wait
+    /// for a dead worker forever. Caught by `liveness`.
+    NoRemoval,
+    /// Workers send each request once and wait for the answer forever (as
+    /// ps-lite's `Wait`): one lost message hangs training. Caught by
+    /// `liveness`.
+    NoRetry,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 8] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
         Bug::AckWithoutApply,
         Bug::GradientAscent,
         Bug::GlobalState,
+        Bug::NoRemoval,
+        Bug::NoRetry,
     ];
 
     /// The name used on the command line.
@@ -51,6 +60,8 @@ impl Bug {
             Bug::AckWithoutApply => "ack_without_apply",
             Bug::GradientAscent => "gradient_ascent",
             Bug::GlobalState => "global_state",
+            Bug::NoRemoval => "no_removal",
+            Bug::NoRetry => "no_retry",
         }
     }
 
@@ -65,6 +76,8 @@ impl Bug {
             Bug::AckWithoutApply => "servers acknowledge every 7th push without applying it",
             Bug::GradientAscent => "servers add the gradient instead of subtracting it",
             Bug::GlobalState => "a process-wide counter leaks into message latencies",
+            Bug::NoRemoval => "the coordinator never removes a silent worker",
+            Bug::NoRetry => "workers never retry a request (wait forever, as ps-lite's Wait)",
         }
     }
 
@@ -75,6 +88,7 @@ impl Bug {
             Bug::NoDedup | Bug::AckWithoutApply => "no_lost_updates",
             Bug::GradientAscent => "min_accuracy",
             Bug::GlobalState => "deterministic",
+            Bug::NoRemoval | Bug::NoRetry => "liveness",
         }
     }
 }

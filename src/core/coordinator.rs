@@ -358,6 +358,7 @@ impl Coordinator {
             .membership
             .members
             .iter()
+            .filter(|_| !self.cfg.bugs.has(super::bugs::Bug::NoRemoval))
             .filter(|(w, _)| {
                 self.workers
                     .get(w)

@@ -311,7 +311,9 @@ impl Worker {
     }
 
     fn retry(&mut self, out: &mut Vec<Command>) {
-        if !matches!(self.phase, Phase::Pulling | Phase::Pushing) {
+        if !matches!(self.phase, Phase::Pulling | Phase::Pushing)
+            || self.cfg.bugs.has(super::bugs::Bug::NoRetry)
+        {
             return;
         }
         for (r, req) in self.outstanding.iter_mut().enumerate() {

@@ -251,8 +251,8 @@ pub struct Fault {
 }
 
 /// Fault kinds. Overlaps: partitions combine (a pair is cut if any active
-/// partition separates it), the highest active loss rate wins, stragglers
-/// on one worker multiply, slow links add latency and take the lowest
+/// partition separates it), the highest active loss rate wins, the slowest
+/// straggler on a worker wins, slow links add latency and take the lowest
 /// bandwidth; a node cannot crash while it is down.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultKind {

@@ -1,8 +1,12 @@
 //! The compute-time model: how long a worker's minibatch takes.
 //!
-//! `step_time x slowdown x jitter`: `slowdown` is the product of the
-//! straggler faults active on the worker; `jitter` is a factor drawn
-//! uniformly from `[1 - j, 1 + j]` per step (`[compute] jitter`, default 0).
+//! A minibatch is `step_time x jitter` of work (`jitter` a factor drawn
+//! uniformly from `[1 - j, 1 + j]` per step, `[compute] jitter`, default
+//! 0), done at speed `1 / slowdown`, where `slowdown` is the largest
+//! straggler fault active on the worker (1 without one). The speed changes
+//! when a straggler starts or heals, in the middle of a step too: a step
+//! that began under a 10x straggler healed halfway finishes at normal speed
+//! (the host reschedules it, see `World::restraggle`).
 
 use super::net::FaultId;
 use crate::core::NodeId;
@@ -28,18 +32,21 @@ impl ComputeModel {
         }
     }
 
-    /// Time of one minibatch on `node`.
-    pub fn step(&self, node: NodeId, rng: &mut impl Rng) -> Duration {
-        let slowdown: f64 = self
-            .slowdowns
-            .get(&node)
-            .map_or(1.0, |s| s.values().product());
+    /// Work of one minibatch (its time at normal speed).
+    pub fn work(&self, rng: &mut impl Rng) -> Duration {
         let jitter = if self.jitter > 0.0 {
             rng.gen_range(1.0 - self.jitter..=1.0 + self.jitter)
         } else {
             1.0
         };
-        self.step_time.mul_f64(slowdown * jitter)
+        self.step_time.mul_f64(jitter)
+    }
+
+    /// How many times slower than normal `node` computes now.
+    pub fn slowdown(&self, node: NodeId) -> f64 {
+        self.slowdowns
+            .get(&node)
+            .map_or(1.0, |s| s.values().copied().fold(1.0, f64::max))
     }
 
     /// Starts a straggler fault.
@@ -61,18 +68,16 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn stragglers_multiply_and_heal() {
+    fn the_slowest_straggler_wins_until_it_heals() {
         let mut m = ComputeModel::new(Duration::from_millis(10), 0.0);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let w = NodeId::Worker(1);
         m.add_straggler(1, w, 4.0);
         m.add_straggler(2, w, 2.0);
-        assert_eq!(m.step(w, &mut rng), Duration::from_millis(80));
-        assert_eq!(
-            m.step(NodeId::Worker(0), &mut rng),
-            Duration::from_millis(10)
-        );
+        assert_eq!(m.slowdown(w), 4.0);
+        assert_eq!(m.slowdown(NodeId::Worker(0)), 1.0);
+        assert_eq!(m.work(&mut rng), Duration::from_millis(10));
         m.heal(1);
-        assert_eq!(m.step(w, &mut rng), Duration::from_millis(20));
+        assert_eq!(m.slowdown(w), 2.0);
     }
 }

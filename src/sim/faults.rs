@@ -182,7 +182,10 @@ fn begin(w: &mut World, f: &Planned) {
 fn heal(w: &mut World, f: &Planned) {
     match &f.kind {
         FaultKind::Crash { node, .. } => w.restart(*node),
-        FaultKind::Straggler { .. } => w.compute.heal(f.id),
+        FaultKind::Straggler { node, .. } => {
+            w.compute.heal(f.id);
+            w.restraggle(*node);
+        }
         _ => {
             if let Some((from, to)) = w.net.heal(f.id) {
                 w.release(from, to);

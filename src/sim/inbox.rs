@@ -25,8 +25,12 @@ pub enum Item {
     },
     /// A timer fires.
     Timer(Timer),
-    /// The modeled compute time of a minibatch has elapsed.
-    ComputeDone,
+    /// The modeled compute of a minibatch is finished (if `gen` is still
+    /// the node's current compute: a straggler change reschedules it).
+    ComputeDone {
+        /// Which scheduling of the compute this is.
+        gen: u64,
+    },
 }
 
 #[derive(Debug)]

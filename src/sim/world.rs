@@ -35,8 +35,23 @@ pub struct Slot {
     pub node: Option<Node>,
     /// While down: whether a restart is planned.
     pub returns: bool,
+    /// The minibatch being computed, if any.
+    pub computing: Option<Computing>,
     /// Pending inputs.
     pub inbox: Inbox,
+}
+
+/// A minibatch in progress on a worker.
+#[derive(Clone, Copy, Debug)]
+pub struct Computing {
+    /// Work left (time at normal speed) as of `since`.
+    pub work_left: Duration,
+    /// When `work_left` was last brought up to date.
+    pub since: Duration,
+    /// The slowdown in force since then.
+    pub slowdown: f64,
+    /// Identifies the scheduled completion.
+    pub gen: u64,
 }
 
 /// The world state.
@@ -105,6 +120,7 @@ impl World {
                 incarnation: 0,
                 node: None,
                 returns: false,
+                computing: None,
                 inbox: Inbox::default(),
             })
             .collect();
@@ -233,12 +249,16 @@ impl World {
         let id = self.slots[idx].id;
         let mut out = std::mem::take(&mut self.out);
         while let Some(item) = self.slots[idx].inbox.pop_due(now) {
-            let Some(node) = &mut self.slots[idx].node else {
+            if self.slots[idx].node.is_none() {
                 break;
             };
-            if matches!(item, Item::ComputeDone) {
-                node.on_compute_done(now, &mut out);
-                self.execute(idx, &mut out);
+            if let Item::ComputeDone { gen } = item {
+                if self.slots[idx].computing.is_some_and(|c| c.gen == gen) {
+                    self.slots[idx].computing = None;
+                    let node = self.slots[idx].node.as_mut().expect("checked above");
+                    node.on_compute_done(now, &mut out);
+                    self.execute(idx, &mut out);
+                }
                 continue;
             }
             match item {
@@ -265,7 +285,7 @@ impl World {
                     let node = self.slots[idx].node.as_mut().expect("checked above");
                     node.on_timer(now, timer, &mut out);
                 }
-                Item::ComputeDone => unreachable!("handled above"),
+                Item::ComputeDone { .. } => unreachable!("handled above"),
             }
             self.execute(idx, &mut out);
         }
@@ -283,14 +303,40 @@ impl World {
                     self.schedule(idx, now + after, Item::Timer(timer))
                 }
                 Command::Compute { .. } => {
-                    let d = self.compute.step(id, &mut self.rng);
-                    self.schedule(idx, now + d, Item::ComputeDone);
+                    let work = self.compute.work(&mut self.rng);
+                    self.start_compute(idx, now, work);
                 }
                 Command::Emit(ev) => self.record_at(now, ev),
                 Command::Persist(d) => {
                     self.durable.insert(id, d);
                 }
             }
+        }
+    }
+
+    /// Schedules the completion of `work` left on node `idx` at its
+    /// current speed.
+    fn start_compute(&mut self, idx: usize, now: Duration, work: Duration) {
+        let slowdown = self.compute.slowdown(self.slots[idx].id);
+        self.seq += 1;
+        let gen = self.seq;
+        self.slots[idx].computing = Some(Computing {
+            work_left: work,
+            since: now,
+            slowdown,
+            gen,
+        });
+        self.schedule(idx, now + work.mul_f64(slowdown), Item::ComputeDone { gen });
+    }
+
+    /// A straggler on `id` started or healed: a minibatch in progress goes
+    /// on at the new speed.
+    pub fn restraggle(&mut self, id: NodeId) {
+        let idx = self.index(id);
+        let now = self.now();
+        if let Some(c) = self.slots[idx].computing {
+            let done = now.saturating_sub(c.since).div_f64(c.slowdown);
+            self.start_compute(idx, now, c.work_left.saturating_sub(done));
         }
     }
 
@@ -311,6 +357,7 @@ impl World {
         slot.up = false;
         slot.returns = returns;
         slot.node = None;
+        slot.computing = None;
         slot.inbox.clear();
         if let Some(m) = slot.madsim_id {
             madsim::runtime::Handle::current().kill(m);

@@ -48,3 +48,44 @@ pub fn context(o: &Outcome) -> String {
 pub fn assert_passed(o: &Outcome) {
     assert!(o.passed, "run failed: {}", context(o));
 }
+
+/// Runs a scenario file with `seed` and the bugs, writing its JSON Lines
+/// trace; returns the outcome and the trace's events (as JSON values).
+pub fn run_traced(path: &str, seed: u64, bugs: Bugs) -> (Outcome, Vec<serde_json::Value>) {
+    let scn = file(path);
+    let trace = std::env::temp_dir().join(format!(
+        "pssim-test-{}-{}-{}.jsonl",
+        scn.name,
+        seed,
+        std::process::id()
+    ));
+    let o = sim::run(
+        &scn,
+        &RunOptions {
+            seed,
+            bugs,
+            trace: Some(trace.clone()),
+            source: path.to_string(),
+            ..RunOptions::default()
+        },
+    )
+    .outcome;
+    let text = std::fs::read_to_string(&trace).expect("the trace was written");
+    let _ = std::fs::remove_file(&trace);
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each trace line is JSON"))
+        .collect();
+    (o, events)
+}
+
+/// Runs a scenario file of the repository with `seed` (REPRODUCE names the
+/// file).
+pub fn run_file(path: &str, seed: u64, bugs: Bugs) -> Outcome {
+    run_with(&file(path), seed, bugs, path)
+}
+
+/// The events of kind `ev`.
+pub fn events<'a>(trace: &'a [serde_json::Value], ev: &str) -> Vec<&'a serde_json::Value> {
+    trace.iter().filter(|e| e["ev"] == ev).collect()
+}

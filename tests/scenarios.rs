@@ -1,0 +1,278 @@
+//! The scenario library: every file in `scenarios/` shows one thing, and
+//! these tests run each over several seeds asserting the outcome
+//! docs/scenarios.md promises for it.
+
+mod common;
+
+use common::*;
+use pssim::check::Status;
+use pssim::core::{Bug, Bugs};
+use serde_json::Value;
+
+const SEEDS: [u64; 4] = [1, 2, 3, 4];
+
+fn path(name: &str) -> String {
+    format!("scenarios/{name}.toml")
+}
+
+/// Runs `name` over `SEEDS`, asserting every run passes.
+fn passes(name: &str) -> Vec<pssim::outcome::Outcome> {
+    SEEDS
+        .iter()
+        .map(|&seed| {
+            let o = run_file(&path(name), seed, Bugs::NONE);
+            assert_passed(&o);
+            assert_eq!(o.updates_duplicated, 0, "{}", context(&o));
+            o
+        })
+        .collect()
+}
+
+fn worker_of(e: &Value) -> u64 {
+    e["worker"].as_u64().expect("a worker index")
+}
+
+fn t_us(e: &Value) -> u64 {
+    e["t_us"].as_u64().expect("t_us")
+}
+
+#[test]
+fn every_library_file_is_valid_and_documented() {
+    let docs = std::fs::read_to_string("docs/scenarios.md").unwrap();
+    let mut n = 0;
+    for entry in std::fs::read_dir("scenarios").unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let scn = pssim::scenario::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            let file = p.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                docs.contains(&format!("`{file}`")),
+                "docs/scenarios.md does not describe {file}"
+            );
+            assert!(!scn.description.is_empty(), "{file} has no description");
+            n += 1;
+        }
+    }
+    assert!(n >= 12, "the library holds {n} scenarios");
+}
+
+#[test]
+fn default_trains_digits_to_the_reference_band() {
+    for o in passes("default") {
+        assert!(o.final_accuracy >= 0.94, "{}", context(&o));
+        assert_eq!(o.stopped, "finished");
+    }
+}
+
+#[test]
+fn partition_heal_removes_the_cut_off_workers_and_readmits_them() {
+    for seed in SEEDS {
+        let (o, trace) = run_traced(&path("partition-heal"), seed, Bugs::NONE);
+        assert_passed(&o);
+        let removed: Vec<u64> = events(&trace, "worker_removed")
+            .into_iter()
+            .map(worker_of)
+            .collect();
+        let admitted = events(&trace, "worker_admitted");
+        let heal = t_us(events(&trace, "fault_end")[0]);
+        for w in 0..3 {
+            assert!(
+                removed.contains(&w),
+                "worker-{w} was not removed: {}",
+                context(&o)
+            );
+            assert!(
+                admitted
+                    .iter()
+                    .any(|e| worker_of(e) == w && t_us(e) >= heal),
+                "worker-{w} was not re-admitted after the heal: {}",
+                context(&o)
+            );
+        }
+        assert!(removed.iter().all(|w| *w < 3), "only cut-off workers go");
+    }
+}
+
+#[test]
+fn a_one_way_clog_holds_messages_then_delivers_them() {
+    for seed in SEEDS {
+        let (o, trace) = run_traced(&path("clog-one-way"), seed, Bugs::NONE);
+        assert_passed(&o);
+        assert_eq!(events(&trace, "fault_start")[0]["fault"], "clog");
+        assert_eq!(events(&trace, "fault_end").len(), 1);
+        // Nothing is dropped by a clog: held, then delivered.
+        assert_eq!(o.updates_lost, 0);
+        assert!(
+            o.sim_time_s > 2.0,
+            "worker-3 waited out the clog: {}",
+            context(&o)
+        );
+    }
+}
+
+#[test]
+fn packet_loss_is_survived_by_retries_applied_exactly_once() {
+    for o in passes("packet-loss") {
+        assert!(o.messages_dropped > 50, "{}", context(&o));
+        assert_eq!(o.updates_lost, 0);
+    }
+    // The same loss without deduplication applies retried pushes twice...
+    let bad = run_file(&path("packet-loss"), 1, Bugs::NONE.with(Bug::NoDedup));
+    assert_eq!(
+        bad.checks["no_lost_updates"],
+        Status::Fail,
+        "{}",
+        context(&bad)
+    );
+    assert!(bad.updates_duplicated > 0);
+    // ... and without retries it hangs, which liveness reports.
+    let hang = run_file(&path("packet-loss"), 1, Bugs::NONE.with(Bug::NoRetry));
+    assert_eq!(hang.checks["liveness"], Status::Fail, "{}", context(&hang));
+    assert_eq!(hang.stopped, "liveness");
+}
+
+#[test]
+fn a_slow_link_slows_the_job_down() {
+    for o in passes("slow-link") {
+        let base = run_file(&path("default"), o.seed, Bugs::NONE);
+        assert!(
+            o.sim_time_s > base.sim_time_s + 0.3,
+            "slow link {:.3}s vs none {:.3}s",
+            o.sim_time_s,
+            base.sim_time_s
+        );
+    }
+}
+
+#[test]
+fn with_a_straggler_asp_beats_ssp_beats_bsp_to_the_target() {
+    let mean = |name: &str| {
+        let v: Vec<f64> = passes(name)
+            .iter()
+            .map(|o| o.time_to_target_s.expect("reached the target"))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (bsp, ssp, asp) = (
+        mean("bsp-straggler"),
+        mean("ssp-straggler"),
+        mean("asp-straggler"),
+    );
+    assert!(
+        bsp > ssp && ssp > asp,
+        "time to target: bsp {bsp:.3}s ssp {ssp:.3}s asp {asp:.3}s"
+    );
+}
+
+#[test]
+fn a_crashed_worker_restarts_empty_and_rejoins_at_the_current_clock() {
+    for seed in SEEDS {
+        let (o, trace) = run_traced(&path("worker-crash-restart"), seed, Bugs::NONE);
+        assert_passed(&o);
+        assert_eq!(events(&trace, "crash")[0]["node"], "worker-4");
+        assert_eq!(events(&trace, "restart")[0]["node"], "worker-4");
+        let admitted = events(&trace, "worker_admitted");
+        let again = admitted
+            .iter()
+            .find(|e| worker_of(e) == 4 && e["incarnation"] == 1)
+            .unwrap_or_else(|| panic!("worker-4 not re-admitted: {}", context(&o)));
+        assert!(
+            again["clock"].as_u64().unwrap() > 0,
+            "it rejoins at the current clock, not 0"
+        );
+        // Its second life pushes with sequence numbers of incarnation 1.
+        assert!(events(&trace, "push_acked")
+            .iter()
+            .any(|e| worker_of(e) == 4 && e["seq"].as_str().unwrap().starts_with("1.")));
+    }
+}
+
+#[test]
+fn bsp_stops_waiting_for_a_dead_worker() {
+    for o in passes("worker-crash-bsp") {
+        assert_eq!(o.stopped, "finished", "{}", context(&o));
+    }
+    let hang = run_file(
+        &path("worker-crash-bsp"),
+        1,
+        Bugs::NONE.with(Bug::NoRemoval),
+    );
+    assert_eq!(hang.checks["liveness"], Status::Fail, "{}", context(&hang));
+}
+
+#[test]
+fn an_unreplicated_server_crash_loses_acknowledged_updates_and_counts_them() {
+    for o in passes("server-crash-unreplicated") {
+        assert!(o.updates_lost > 0, "{}", context(&o));
+        assert_eq!(o.checks["no_lost_updates"], Status::Skipped);
+    }
+    let mut scn = file(&path("server-crash-unreplicated"));
+    scn.check.no_lost_updates = true;
+    let o = run_with(&scn, 1, Bugs::NONE, "server-crash-unreplicated");
+    assert_eq!(o.checks["no_lost_updates"], Status::Fail, "{}", context(&o));
+    assert!(o.violations["no_lost_updates"][0].contains("missing from its final state"));
+}
+
+#[test]
+fn a_restarted_coordinator_recovers_and_admits_the_restarted_worker() {
+    for seed in SEEDS {
+        let (o, trace) = run_traced(&path("coordinator-crash"), seed, Bugs::NONE);
+        assert_passed(&o);
+        let back = t_us(
+            events(&trace, "restart")
+                .into_iter()
+                .find(|e| e["node"] == "coordinator")
+                .expect("the coordinator restarts"),
+        );
+        let admitted = events(&trace, "worker_admitted");
+        let w6 = admitted
+            .iter()
+            .find(|e| worker_of(e) == 6)
+            .unwrap_or_else(|| panic!("worker-6 not admitted: {}", context(&o)));
+        assert!(
+            t_us(w6) >= back,
+            "admitted only once the coordinator is back"
+        );
+    }
+}
+
+#[test]
+fn chaos_at_every_intensity_keeps_every_check_green() {
+    for name in ["chaos-light", "chaos-medium", "chaos-heavy"] {
+        let runs = passes(name);
+        assert!(
+            runs.iter().any(|o| !o.faults.is_empty()),
+            "{name} drew no fault"
+        );
+        assert!(runs.iter().all(|o| o.swarm.is_some()));
+    }
+}
+
+#[test]
+fn chaos_counts_lost_updates_only_where_an_unreplicated_server_crashed() {
+    let mut lost = 0;
+    for seed in 0..12 {
+        let o = run_file(&path("chaos-beyond"), seed, Bugs::NONE);
+        assert_passed(&o);
+        let server_crashed = o
+            .faults
+            .iter()
+            .any(|f| f.kind == "crash" && f.nodes[0].starts_with("server-"));
+        if o.updates_lost > 0 {
+            assert!(
+                server_crashed,
+                "lost updates without a server crash: {}",
+                context(&o)
+            );
+        }
+        lost += o.updates_lost;
+    }
+    assert!(lost > 0, "beyond the fault model some seed loses updates");
+}
+
+#[test]
+fn the_large_sparse_model_learns() {
+    let o = run_file(&path("sparse-large"), 1, Bugs::NONE);
+    assert_passed(&o);
+    assert!(o.final_accuracy >= 0.75, "{}", context(&o));
+}
