@@ -153,6 +153,7 @@ pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
         request_timeout: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
+        checkpoint_every: None,
         bugs: Bugs::NONE,
     });
     let mut server = Server::new(0, cfg);

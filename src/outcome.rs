@@ -82,6 +82,8 @@ pub struct Outcome {
     pub message_kinds: BTreeMap<String, KindStats>,
     /// Every fault of the run (scenario and chaos), by start time.
     pub faults: Vec<FaultRecord>,
+    /// Server crashes and the time their ranges took to serve again.
+    pub failovers: Vec<crate::sim::failover::Failover>,
     /// What `[chaos]` chose for this seed (swarm testing), if it is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<String>,

@@ -101,6 +101,17 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
             let _ = writeln!(s, "    ... and {} more", o.faults.len() - SHOWN);
         }
     }
+    for f in o.failovers.iter().take(8) {
+        let rec = match f.recovery_s {
+            Some(d) => format!("served again after {d:.3} s"),
+            None => "not served again within the run".into(),
+        };
+        let _ = writeln!(
+            s,
+            "  failover   {} crashed at {:.3} s: range(s) {:?} {rec}",
+            f.server, f.crash_s, f.ranges
+        );
+    }
     let _ = writeln!(s, "  checks");
     for (name, status) in &o.checks {
         let detail = check_detail(name, o);

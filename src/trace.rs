@@ -4,6 +4,7 @@
 //! ../shared/scenario-format.md.
 
 use crate::check::liveness::LivenessCheck;
+use crate::check::replicas::ReplicasCheck;
 use crate::check::staleness::StalenessCheck;
 use crate::check::updates::UpdatesCheck;
 use crate::core::Event;
@@ -41,6 +42,8 @@ pub struct Recorder {
     pub updates: UpdatesCheck,
     /// The `liveness` checker.
     pub liveness: LivenessCheck,
+    /// The `replicas_agree` checker.
+    pub replicas: ReplicasCheck,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -62,6 +65,7 @@ impl Recorder {
             staleness: StalenessCheck::new(workers),
             updates: UpdatesCheck::new(ranges),
             liveness: LivenessCheck::new(workers),
+            replicas: ReplicasCheck::default(),
         }
     }
 
@@ -97,6 +101,7 @@ impl Recorder {
         self.staleness.observe(t, ev);
         self.updates.observe(ev);
         self.liveness.observe(t, ev);
+        self.replicas.observe(ev);
         if let Some(sink) = &mut self.sink {
             if sink.error.is_none() && (sink.low_level || !ev.is_low_level()) {
                 let line = Line {

@@ -31,6 +31,7 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         request_timeout: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
+        checkpoint_every: None,
         bugs,
     })
 }

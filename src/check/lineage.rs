@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 /// replace a replica's state wholesale:
 /// - `crash` of a server drops its replicas (memory is lost);
 /// - `catch_up` gives a replica a copy of its source's state;
-/// - `checkpoint` saves a copy, `restore` brings it back.
+/// - `checkpoint` saves a copy, `restore` brings it back;
+/// - `replica_dropped` drops one replica (its server left the chain).
 ///
 /// A replica first seen after its server crashed starts with
 /// `lost_history = true`: its state may lack updates acknowledged earlier.
@@ -17,6 +18,7 @@ pub struct Lineage<S> {
     live: BTreeMap<(NodeId, RangeId), Tracked<S>>,
     checkpoints: BTreeMap<(NodeId, RangeId), Tracked<S>>,
     crashed: BTreeMap<NodeId, ()>,
+    dropped: BTreeMap<(NodeId, RangeId), ()>,
 }
 
 /// One replica's state plus whether its history was cut.
@@ -36,6 +38,10 @@ impl<S: Clone + Default> Lineage<S> {
             Event::Crash { node } if node.server().is_some() => {
                 self.live.retain(|(s, _), _| s != node);
                 self.crashed.insert(*node, ());
+            }
+            Event::ReplicaDropped { server, range } => {
+                self.live.remove(&(*server, *range));
+                self.dropped.insert((*server, *range), ());
             }
             Event::CatchUp {
                 server,
@@ -65,7 +71,8 @@ impl<S: Clone + Default> Lineage<S> {
     /// The state of `server`'s replica of `range`, created empty on first
     /// use.
     pub fn get_mut(&mut self, server: NodeId, range: RangeId) -> &mut Tracked<S> {
-        let lost = self.crashed.contains_key(&server);
+        let lost =
+            self.crashed.contains_key(&server) || self.dropped.contains_key(&(server, range));
         self.live.entry((server, range)).or_insert_with(|| Tracked {
             state: S::default(),
             lost_history: lost,

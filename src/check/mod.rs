@@ -11,6 +11,7 @@ pub mod determinism;
 pub mod intervals;
 pub mod lineage;
 pub mod liveness;
+pub mod replicas;
 pub mod staleness;
 pub mod updates;
 
@@ -104,6 +105,19 @@ pub enum Violation {
         /// The liveness window.
         window: Duration,
     },
+    /// Two replicas of a range differ once the system is quiet.
+    ReplicasDisagree {
+        /// The range.
+        range: RangeId,
+        /// The replica compared with.
+        a: NodeId,
+        /// The replica that differs.
+        b: NodeId,
+        /// What differs.
+        what: &'static str,
+        /// Pushes applied by each.
+        applied: (u64, u64),
+    },
     /// Two runs of the same seed differ.
     Nondeterministic {
         /// Hash of the first run.
@@ -169,6 +183,16 @@ impl fmt::Display for Violation {
                 now.as_secs_f64(),
                 window.as_secs_f64(),
                 heal.as_secs_f64()
+            ),
+            Violation::ReplicasDisagree {
+                range,
+                a,
+                b,
+                what,
+                applied: (x, y),
+            } => write!(
+                f,
+                "replicas of range {range} disagree on their {what}: {a} applied {x} pushes, {b} applied {y}"
             ),
             Violation::Nondeterministic {
                 first,

@@ -2,12 +2,18 @@
 //!
 //! A read by worker `v` at clock `c` under bound `s` must see, for every
 //! member `w`, every update of `w` of clocks `start_w ..= c - s - 1`, where
-//! `start_w` is the clock `w` was (re)admitted at. Updates count per life:
-//! a restarted worker is a new incarnation, and only pushes of the admitted
-//! incarnation (the `seq`'s incarnation) count for it. The checker rebuilds
-//! what each replica has applied from `push_applied` events and follows
-//! membership from `worker_admitted` / `worker_removed`; it never looks at
-//! a server's own clock table.
+//! `start_w` is the clock `w` was (re)admitted at. An update of `w` for a
+//! clock counts whichever life of `w` pushed it: a restarted worker
+//! admitted at clock `k` may have pushed clock `k` in its earlier life, and
+//! that update is a real, acknowledged update of `w` for clock `k`. The
+//! checker rebuilds what each replica has applied from `push_applied`
+//! events and follows membership from `worker_admitted` / `worker_removed`;
+//! it never looks at a server's own clock table.
+//!
+//! Reads are judged for members only: a worker removed from the
+//! membership (the coordinator presumes it dead) is not promised the bound
+//! until it is re-admitted (it may be cut off together with a replica the
+//! coordinator has removed, which does not learn of later admissions).
 //!
 //! One excuse: a replica whose history was cut (restarted empty, or
 //! restored from a checkpoint) cannot show updates it lost. An update
@@ -26,10 +32,10 @@ use std::time::Duration;
 pub struct StalenessCheck {
     /// Members: incarnation admitted and the first clock counted.
     members: BTreeMap<WorkerId, (u32, u32)>,
-    /// Per replica: per (worker, incarnation), the clocks applied.
-    applied: Lineage<BTreeMap<(WorkerId, u32), IntervalSet>>,
-    /// Per (range, worker, incarnation): clocks acknowledged so far.
-    acked: BTreeMap<(RangeId, WorkerId, u32), IntervalSet>,
+    /// Per replica: per worker, the clocks applied (any life).
+    applied: Lineage<BTreeMap<WorkerId, IntervalSet>>,
+    /// Per (range, worker): clocks acknowledged so far (any life).
+    acked: BTreeMap<(RangeId, WorkerId), IntervalSet>,
     reads: u64,
     violations: Violations,
 }
@@ -64,23 +70,23 @@ impl StalenessCheck {
                 server,
                 range,
                 worker,
-                seq,
                 clock,
+                ..
             } => {
                 let rep = self.applied.get_mut(server, range);
                 rep.state
-                    .entry((worker, seq.incarnation))
+                    .entry(worker)
                     .or_default()
                     .insert(u64::from(clock.0));
             }
             Event::PushAcked {
                 worker,
                 range,
-                seq,
                 clock,
+                ..
             } => {
                 self.acked
-                    .entry((range, worker, seq.incarnation))
+                    .entry((range, worker))
                     .or_default()
                     .insert(u64::from(clock.0));
             }
@@ -91,19 +97,25 @@ impl StalenessCheck {
                 clock,
                 bound: Some(bound),
             } => {
+                if !self.members.contains_key(&worker) {
+                    // The bound is promised to members: a worker the
+                    // coordinator removed (cut off, presumed dead) may read
+                    // from a replica just as cut off, until it is re-admitted.
+                    return;
+                }
                 self.reads += 1;
                 let Some(last_needed) = clock.0.checked_sub(bound + 1) else {
                     return;
                 };
                 let rep = self.applied.get_mut(server, range);
                 let lost_history = rep.lost_history;
-                for (&w, &(inc, start)) in &self.members {
+                for (&w, &(_, start)) in &self.members {
                     if start > last_needed {
                         continue;
                     }
                     let empty = IntervalSet::default();
-                    let have = rep.state.get(&(w, inc)).unwrap_or(&empty);
-                    let acked = self.acked.get(&(range, w, inc)).unwrap_or(&empty);
+                    let have = rep.state.get(&w).unwrap_or(&empty);
+                    let acked = self.acked.get(&(range, w)).unwrap_or(&empty);
                     let missing = have
                         .gaps(u64::from(start), u64::from(last_needed) + 1)
                         .into_iter()

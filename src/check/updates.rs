@@ -217,6 +217,9 @@ mod tests {
             range: 0,
             digest: String::new(),
             applied: 0,
+            applied_set: String::new(),
+            clock_table: String::new(),
+            dedup_table: String::new(),
         }
     }
 

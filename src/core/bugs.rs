@@ -36,11 +36,21 @@ pub enum Bug {
     /// ps-lite's `Wait`): one lost message hangs training. Caught by
     /// `liveness`.
     NoRetry,
+    /// The head of a chain acknowledges a push as soon as it applied it,
+    /// before its backups have. Caught by `no_lost_updates` when the head
+    /// crashes.
+    AckBeforeReplicated,
+    /// Servers accept requests and chain messages stamped with an older
+    /// view epoch. Caught by `no_lost_updates` / `replicas_agree`.
+    AcceptOldEpoch,
+    /// A joining server is put in the chain before it has copied the range
+    /// (it serves zeros). Caught by `replicas_agree` / `no_lost_updates`.
+    PromoteUncaught,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 11] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -49,6 +59,9 @@ impl Bug {
         Bug::GlobalState,
         Bug::NoRemoval,
         Bug::NoRetry,
+        Bug::AckBeforeReplicated,
+        Bug::AcceptOldEpoch,
+        Bug::PromoteUncaught,
     ];
 
     /// The name used on the command line.
@@ -62,6 +75,9 @@ impl Bug {
             Bug::GlobalState => "global_state",
             Bug::NoRemoval => "no_removal",
             Bug::NoRetry => "no_retry",
+            Bug::AckBeforeReplicated => "ack_before_replicated",
+            Bug::AcceptOldEpoch => "accept_old_epoch",
+            Bug::PromoteUncaught => "promote_uncaught",
         }
     }
 
@@ -78,6 +94,13 @@ impl Bug {
             Bug::GlobalState => "a process-wide counter leaks into message latencies",
             Bug::NoRemoval => "the coordinator never removes a silent worker",
             Bug::NoRetry => "workers never retry a request (wait forever, as ps-lite's Wait)",
+            Bug::AckBeforeReplicated => {
+                "the chain head acknowledges a push before its backups applied it"
+            }
+            Bug::AcceptOldEpoch => {
+                "servers accept requests and chain messages from an older view epoch"
+            }
+            Bug::PromoteUncaught => "a joining server enters the chain before it copied the range",
         }
     }
 
@@ -89,6 +112,8 @@ impl Bug {
             Bug::GradientAscent => "min_accuracy",
             Bug::GlobalState => "deterministic",
             Bug::NoRemoval | Bug::NoRetry => "liveness",
+            Bug::AckBeforeReplicated => "no_lost_updates",
+            Bug::AcceptOldEpoch | Bug::PromoteUncaught => "replicas_agree",
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct ProtocolConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which the coordinator declares a node dead.
     pub heartbeat_timeout: Duration,
+    /// Servers checkpoint their ranges this often (none: never).
+    pub checkpoint_every: Option<Duration>,
     /// Planted bugs switched on (normally none).
     pub bugs: Bugs,
 }

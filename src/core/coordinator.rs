@@ -23,7 +23,7 @@
 
 use super::config::ProtocolConfig;
 use super::event::Event;
-use super::ids::{Clock, NodeId, WorkerId};
+use super::ids::{Clock, Epoch, NodeId, RangeId, WorkerId};
 use super::msg::Message;
 use super::view::{Member, Membership, View};
 use super::{Command, Durable, Timer};
@@ -58,6 +58,8 @@ pub struct CoordinatorState {
     /// re-admitted at a lower clock than before, since servers may already
     /// count its clocks up to there.
     pub admitted: BTreeMap<WorkerId, Member>,
+    /// Catch-up sessions issued so far (never reused).
+    pub sessions: u64,
 }
 
 /// An admission waiting for servers to acknowledge its membership version.
@@ -79,6 +81,9 @@ pub struct Coordinator {
     servers: BTreeMap<u32, (Duration, u64)>,
     pending: BTreeMap<WorkerId, Admission>,
     admitted: BTreeMap<WorkerId, Member>,
+    /// Catch-ups under way: (range, server) -> (source, when asked, session).
+    catch_ups: BTreeMap<(RangeId, u32), (NodeId, Duration, u64)>,
+    next_session: u64,
 }
 
 impl Coordinator {
@@ -89,6 +94,7 @@ impl Coordinator {
             membership: Membership::initial(cfg.workers),
             view: View::initial(cfg.servers, cfg.replication),
             admitted: BTreeMap::new(),
+            sessions: 0,
         });
         Coordinator {
             view: state.view,
@@ -97,6 +103,8 @@ impl Coordinator {
             workers: BTreeMap::new(),
             servers: BTreeMap::new(),
             pending: BTreeMap::new(),
+            catch_ups: BTreeMap::new(),
+            next_session: state.sessions,
             cfg,
         }
     }
@@ -131,6 +139,10 @@ impl Coordinator {
                 },
             );
         }
+        for s in 0..self.cfg.servers {
+            // Grace for every server too; version 0 until it reports.
+            self.servers.insert(s, (now, 0));
+        }
         self.arm(out);
     }
 
@@ -155,15 +167,34 @@ impl Coordinator {
                 incarnation,
                 clock,
                 joining,
+                epoch,
                 done,
-            } => self.on_worker_heartbeat(now, worker, incarnation, clock, joining, done, out),
-            Message::ServerHeartbeat { membership, .. } => {
+            } => {
+                if epoch < self.view.epoch {
+                    // It missed a view (lost on the way): send it again.
+                    out.push(Command::Send {
+                        to: from,
+                        msg: Message::ViewUpdate(self.view.clone()),
+                    });
+                }
+                self.on_worker_heartbeat(now, worker, incarnation, clock, joining, done, out)
+            }
+            Message::ServerHeartbeat {
+                epoch,
+                membership,
+                held,
+            } => {
                 if let Some(s) = from.server() {
-                    self.servers.insert(s, (now, membership));
-                    if membership < self.membership.version {
-                        self.send_membership(from, out);
-                    }
-                    self.complete_admissions(out);
+                    self.on_server_heartbeat(now, s, epoch, membership, &held, out);
+                }
+            }
+            Message::JoinReady {
+                range,
+                from: source,
+                session,
+            } => {
+                if let Some(s) = from.server() {
+                    self.on_join_ready(now, s, range, source, session, out);
                 }
             }
             Message::MembershipAck { version } => {
@@ -176,6 +207,187 @@ impl Coordinator {
             }
             _ => {}
         }
+    }
+
+    fn on_server_heartbeat(
+        &mut self,
+        now: Duration,
+        s: u32,
+        epoch: Epoch,
+        membership: u64,
+        held: &[RangeId],
+        out: &mut Vec<Command>,
+    ) {
+        if s >= self.cfg.servers {
+            return;
+        }
+        let node = NodeId::Server(s);
+        self.servers.insert(s, (now, membership));
+        if membership < self.membership.version {
+            self.send_membership(node, out);
+        }
+        let mut changed = false;
+        if epoch < self.view.epoch {
+            out.push(Command::Send {
+                to: node,
+                msg: Message::ViewUpdate(self.view.clone()),
+            });
+        } else if epoch == self.view.epoch {
+            // It holds our view but not a range we list it for: it lost
+            // it (restarted empty). Take it out of that chain.
+            for (r, chain) in self.view.chains.iter_mut().enumerate() {
+                if chain.contains(&node) && !held.contains(&(r as RangeId)) {
+                    chain.retain(|&x| x != node);
+                    changed = true;
+                }
+            }
+            changed |= self.plan_catch_ups(now, s, held, out);
+        }
+        if changed {
+            self.publish_view(out);
+        }
+        self.complete_admissions(out);
+    }
+
+    /// Ranges server `s` should hold (its ranges in the initial placement)
+    /// whose chain is short of it: the only replica if the chain is empty,
+    /// else a catch-up from the tail.
+    fn plan_catch_ups(
+        &mut self,
+        now: Duration,
+        s: u32,
+        held: &[RangeId],
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let node = NodeId::Server(s);
+        let home: Vec<RangeId> = View::initial(self.cfg.servers, self.cfg.replication)
+            .ranges_of(node)
+            .map(|(r, _)| r)
+            .collect();
+        let mut changed = false;
+        for r in home {
+            let chain = &mut self.view.chains[r as usize];
+            if chain.contains(&node)
+                || held.contains(&r)
+                || chain.len() >= self.cfg.replication as usize
+            {
+                continue;
+            }
+            let Some(&tail) = chain.last() else {
+                // No replica left: it takes the range up from its checkpoint
+                // (or zeros). Sent before the view, on the same link.
+                chain.push(node);
+                self.catch_ups.remove(&(r, s));
+                self.next_session += 1;
+                out.push(Command::Send {
+                    to: node,
+                    msg: Message::CatchUp {
+                        range: r,
+                        from: None,
+                        session: self.next_session,
+                    },
+                });
+                changed = true;
+                continue;
+            };
+            if self.cfg.bugs.has(super::bugs::Bug::PromoteUncaught) {
+                chain.push(node); // Planted bug: in the chain before copying.
+                changed = true;
+            }
+            let session = match self.catch_ups.get(&(r, s)) {
+                Some(&(src, at, id)) if src == tail => {
+                    if now.saturating_sub(at) < self.cfg.heartbeat_timeout {
+                        continue;
+                    }
+                    id // Asked again, in case the request was lost.
+                }
+                _ => {
+                    self.next_session += 1;
+                    self.next_session
+                }
+            };
+            self.catch_ups.insert((r, s), (tail, now, session));
+            out.push(Command::Send {
+                to: node,
+                msg: Message::CatchUp {
+                    range: r,
+                    from: Some(tail),
+                    session,
+                },
+            });
+        }
+        changed
+    }
+
+    /// Server `s` holds `range` copied from `source` and follows it: it
+    /// becomes the chain's new tail if `source` still is the tail (else the
+    /// copy may miss what the old tail acknowledged: catch up again).
+    fn on_join_ready(
+        &mut self,
+        now: Duration,
+        s: u32,
+        range: RangeId,
+        source: NodeId,
+        session: u64,
+        out: &mut Vec<Command>,
+    ) {
+        if s >= self.cfg.servers || range >= self.cfg.ranges.ranges() {
+            return;
+        }
+        let node = NodeId::Server(s);
+        let chain = &mut self.view.chains[range as usize];
+        if chain.contains(&node) {
+            out.push(Command::Send {
+                to: node,
+                msg: Message::ViewUpdate(self.view.clone()),
+            });
+            return;
+        }
+        let asked = self
+            .catch_ups
+            .get(&(range, s))
+            .map(|&(src, _, id)| (src, id));
+        let source_is_tail = chain.last() == Some(&source) || chain.is_empty();
+        if asked == Some((source, session))
+            && source_is_tail
+            && chain.len() < self.cfg.replication as usize
+        {
+            chain.push(node);
+            self.catch_ups.remove(&(range, s));
+            self.publish_view(out);
+        } else if asked.is_some_and(|(_, id)| id == session) {
+            // Copied from a replica that is no longer the tail: again.
+            self.catch_ups.remove(&(range, s));
+            self.plan_catch_ups(now, s, &[], out);
+        }
+    }
+
+    /// Publishes a new view: a higher epoch, persisted, sent to everyone.
+    fn publish_view(&mut self, out: &mut Vec<Command>) {
+        self.view.epoch = Epoch(self.view.epoch.0 + 1);
+        self.persist(out);
+        out.push(Command::Emit(Event::View {
+            epoch: self.view.epoch,
+            chains: self.view.chains.clone(),
+        }));
+        let nodes = (0..self.cfg.servers)
+            .map(NodeId::Server)
+            .chain((0..self.cfg.workers).map(NodeId::Worker));
+        for to in nodes {
+            out.push(Command::Send {
+                to,
+                msg: Message::ViewUpdate(self.view.clone()),
+            });
+        }
+    }
+
+    fn persist(&self, out: &mut Vec<Command>) {
+        out.push(Command::Persist(Durable::Coordinator(CoordinatorState {
+            membership: self.membership.clone(),
+            view: self.view.clone(),
+            admitted: self.admitted.clone(),
+            sessions: self.next_session,
+        })));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -290,11 +502,7 @@ impl Coordinator {
 
     /// Persists the membership and sends it to every server.
     fn publish(&self, out: &mut Vec<Command>) {
-        out.push(Command::Persist(Durable::Coordinator(CoordinatorState {
-            membership: self.membership.clone(),
-            view: self.view.clone(),
-            admitted: self.admitted.clone(),
-        })));
+        self.persist(out);
         for s in 0..self.cfg.servers {
             self.send_membership(NodeId::Server(s), out);
         }
@@ -320,7 +528,12 @@ impl Coordinator {
 
     /// Completes the admissions whose membership every server holds.
     fn complete_admissions(&mut self, out: &mut Vec<Command>) {
-        let acked = (0..self.cfg.servers)
+        // Servers in the view gate reads; the others hold no replica.
+        let acked = self
+            .view
+            .servers()
+            .into_iter()
+            .filter_map(|n| n.server())
             .map(|s| self.servers.get(&s).map_or(0, |&(_, v)| v))
             .min()
             .unwrap_or(u64::MAX);
@@ -374,6 +587,38 @@ impl Coordinator {
                 incarnation,
             }));
         }
+        // Servers silent for the timeout leave every chain: the next replica
+        // of each becomes head or tail.
+        let silent: Vec<NodeId> = self
+            .view
+            .servers()
+            .into_iter()
+            .filter(|n| {
+                n.server().is_some_and(|s| {
+                    self.servers.get(&s).is_none_or(|&(seen, _)| {
+                        now.saturating_sub(seen) > self.cfg.heartbeat_timeout
+                    })
+                })
+            })
+            .collect();
+        let mut changed = false;
+        for chain in &mut self.view.chains {
+            // The last replica stays: there is nothing to fail over to, and
+            // a server that is only cut off still holds the range's state
+            // (if it restarted empty, its heartbeat says so).
+            while let Some(i) = chain.iter().position(|n| silent.contains(n)) {
+                if chain.len() == 1 {
+                    break;
+                }
+                chain.remove(i);
+                changed = true;
+            }
+        }
+        if changed {
+            self.catch_ups
+                .retain(|_, (src, _, _)| !silent.contains(src));
+            self.publish_view(out);
+        }
         if !dead.is_empty() {
             self.membership.version += 1;
             self.publish(out);
@@ -414,6 +659,7 @@ mod tests {
             request_timeout: Duration::from_millis(100),
             heartbeat_interval: Duration::from_millis(50),
             heartbeat_timeout: Duration::from_millis(200),
+            checkpoint_every: None,
             bugs: Bugs::NONE,
         })
     }
@@ -436,10 +682,102 @@ mod tests {
             incarnation: inc,
             clock: Clock(clock),
             joining,
+            epoch: Epoch(1),
             done: false,
         };
         c.on_message(ms(now), NodeId::Worker(w), msg, &mut out);
         out
+    }
+
+    fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command> {
+        let mut out = Vec::new();
+        let msg = Message::ServerHeartbeat {
+            epoch: c.view().epoch,
+            membership: c.membership().version,
+            held: held.to_vec(),
+        };
+        c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
+        out
+    }
+
+    fn replicated() -> Arc<ProtocolConfig> {
+        let mut cfg = (*cfg()).clone();
+        cfg.servers = 3;
+        cfg.replication = 2;
+        cfg.ranges = RangeMap::new(30, 3);
+        Arc::new(cfg)
+    }
+
+    #[test]
+    fn a_silent_server_leaves_its_chains_and_a_restarted_one_catches_up_first() {
+        let mut c = Coordinator::new(replicated(), None);
+        let mut out = Vec::new();
+        c.on_start(ms(0), &mut out);
+        // Server 1 (head of range 1, backup of range 0) goes silent.
+        server_hb(&mut c, 150, 0, &[0, 2]);
+        server_hb(&mut c, 150, 2, &[1, 2]);
+        out.clear();
+        c.on_timer(ms(250), Timer::FailureCheck, &mut out);
+        let s = NodeId::Server;
+        assert_eq!(c.view().epoch, Epoch(2));
+        assert_eq!(
+            c.view().chains,
+            vec![vec![s(0)], vec![s(2)], vec![s(2), s(0)]]
+        );
+        assert!(events(&out).iter().any(|e| matches!(e, Event::View { .. })));
+        // It comes back empty: asked to copy ranges 0 and 1 from their tails,
+        // and not in any chain until it reports having done so.
+        let out = server_hb(&mut c, 300, 1, &[]);
+        let asked: Vec<(u32, NodeId)> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send {
+                    msg: Message::CatchUp { range, from, .. },
+                    ..
+                } => Some((*range, from.unwrap())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asked, vec![(0, s(0)), (1, s(2))]);
+        assert_eq!(c.view().epoch, Epoch(2));
+        let session = |out: &[Command], range: u32| {
+            out.iter()
+                .find_map(|c| match c {
+                    Command::Send {
+                        msg:
+                            Message::CatchUp {
+                                range: r, session, ..
+                            },
+                        ..
+                    } if *r == range => Some(*session),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (s0, s1) = (session(&out, 0), session(&out, 1));
+        // A report for an older session is ignored.
+        let mut stale = Vec::new();
+        let join = |range, from, session| Message::JoinReady {
+            range,
+            from,
+            session,
+        };
+        c.on_message(ms(310), s(1), join(1, s(2), 0), &mut stale);
+        assert_eq!(c.view().chains[1], vec![s(2)]);
+        let mut out = Vec::new();
+        c.on_message(ms(320), s(1), join(1, s(2), s1), &mut out);
+        assert_eq!(c.view().chains[1], vec![s(2), s(1)], "appended as the tail");
+        // A copy from a replica that is no longer the tail is refused.
+        let mut out = Vec::new();
+        c.on_message(ms(330), s(1), join(0, s(2), s0), &mut out);
+        assert_eq!(c.view().chains[0], vec![s(0)]);
+        assert!(out.iter().any(|c| matches!(
+            c,
+            Command::Send {
+                msg: Message::CatchUp { range: 0, .. },
+                ..
+            }
+        )));
     }
 
     fn events(out: &[Command]) -> Vec<&Event> {
@@ -457,6 +795,8 @@ mod tests {
         let mut out = Vec::new();
         c.on_start(ms(0), &mut out);
         hb(&mut c, 150, 0, 0, 3, false);
+        server_hb(&mut c, 150, 0, &[0]);
+        server_hb(&mut c, 150, 1, &[1]);
         out.clear();
         c.on_timer(ms(250), Timer::FailureCheck, &mut out);
         assert_eq!(

@@ -167,6 +167,13 @@ pub enum Event {
         /// The range.
         range: RangeId,
     },
+    /// A server stops holding a replica (it left the range's chain).
+    ReplicaDropped {
+        /// The server.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+    },
     /// End of run: a live replica's parameter digest and applied-push count.
     Final {
         /// The replica.
@@ -177,6 +184,13 @@ pub enum Event {
         digest: String,
         /// Pushes applied to the state it holds.
         applied: u64,
+        /// Hex digest of the set of pushes applied (order-independent).
+        applied_set: String,
+        /// Hex digest of its clock table (per worker: incarnation, clocks
+        /// done).
+        clock_table: String,
+        /// Hex digest of its dedup table.
+        dedup_table: String,
     },
 }
 
@@ -202,6 +216,7 @@ impl Event {
             Event::CatchUp { .. } => "catch_up",
             Event::Checkpoint { .. } => "checkpoint",
             Event::Restore { .. } => "restore",
+            Event::ReplicaDropped { .. } => "replica_dropped",
             Event::Final { .. } => "final",
         }
     }

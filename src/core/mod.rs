@@ -71,6 +71,8 @@ pub enum Command {
 pub enum Durable {
     /// The coordinator's membership and view.
     Coordinator(coordinator::CoordinatorState),
+    /// A server's last checkpoint of each range it held.
+    Server(std::collections::BTreeMap<RangeId, msg::RangeState>),
 }
 
 /// A node's timers.
@@ -86,6 +88,8 @@ pub enum Timer {
     Heartbeat,
     /// Coordinator: look for nodes whose heartbeats stopped.
     FailureCheck,
+    /// Server: write a checkpoint of every range held.
+    Checkpoint,
 }
 
 impl Timer {
@@ -95,6 +99,7 @@ impl Timer {
             Timer::Retry { .. } => "retry",
             Timer::Heartbeat => "heartbeat",
             Timer::FailureCheck => "failure_check",
+            Timer::Checkpoint => "checkpoint",
         }
     }
 }

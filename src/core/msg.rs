@@ -6,7 +6,7 @@
 //! bandwidth model, so a push of `n` dense values costs `4n` bytes plus a few
 //! dozen bytes of header, as on a real wire.
 
-use super::ids::{Clock, Epoch, RangeId, Seq, WorkerId};
+use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
@@ -27,6 +27,59 @@ impl Keys {
             Keys::All => 1,
             Keys::List(k) => 1 + 4 + 4 * k.len(),
         }
+    }
+}
+
+/// One update in a range's replicated log: a worker's push, numbered by
+/// the chain's head. Every replica applies the entries in index order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the range's log (1, 2, ...).
+    pub index: u64,
+    /// Pushing worker.
+    pub worker: WorkerId,
+    /// The push's identity.
+    pub seq: Seq,
+    /// Its clock.
+    pub clock: Clock,
+    /// Keys of `values`.
+    pub keys: Keys,
+    /// Gradient values.
+    pub values: Vec<f32>,
+}
+
+impl Entry {
+    fn wire_size(&self) -> usize {
+        8 + 4 + 12 + 4 + self.keys.wire_size() + VEC_HEADER + 4 * self.values.len()
+    }
+}
+
+/// A replica's whole state, as copied to a joining server or checkpointed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RangeState {
+    /// Parameter values of the range.
+    pub params: Vec<f32>,
+    /// Clock table: worker, incarnation, clocks done.
+    pub table: Vec<(WorkerId, u32, Clock)>,
+    /// Dedup table: worker, highest seq applied, its log index.
+    pub dedup: Vec<(WorkerId, Seq, u64)>,
+    /// Pushes applied.
+    pub applied: u64,
+    /// Digest of the set of pushes applied.
+    pub applied_digest: u64,
+    /// Log entries applied.
+    pub log_index: u64,
+}
+
+impl RangeState {
+    fn wire_size(&self) -> usize {
+        VEC_HEADER
+            + 4 * self.params.len()
+            + VEC_HEADER
+            + 12 * self.table.len()
+            + VEC_HEADER
+            + 24 * self.dedup.len()
+            + 24
     }
 }
 
@@ -97,6 +150,8 @@ pub enum Message {
         clock: Clock,
         /// Whether it waits to be admitted (it restarted).
         joining: bool,
+        /// The view epoch it routes by (the coordinator sends a newer view).
+        epoch: Epoch,
         /// Whether it has finished all its clocks.
         done: bool,
     },
@@ -106,6 +161,74 @@ pub enum Message {
         epoch: Epoch,
         /// The membership version it holds.
         membership: u64,
+        /// Ranges it holds a replica of (caught up).
+        held: Vec<RangeId>,
+    },
+    /// Replica -> its successor in the chain (or a learner): apply this
+    /// entry. Re-sent until acknowledged.
+    ChainPush {
+        /// The sender's view.
+        epoch: Epoch,
+        /// The range.
+        range: RangeId,
+        /// The update.
+        entry: Entry,
+    },
+    /// Replica -> its predecessor (or a learner -> its source): every entry
+    /// up to `upto` is applied by me and everyone after me.
+    ChainAck {
+        /// The sender's view.
+        epoch: Epoch,
+        /// The range.
+        range: RangeId,
+        /// Highest index acknowledged (cumulative).
+        upto: u64,
+    },
+    /// Coordinator -> a server that should hold `range` again: copy it from
+    /// `from` (the chain's tail) and report when caught up; with no `from`
+    /// (the range has no live replica), take it up from the last checkpoint
+    /// or from zeros.
+    CatchUp {
+        /// The range to copy.
+        range: RangeId,
+        /// The replica to copy from, if any is left.
+        from: Option<NodeId>,
+        /// Identifies this request; `JoinReady` echoes it, and only the
+        /// current one counts (a delayed report of an older copy may be
+        /// stale).
+        session: u64,
+    },
+    /// Joining server -> source: send me the range's state and, from then
+    /// on, every entry you apply.
+    SnapshotReq {
+        /// The range.
+        range: RangeId,
+        /// Request number (a retry asks anew).
+        req: u64,
+    },
+    /// Source -> joining server: the range's state as of `state.log_index`.
+    Snapshot {
+        /// The range.
+        range: RangeId,
+        /// The request answered.
+        req: u64,
+        /// The state.
+        state: RangeState,
+    },
+    /// Source -> joining server: you hold everything I hold of `range`.
+    CaughtUp {
+        /// The range.
+        range: RangeId,
+    },
+    /// Joining server -> coordinator: I hold `range` as copied from `from`
+    /// and follow its updates; append me to the chain.
+    JoinReady {
+        /// The range.
+        range: RangeId,
+        /// The source copied from.
+        from: NodeId,
+        /// The `CatchUp` session answered.
+        session: u64,
     },
     /// Coordinator -> worker: you are a member from `start_clock` on.
     Admit {
@@ -144,13 +267,20 @@ impl Message {
             Message::MembershipUpdate(_) => "membership_update",
             Message::MembershipAck { .. } => "membership_ack",
             Message::ViewUpdate(_) => "view_update",
+            Message::ChainPush { .. } => "chain_push",
+            Message::ChainAck { .. } => "chain_ack",
+            Message::CatchUp { .. } => "catch_up",
+            Message::SnapshotReq { .. } => "snapshot_req",
+            Message::Snapshot { .. } => "snapshot",
+            Message::JoinReady { .. } => "join_ready",
+            Message::CaughtUp { .. } => "caught_up",
         }
     }
 
     /// Whether this message carries model values (push or pull payload),
     /// for the pushed/pulled byte counters.
     pub fn is_push(&self) -> bool {
-        matches!(self, Message::PushReq { .. })
+        matches!(self, Message::PushReq { .. } | Message::ChainPush { .. })
     }
 
     /// Whether this is a pull answer, for the pulled byte counter.
@@ -167,8 +297,15 @@ impl Message {
                 8 + 4 + 4 + 12 + 4 + keys.wire_size() + VEC_HEADER + 4 * values.len()
             }
             Message::PushAck { .. } => 4 + 12 + 4,
-            Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 1,
-            Message::ServerHeartbeat { .. } => 8 + 8,
+            Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
+            Message::ServerHeartbeat { held, .. } => 8 + 8 + VEC_HEADER + 4 * held.len(),
+            Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
+            Message::ChainAck { .. } => 8 + 4 + 8,
+            Message::CatchUp { .. } => 4 + 5 + 8,
+            Message::SnapshotReq { .. } => 4 + 8,
+            Message::Snapshot { state, .. } => 4 + 8 + state.wire_size(),
+            Message::JoinReady { .. } => 4 + 5 + 8,
+            Message::CaughtUp { .. } => 4,
             Message::Admit { view, .. } => 4 + 4 + view_size(view),
             Message::MembershipUpdate(m) => 8 + VEC_HEADER + m.members.len() * (4 + 4 + 4),
             Message::MembershipAck { .. } => 8,
@@ -223,6 +360,24 @@ impl Message {
                 hash_keys(&mut h, keys);
                 hash_values(&mut h, values);
             }
+            Message::ChainPush {
+                epoch,
+                range,
+                entry,
+            } => {
+                h.update(&epoch.0.to_le_bytes());
+                h.update(&range.to_le_bytes());
+                hash_entry(&mut h, entry);
+            }
+            Message::Snapshot { range, req, state } => {
+                h.update(&range.to_le_bytes());
+                h.update(&req.to_le_bytes());
+                hash_values(&mut h, &state.params);
+                h.update(format!("{:?}{:?}", state.table, state.dedup).as_bytes());
+                for x in [state.applied, state.applied_digest, state.log_index] {
+                    h.update(&x.to_le_bytes());
+                }
+            }
             // Control messages are small: hash their debug form.
             other => h.update(format!("{other:?}").as_bytes()),
         }
@@ -236,6 +391,16 @@ fn view_size(v: &View) -> usize {
             .iter()
             .map(|c| VEC_HEADER + 4 * c.len())
             .sum::<usize>()
+}
+
+fn hash_entry(h: &mut Xxh3, e: &Entry) {
+    h.update(&e.index.to_le_bytes());
+    for x in [e.worker, e.seq.incarnation, e.clock.0] {
+        h.update(&x.to_le_bytes());
+    }
+    h.update(&e.seq.n.to_le_bytes());
+    hash_keys(h, &e.keys);
+    hash_values(h, &e.values);
 }
 
 fn hash_keys(h: &mut Xxh3, keys: &Keys) {

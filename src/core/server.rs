@@ -1,15 +1,44 @@
-//! The server state machine: holds replicas of key ranges, applies pushes
-//! exactly once (SGD on the server), and answers pulls when the consistency
-//! gate allows.
+//! The server state machine: holds replicas of key ranges, replicates
+//! pushes down each range's chain, applies them exactly once (SGD on the
+//! server), and answers pulls when the consistency gate allows.
+//!
+//! **Chain replication** (van Renesse & Schneider, OSDI'04). A range's
+//! replicas form a chain, head first (the view). A worker pushes to the
+//! head, which numbers the push (a log *entry*), applies it and forwards it
+//! down; every replica applies entries strictly in index order, so replicas
+//! are bit-identical once quiet. The tail acknowledges the push to the
+//! worker: an acknowledged push is on every replica. Each replica keeps the
+//! entries its successor has not acknowledged (`out`) and re-sends them on
+//! every heartbeat tick and whenever its successor changes; acknowledgements
+//! flow back up the chain (cumulative `ChainAck`). Pulls go to the tail,
+//! whose state holds only updates every replica has. The clock table and
+//! the dedup table are part of each replica's state and change only by
+//! applying entries, so SSP and exactly-once survive failover.
+//!
+//! **Joining.** A server that should hold a range again (restarted, or back
+//! from a partition) is told by the coordinator to copy it from the tail
+//! (`CatchUp`). It asks the tail for a snapshot; the tail registers it as a
+//! *learner*, sends the state and, from then on, forwards every entry it
+//! applies to the learner as well (re-sent until acknowledged). When the
+//! learner acknowledges everything the tail holds, the tail emits
+//! `catch_up` and tells it (`CaughtUp`); the learner reports `JoinReady`,
+//! and the coordinator appends it to the chain as the new tail if its
+//! source still is the tail. It never serves or acknowledges before that.
+//!
+//! **Epochs.** Requests carry the sender's view epoch. A worker request
+//! from an older epoch is answered with the current view (a redirect); a
+//! chain message from another epoch is dropped (its sender re-sends once it
+//! holds the same view); a request from a newer epoch is dropped until this
+//! server learns the view (its heartbeat fetches it).
 
 use super::bugs::Bug;
 use super::config::ProtocolConfig;
 use super::event::Event;
 use super::gate::{Blocked, ClockTable};
-use super::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
-use super::msg::{Keys, Message};
+use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
+use super::msg::{Entry, Keys, Message, RangeState};
 use super::view::{Membership, View};
-use super::{Command, Timer};
+use super::{Command, Durable, Timer};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
@@ -25,7 +54,8 @@ struct PendingPull {
 }
 
 /// One replica of a key range: its parameters and the bookkeeping that must
-/// travel with them (clock table, dedup table, applied-push accounting).
+/// travel with them (clock table, dedup table, applied-push accounting, log
+/// position), plus its place in the chain.
 #[derive(Clone, Debug)]
 pub struct Replica {
     /// The range.
@@ -36,15 +66,26 @@ pub struct Replica {
     pub params: Vec<f32>,
     /// Which clocks of each worker are visible.
     pub table: ClockTable,
-    /// Highest push sequence number applied per worker (pushes of one
-    /// worker to one range arrive in sequence order: a worker sends its next
-    /// push only after the previous one is acknowledged).
-    pub dedup: BTreeMap<WorkerId, Seq>,
+    /// Per worker: highest push sequence number applied, and its log index
+    /// (a worker sends its next push to a range only after the previous one
+    /// is acknowledged, so a lower or equal `seq` is a retry).
+    pub dedup: BTreeMap<WorkerId, (Seq, u64)>,
     /// Number of pushes applied to this state.
     pub applied: u64,
     /// Order-independent digest of the set of pushes applied (wrapping sum
     /// of a hash of each `(worker, seq)`).
     pub applied_digest: u64,
+    /// Log entries applied (the index of the last one).
+    pub log_index: u64,
+    /// Whether this state was started over (zeros or a checkpoint) after
+    /// the range lost every replica: it may lack acknowledged updates, and
+    /// takes a worker's pulls as evidence of its progress (see
+    /// `ClockTable::record_progress`). A copy from a replica does not.
+    pub lost_history: bool,
+    /// Entries applied here that the successor has not acknowledged.
+    out: BTreeMap<u64, Entry>,
+    /// Learners copying this replica.
+    learners: BTreeMap<NodeId, Learner>,
     pending: Vec<PendingPull>,
 }
 
@@ -59,7 +100,50 @@ impl Replica {
             dedup: BTreeMap::new(),
             applied: 0,
             applied_digest: 0,
+            log_index: 0,
+            lost_history: false,
+            out: BTreeMap::new(),
+            learners: BTreeMap::new(),
             pending: Vec::new(),
+        }
+    }
+
+    /// A replica holding a copied (or checkpointed) state.
+    pub fn from_state(range: RangeId, keys: Range<u32>, s: &RangeState) -> Replica {
+        let mut table = ClockTable::default();
+        for &(w, inc, done) in &s.table {
+            table.record_progress(w, inc, done);
+        }
+        Replica {
+            range,
+            keys,
+            params: s.params.clone(),
+            table,
+            dedup: s.dedup.iter().map(|&(w, seq, i)| (w, (seq, i))).collect(),
+            applied: s.applied,
+            applied_digest: s.applied_digest,
+            log_index: s.log_index,
+            lost_history: false,
+            out: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The state to copy or checkpoint.
+    pub fn state(&self) -> RangeState {
+        RangeState {
+            params: self.params.clone(),
+            table: self
+                .table
+                .entries()
+                .iter()
+                .map(|(&w, &(inc, d))| (w, inc, d))
+                .collect(),
+            dedup: self.dedup.iter().map(|(&w, &(s, i))| (w, s, i)).collect(),
+            applied: self.applied,
+            applied_digest: self.applied_digest,
+            log_index: self.log_index,
         }
     }
 
@@ -70,40 +154,58 @@ impl Replica {
         h.digest()
     }
 
-    fn is_duplicate(&self, worker: WorkerId, seq: Seq) -> bool {
-        self.dedup.get(&worker).is_some_and(|&last| seq <= last)
+    /// Digests of the clock table and the dedup table, for replica
+    /// comparison.
+    pub fn table_digests(&self) -> (u64, u64) {
+        let s = self.state();
+        (
+            xxh3_64(format!("{:?}", s.table).as_bytes()),
+            xxh3_64(format!("{:?}", s.dedup).as_bytes()),
+        )
     }
 
-    fn apply(
-        &mut self,
-        worker: WorkerId,
-        seq: Seq,
-        clock: Clock,
-        lr: f32,
-        keys: &Keys,
-        values: &[f32],
-    ) {
-        match keys {
+    /// Highest index that every replica after this one has applied.
+    pub fn acked_upto(&self) -> u64 {
+        self.out
+            .first_key_value()
+            .map_or(self.log_index, |(&i, _)| i - 1)
+    }
+
+    /// Whether nothing is waiting to be replicated.
+    pub fn is_quiet(&self) -> bool {
+        self.out.is_empty() && self.learners.is_empty()
+    }
+
+    /// Applies entry `e` (the next in the log). Returns whether the
+    /// parameters changed (false under the `ack_without_apply` bug).
+    fn apply(&mut self, e: &Entry, lr: f32, cfg: &ProtocolConfig) -> bool {
+        debug_assert_eq!(e.index, self.log_index + 1);
+        self.log_index = e.index;
+        self.table.record_push(e.worker, e.seq.incarnation, e.clock);
+        self.dedup.insert(e.worker, (e.seq, e.index));
+        if cfg.bugs.has(Bug::AckWithoutApply) && e.seq.n % 7 == 3 {
+            return false; // Planted bug: recorded, acknowledged, never applied.
+        }
+        match &e.keys {
             Keys::All => {
                 assert_eq!(
-                    values.len(),
+                    e.values.len(),
                     self.params.len(),
                     "dense push of the wrong length"
                 );
-                for (p, g) in self.params.iter_mut().zip(values) {
+                for (p, g) in self.params.iter_mut().zip(&e.values) {
                     *p -= lr * g;
                 }
             }
             Keys::List(ks) => {
-                for (&k, g) in ks.iter().zip(values) {
+                for (&k, g) in ks.iter().zip(&e.values) {
                     self.params[(k - self.keys.start) as usize] -= lr * g;
                 }
             }
         }
-        self.table.record_push(worker, seq.incarnation, clock);
-        self.dedup.insert(worker, seq);
         self.applied += 1;
-        self.applied_digest = self.applied_digest.wrapping_add(push_hash(worker, seq));
+        self.applied_digest = self.applied_digest.wrapping_add(push_hash(e.worker, e.seq));
+        true
     }
 
     fn read(&self, keys: &Keys) -> Vec<f32> {
@@ -126,6 +228,34 @@ pub fn push_hash(worker: WorkerId, seq: Seq) -> u64 {
     xxh3_64(&b)
 }
 
+/// A range this server is copying (it is a learner of `source`).
+#[derive(Clone, Debug)]
+struct Joining {
+    source: NodeId,
+    /// The coordinator's `CatchUp` session.
+    session: u64,
+    req: u64,
+    /// Installed once the snapshot arrived.
+    replica: Option<Replica>,
+    /// Entries forwarded before the snapshot arrived.
+    buffered: BTreeMap<u64, Entry>,
+    /// The source saw us hold everything it held (`CaughtUp`).
+    ready: bool,
+}
+
+/// A server copying one of this server's replicas.
+#[derive(Clone, Debug)]
+struct Learner {
+    /// Its snapshot request (a lower one is stale).
+    req: u64,
+    /// Entries forwarded that it has not acknowledged.
+    out: BTreeMap<u64, Entry>,
+    /// When it last acknowledged (a learner silent for long is dropped).
+    since: Duration,
+    /// Whether it has been seen caught up (`catch_up` emitted).
+    announced: bool,
+}
+
 /// A server node.
 #[derive(Debug)]
 pub struct Server {
@@ -134,25 +264,44 @@ pub struct Server {
     view: View,
     membership: Membership,
     replicas: BTreeMap<RangeId, Replica>,
+    joining: BTreeMap<RangeId, Joining>,
+    /// The last checkpoint of each range (a copy of durable storage).
+    checkpoints: BTreeMap<RangeId, RangeState>,
+    next_req: u64,
 }
 
 impl Server {
     /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
     /// the initial view.
     pub fn new(index: u32, cfg: Arc<ProtocolConfig>) -> Server {
-        let id = NodeId::Server(index);
-        let view = View::initial(cfg.servers, cfg.replication);
-        let membership = Membership::initial(cfg.workers);
-        let replicas = view
-            .ranges_of(id)
-            .map(|(r, _)| (r, Replica::new(r, cfg.ranges.keys(r), &membership)))
+        let mut s = Server::restarted(index, cfg, None);
+        s.replicas = s
+            .view
+            .ranges_of(s.id)
+            .map(|(r, _)| {
+                let keys = s.cfg.ranges.keys(r);
+                (r, Replica::new(r, keys, &s.membership))
+            })
             .collect();
+        s
+    }
+
+    /// Server `index` after a restart: memory lost, holding nothing until
+    /// the coordinator gives it ranges; `durable` is what it checkpointed.
+    pub fn restarted(index: u32, cfg: Arc<ProtocolConfig>, durable: Option<Durable>) -> Server {
+        let checkpoints = match durable {
+            Some(Durable::Server(c)) => c,
+            _ => BTreeMap::new(),
+        };
         Server {
-            id,
+            id: NodeId::Server(index),
+            view: View::initial(cfg.servers, cfg.replication),
+            membership: Membership::initial(cfg.workers),
+            replicas: BTreeMap::new(),
+            joining: BTreeMap::new(),
+            checkpoints,
+            next_req: 0,
             cfg,
-            view,
-            membership,
-            replicas,
         }
     }
 
@@ -171,15 +320,37 @@ impl Server {
         &self.view
     }
 
-    /// Starts heartbeating.
+    /// Whether nothing is being replicated or copied.
+    pub fn is_quiet(&self) -> bool {
+        self.joining.is_empty() && self.replicas.values().all(Replica::is_quiet)
+    }
+
+    /// Starts heartbeating (and checkpointing, if configured).
     pub fn on_start(&mut self, _now: Duration, out: &mut Vec<Command>) {
         self.heartbeat(out);
+        if let Some(every) = self.cfg.checkpoint_every {
+            out.push(Command::SetTimer {
+                timer: Timer::Checkpoint,
+                after: every,
+            });
+        }
     }
 
     /// Handles a timer.
-    pub fn on_timer(&mut self, _now: Duration, timer: Timer, out: &mut Vec<Command>) {
-        if timer == Timer::Heartbeat {
-            self.heartbeat(out);
+    pub fn on_timer(&mut self, now: Duration, timer: Timer, out: &mut Vec<Command>) {
+        match timer {
+            Timer::Heartbeat => {
+                self.heartbeat(out);
+                // A learner silent this long gave up (or died).
+                let patience = self.cfg.heartbeat_timeout * 4;
+                for rep in self.replicas.values_mut() {
+                    rep.learners
+                        .retain(|_, l| now.saturating_sub(l.since) <= patience);
+                }
+                self.resend(out);
+            }
+            Timer::Checkpoint => self.checkpoint(out),
+            _ => {}
         }
     }
 
@@ -189,6 +360,7 @@ impl Server {
             msg: Message::ServerHeartbeat {
                 epoch: self.view.epoch,
                 membership: self.membership.version,
+                held: self.replicas.keys().copied().collect(),
             },
         });
         out.push(Command::SetTimer {
@@ -197,35 +369,167 @@ impl Server {
         });
     }
 
+    /// Re-sends what is unacknowledged: entries to successors and learners,
+    /// snapshot requests and join reports.
+    fn resend(&mut self, out: &mut Vec<Command>) {
+        let epoch = self.view.epoch;
+        for (&r, rep) in &self.replicas {
+            if let Some((_, Some(succ))) = self.view.neighbours(r, self.id) {
+                for e in rep.out.values() {
+                    out.push(chain_push(succ, epoch, r, e));
+                }
+            }
+            for (&l, learner) in &rep.learners {
+                for e in learner.out.values() {
+                    out.push(chain_push(l, epoch, r, e));
+                }
+            }
+        }
+        let mut reqs = Vec::new();
+        for (&r, j) in &mut self.joining {
+            match &j.replica {
+                None => {
+                    self.next_req += 1;
+                    j.req = self.next_req;
+                    reqs.push((j.source, r, j.req));
+                }
+                Some(_) if j.ready => out.push(Command::Send {
+                    to: NodeId::Coordinator,
+                    msg: Message::JoinReady {
+                        range: r,
+                        from: j.source,
+                        session: j.session,
+                    },
+                }),
+                // Tell the source how far we are (it answers `CaughtUp`).
+                Some(rep) => out.push(chain_ack(j.source, epoch, r, rep.log_index)),
+            }
+        }
+        for (source, range, req) in reqs {
+            out.push(Command::Send {
+                to: source,
+                msg: Message::SnapshotReq { range, req },
+            });
+        }
+    }
+
+    fn checkpoint(&mut self, out: &mut Vec<Command>) {
+        for (&r, rep) in &self.replicas {
+            self.checkpoints.insert(r, rep.state());
+            out.push(Command::Emit(Event::Checkpoint {
+                server: self.id,
+                range: r,
+            }));
+        }
+        out.push(Command::Persist(Durable::Server(self.checkpoints.clone())));
+        if let Some(every) = self.cfg.checkpoint_every {
+            out.push(Command::SetTimer {
+                timer: Timer::Checkpoint,
+                after: every,
+            });
+        }
+    }
+
     /// Handles a message.
     pub fn on_message(
         &mut self,
-        _now: Duration,
+        now: Duration,
         from: NodeId,
         msg: Message,
         out: &mut Vec<Command>,
     ) {
         match msg {
             Message::PushReq {
+                epoch,
                 range,
                 worker,
                 seq,
                 clock,
                 keys,
                 values,
-                ..
-            } => self.on_push(from, range, worker, seq, clock, &keys, &values, out),
+            } if self.admit_request(epoch, from, range, true, out) => {
+                self.on_push(from, range, worker, seq, clock, keys, values, out)
+            }
             Message::PullReq {
+                epoch,
                 range,
                 worker,
                 incarnation,
                 clock,
                 keys,
-                ..
-            } => self.on_pull(range, worker, incarnation, clock, keys, out),
+            } if self.admit_request(epoch, from, range, false, out) => {
+                self.on_pull(range, worker, incarnation, clock, keys, out)
+            }
+            Message::ChainPush {
+                epoch,
+                range,
+                entry,
+            } => self.on_chain_push(from, epoch, range, entry, out),
+            Message::ChainAck { epoch, range, upto } => {
+                self.on_chain_ack(now, from, epoch, range, upto, out)
+            }
+            Message::SnapshotReq { range, req } => self.on_snapshot_req(now, from, range, req, out),
+            Message::CaughtUp { range } => {
+                if let Some(j) = self.joining.get_mut(&range) {
+                    if j.source == from && j.replica.is_some() && !j.ready {
+                        j.ready = true;
+                        out.push(Command::Send {
+                            to: NodeId::Coordinator,
+                            msg: Message::JoinReady {
+                                range,
+                                from,
+                                session: j.session,
+                            },
+                        });
+                    }
+                }
+            }
+            Message::Snapshot { range, req, state } => {
+                self.on_snapshot(from, range, req, &state, out)
+            }
+            Message::CatchUp {
+                range,
+                from: source,
+                session,
+            } => self.on_catch_up(range, source, session, out),
             Message::MembershipUpdate(m) => self.on_membership(m, out),
+            Message::ViewUpdate(v) => self.on_view(v, out),
             _ => {}
         }
+    }
+
+    /// Whether a worker's request may be handled here: routed by the view
+    /// this server holds, to the head (pushes) or the tail (pulls). A
+    /// request routed by an older view is answered with the current one.
+    fn admit_request(
+        &self,
+        epoch: Epoch,
+        from: NodeId,
+        range: RangeId,
+        push: bool,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        if range >= self.cfg.ranges.ranges() {
+            return false;
+        }
+        let old_ok = self.cfg.bugs.has(Bug::AcceptOldEpoch);
+        if epoch < self.view.epoch && !old_ok {
+            out.push(Command::Send {
+                to: from,
+                msg: Message::ViewUpdate(self.view.clone()),
+            });
+            return false;
+        }
+        if epoch > self.view.epoch {
+            return false; // We are behind; our heartbeat fetches the view.
+        }
+        let end = if push {
+            self.view.head(range)
+        } else {
+            self.view.tail(range)
+        };
+        (end == Some(self.id) || (old_ok && epoch < self.view.epoch))
+            && self.replicas.contains_key(&range)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -236,42 +540,402 @@ impl Server {
         worker: WorkerId,
         seq: Seq,
         clock: Clock,
-        keys: &Keys,
-        values: &[f32],
+        keys: Keys,
+        values: Vec<f32>,
         out: &mut Vec<Command>,
     ) {
-        let bugs = self.cfg.bugs;
-        let mut lr = self.cfg.schedule.at(clock).learning_rate;
-        if bugs.has(Bug::GradientAscent) {
-            lr = -lr;
+        let rep = self.replicas.get(&range).expect("admitted");
+        if let Some(&(last, index)) = rep.dedup.get(&worker) {
+            if seq <= last && !self.cfg.bugs.has(Bug::NoDedup) {
+                // A retry. Acknowledge again once every replica has it
+                // (until then the tail's acknowledgement is on its way).
+                if seq == last && index <= rep.acked_upto() {
+                    out.push(Command::Send {
+                        to: from,
+                        msg: Message::PushAck { range, seq, clock },
+                    });
+                }
+                return;
+            }
         }
+        let entry = Entry {
+            index: rep.log_index + 1,
+            worker,
+            seq,
+            clock,
+            keys,
+            values,
+        };
+        self.apply_entry(range, entry, out);
+    }
+
+    /// Applies the next entry of `range`'s log on this replica, then
+    /// forwards it down the chain (and to learners) or, at the tail,
+    /// acknowledges it to the worker and up the chain.
+    fn apply_entry(&mut self, range: RangeId, e: Entry, out: &mut Vec<Command>) {
+        let (pred, succ) = self.view.neighbours(range, self.id).unwrap_or((None, None));
+        let epoch = self.view.epoch;
+        let lr = self.learning_rate(e.clock);
         let id = self.id;
+        let rep = self.replicas.get_mut(&range).expect("held");
+        if rep.apply(&e, lr, &self.cfg) {
+            out.push(Command::Emit(applied_event(id, range, &e)));
+        }
+        let ack = Command::Send {
+            to: NodeId::Worker(e.worker),
+            msg: Message::PushAck {
+                range,
+                seq: e.seq,
+                clock: e.clock,
+            },
+        };
+        if pred.is_none() && succ.is_some() && self.cfg.bugs.has(Bug::AckBeforeReplicated) {
+            out.push(ack.clone()); // Planted bug: the head acknowledges alone.
+        }
+        for (&l, learner) in &mut rep.learners {
+            learner.out.insert(e.index, e.clone());
+            out.push(chain_push(l, epoch, range, &e));
+        }
+        match succ {
+            Some(s) => {
+                out.push(chain_push(s, epoch, range, &e));
+                rep.out.insert(e.index, e);
+            }
+            None => {
+                out.push(ack);
+                if let Some(p) = pred {
+                    out.push(chain_ack(p, epoch, range, rep.log_index));
+                }
+            }
+        }
+        self.serve_pending(range, out);
+    }
+
+    fn learning_rate(&self, clock: Clock) -> f32 {
+        let lr = self.cfg.schedule.at(clock).learning_rate;
+        if self.cfg.bugs.has(Bug::GradientAscent) {
+            -lr
+        } else {
+            lr
+        }
+    }
+
+    fn on_chain_push(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        range: RangeId,
+        e: Entry,
+        out: &mut Vec<Command>,
+    ) {
+        if self.joining.get(&range).is_some_and(|j| j.source == from) {
+            self.learn(from, range, e, out);
+            return;
+        }
+        let old_ok = self.cfg.bugs.has(Bug::AcceptOldEpoch);
+        if epoch != self.view.epoch && !(old_ok && epoch < self.view.epoch) {
+            return; // The sender re-sends once we hold the same view.
+        }
+        let pred = self.view.neighbours(range, self.id).and_then(|(p, _)| p);
+        if pred != Some(from) && !old_ok {
+            return;
+        }
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        if e.index <= rep.log_index {
+            // Already applied: tell the sender how far we are.
+            out.push(chain_ack(from, self.view.epoch, range, rep.acked_upto()));
+            return;
+        }
+        if e.index > rep.log_index + 1 {
+            return; // A gap: the sender re-sends in order.
+        }
+        self.apply_entry(range, e, out);
+    }
+
+    /// An entry forwarded to this server as a learner of `range`.
+    fn learn(&mut self, from: NodeId, range: RangeId, e: Entry, out: &mut Vec<Command>) {
+        let lr = self.learning_rate(e.clock);
+        let id = self.id;
+        let epoch = self.view.epoch;
+        let j = self.joining.get_mut(&range).expect("checked");
+        let Some(rep) = &mut j.replica else {
+            j.buffered.insert(e.index, e);
+            return;
+        };
+        if e.index == rep.log_index + 1 && rep.apply(&e, lr, &self.cfg) {
+            out.push(Command::Emit(applied_event(id, range, &e)));
+        }
+        out.push(chain_ack(from, epoch, range, rep.log_index));
+    }
+
+    fn on_chain_ack(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        epoch: Epoch,
+        range: RangeId,
+        upto: u64,
+        out: &mut Vec<Command>,
+    ) {
+        let (pred, succ) = self.view.neighbours(range, self.id).unwrap_or((None, None));
         let Some(rep) = self.replicas.get_mut(&range) else {
             return;
         };
-        let fresh = !rep.is_duplicate(worker, seq) || bugs.has(Bug::NoDedup);
-        if fresh {
-            if bugs.has(Bug::AckWithoutApply) && seq.n % 7 == 3 {
-                // Planted bug: acknowledged, never applied.
-                rep.table.record_push(worker, seq.incarnation, clock);
-                rep.dedup.insert(worker, seq);
-            } else {
-                rep.apply(worker, seq, clock, lr, keys, values);
-                out.push(Command::Emit(Event::PushApplied {
-                    server: id,
-                    range,
-                    worker,
-                    seq,
-                    clock,
-                }));
+        if let Some(l) = rep.learners.get_mut(&from) {
+            l.out.retain(|&i, _| i > upto);
+            l.since = now;
+            if upto == rep.log_index {
+                // It holds everything this replica holds: the copy is done.
+                if !l.announced {
+                    l.announced = true;
+                    out.push(Command::Emit(Event::CatchUp {
+                        server: from,
+                        range,
+                        from: self.id,
+                    }));
+                }
+                out.push(Command::Send {
+                    to: from,
+                    msg: Message::CaughtUp { range },
+                });
             }
+            return;
         }
+        if succ != Some(from) || epoch != self.view.epoch {
+            return;
+        }
+        rep.out.retain(|&i, _| i > upto);
+        if let Some(p) = pred {
+            out.push(chain_ack(p, self.view.epoch, range, rep.acked_upto()));
+        }
+    }
+
+    fn on_catch_up(
+        &mut self,
+        range: RangeId,
+        source: Option<NodeId>,
+        session: u64,
+        out: &mut Vec<Command>,
+    ) {
+        if self.replicas.contains_key(&range) {
+            return;
+        }
+        let Some(source) = source else {
+            // No live replica left: a finished copy is the best state there
+            // is; else the last checkpoint; else zeros (what the range held
+            // is lost, and counted).
+            let keys = self.cfg.ranges.keys(range);
+            let rep = match self.joining.remove(&range).and_then(|j| j.replica) {
+                Some(rep) => rep,
+                None => {
+                    let mut rep = match self.checkpoints.get(&range) {
+                        Some(c) => {
+                            out.push(Command::Emit(Event::Restore {
+                                server: self.id,
+                                range,
+                            }));
+                            Replica::from_state(range, keys, c)
+                        }
+                        None => Replica::new(range, keys, &self.membership),
+                    };
+                    rep.table.admit(&self.membership);
+                    rep.lost_history = true;
+                    rep
+                }
+            };
+            self.replicas.insert(range, rep);
+            return;
+        };
+        if self
+            .joining
+            .get(&range)
+            .is_some_and(|j| j.session == session)
+        {
+            return; // Asked again (the first request may have been lost).
+        }
+        // A new session starts the copy over: an older copy may have
+        // stopped following its source.
+        self.next_req += 1;
+        self.joining.insert(
+            range,
+            Joining {
+                source,
+                session,
+                req: self.next_req,
+                replica: None,
+                buffered: BTreeMap::new(),
+                ready: false,
+            },
+        );
+        out.push(Command::Send {
+            to: source,
+            msg: Message::SnapshotReq {
+                range,
+                req: self.next_req,
+            },
+        });
+    }
+
+    fn on_snapshot_req(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        range: RangeId,
+        req: u64,
+        out: &mut Vec<Command>,
+    ) {
+        if self.view.chains[range as usize].contains(&from) {
+            return; // A stale request: it is in the chain already.
+        }
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        if rep.learners.get(&from).is_some_and(|l| l.req >= req) {
+            return; // A stale or repeated request of a copy under way.
+        }
+        // From now on every entry applied here is forwarded to `from`.
+        rep.learners.insert(
+            from,
+            Learner {
+                req,
+                out: BTreeMap::new(),
+                since: now,
+                announced: false,
+            },
+        );
         out.push(Command::Send {
             to: from,
-            msg: Message::PushAck { range, seq, clock },
+            msg: Message::Snapshot {
+                range,
+                req,
+                state: rep.state(),
+            },
         });
-        if fresh {
-            self.serve_pending(range, out);
+    }
+
+    fn on_snapshot(
+        &mut self,
+        from: NodeId,
+        range: RangeId,
+        req: u64,
+        state: &RangeState,
+        out: &mut Vec<Command>,
+    ) {
+        let keys = self.cfg.ranges.keys(range);
+        let Some(j) = self.joining.get_mut(&range) else {
+            return;
+        };
+        if j.source != from || j.req != req || j.replica.is_some() {
+            return;
+        }
+        let mut rep = Replica::from_state(range, keys, state);
+        // The source may hold an older membership than ours: count ours.
+        rep.table.admit(&self.membership);
+        j.replica = Some(rep);
+        for (_, e) in std::mem::take(&mut j.buffered) {
+            self.learn(from, range, e, out);
+        }
+        let log_index = self.joining[&range]
+            .replica
+            .as_ref()
+            .expect("installed")
+            .log_index;
+        // The source answers `CaughtUp` once we hold all it holds.
+        out.push(chain_ack(from, self.view.epoch, range, log_index));
+    }
+
+    /// A new view: drop ranges this server left, take up ranges it joined,
+    /// and fix each chain link that changed.
+    fn on_view(&mut self, v: View, out: &mut Vec<Command>) {
+        if v.epoch <= self.view.epoch {
+            return;
+        }
+        let old = std::mem::replace(&mut self.view, v);
+        let me = self.id;
+        let mine = |r: RangeId| self.view.chains[r as usize].contains(&me);
+        let dropped: Vec<RangeId> = self
+            .replicas
+            .keys()
+            .copied()
+            .filter(|&r| !mine(r))
+            .collect();
+        for r in dropped {
+            self.replicas.remove(&r);
+            out.push(Command::Emit(Event::ReplicaDropped {
+                server: me,
+                range: r,
+            }));
+        }
+        let promote_uncaught = self.cfg.bugs.has(Bug::PromoteUncaught);
+        for (r, _) in self.view.clone().ranges_of(me) {
+            if self.replicas.contains_key(&r) {
+                continue;
+            }
+            let keys = self.cfg.ranges.keys(r);
+            match self.joining.remove(&r) {
+                Some(Joining {
+                    replica: Some(rep), ..
+                }) => {
+                    self.replicas.insert(r, rep);
+                }
+                joining => {
+                    if promote_uncaught {
+                        // Planted bug: serve a range never copied.
+                        self.replicas
+                            .insert(r, Replica::new(r, keys, &self.membership));
+                    } else if let Some(j) = joining {
+                        self.joining.insert(r, j);
+                    }
+                }
+            }
+        }
+        // A copy no longer needed (the chain filled up meanwhile) stops.
+        let k = self.cfg.replication as usize;
+        self.joining
+            .retain(|&r, _| self.view.chains[r as usize].len() < k);
+        let epoch = self.view.epoch;
+        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        for r in ranges {
+            let (pred, succ) = self.view.neighbours(r, me).expect("mine");
+            let old_succ = old.neighbours(r, me).and_then(|(_, s)| s);
+            let rep = self.replicas.get_mut(&r).expect("held");
+            if let Some(s) = succ {
+                // A learner that became the successor keeps its backlog.
+                if let Some(l) = rep.learners.remove(&s) {
+                    for (i, e) in l.out {
+                        rep.out.entry(i).or_insert(e);
+                    }
+                }
+                if old_succ != Some(s) {
+                    for e in rep.out.values() {
+                        out.push(chain_push(s, epoch, r, e));
+                    }
+                }
+            } else if !rep.out.is_empty() {
+                // Now the tail: what reached us is on every replica left.
+                for e in std::mem::take(&mut rep.out).into_values() {
+                    out.push(Command::Send {
+                        to: NodeId::Worker(e.worker),
+                        msg: Message::PushAck {
+                            range: r,
+                            seq: e.seq,
+                            clock: e.clock,
+                        },
+                    });
+                }
+                if let Some(p) = pred {
+                    out.push(chain_ack(p, epoch, r, rep.log_index));
+                }
+            }
+            // Learners that are in the chain now are no longer learners.
+            let chain = &self.view.chains[r as usize];
+            rep.learners.retain(|l, _| !chain.contains(l));
+        }
+        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        for r in ranges {
+            self.serve_pending(r, out);
         }
     }
 
@@ -288,7 +952,13 @@ impl Server {
             return;
         };
         let before = rep.table.done(worker);
-        rep.table.record_progress(worker, incarnation, clock);
+        if rep.lost_history {
+            // Only a state started over needs (and may trust) this: here
+            // every acknowledgement came from this replica itself. On a
+            // copy, an acknowledgement may come from the tail before it (the
+            // chain is being extended) ahead of the entry reaching us.
+            rep.table.record_progress(worker, incarnation, clock);
+        }
         let progressed = rep.table.done(worker) != before;
         // A retry of a pull already waiting replaces it.
         rep.pending
@@ -312,6 +982,11 @@ impl Server {
         if newer {
             for rep in self.replicas.values_mut() {
                 rep.table.admit(&m);
+            }
+            for j in self.joining.values_mut() {
+                if let Some(rep) = &mut j.replica {
+                    rep.table.admit(&m);
+                }
             }
             self.membership = m;
         }
@@ -390,5 +1065,33 @@ impl Server {
                 values: rep.read(&p.keys),
             },
         });
+    }
+}
+
+fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Event {
+    Event::PushApplied {
+        server,
+        range,
+        worker: e.worker,
+        seq: e.seq,
+        clock: e.clock,
+    }
+}
+
+fn chain_push(to: NodeId, epoch: Epoch, range: RangeId, e: &Entry) -> Command {
+    Command::Send {
+        to,
+        msg: Message::ChainPush {
+            epoch,
+            range,
+            entry: e.clone(),
+        },
+    }
+}
+
+fn chain_ack(to: NodeId, epoch: Epoch, range: RangeId, upto: u64) -> Command {
+    Command::Send {
+        to,
+        msg: Message::ChainAck { epoch, range, upto },
     }
 }

@@ -39,6 +39,32 @@ impl View {
         self.chains[r as usize].first().copied()
     }
 
+    /// The tail of range `r` (where pulls go: it holds only updates every
+    /// replica has), if any replica is left.
+    pub fn tail(&self, r: RangeId) -> Option<NodeId> {
+        self.chains[r as usize].last().copied()
+    }
+
+    /// The replicas before and after `server` in range `r`'s chain, if it
+    /// is in it: `(predecessor, successor)`.
+    pub fn neighbours(
+        &self,
+        r: RangeId,
+        server: NodeId,
+    ) -> Option<(Option<NodeId>, Option<NodeId>)> {
+        let chain = &self.chains[r as usize];
+        let i = chain.iter().position(|&s| s == server)?;
+        Some((
+            i.checked_sub(1).map(|p| chain[p]),
+            chain.get(i + 1).copied(),
+        ))
+    }
+
+    /// Every server in some chain.
+    pub fn servers(&self) -> std::collections::BTreeSet<NodeId> {
+        self.chains.iter().flatten().copied().collect()
+    }
+
     /// The ranges `server` holds in this view, with its position in each
     /// chain (0 = head).
     pub fn ranges_of(&self, server: NodeId) -> impl Iterator<Item = (RangeId, usize)> + '_ {

@@ -174,7 +174,12 @@ impl Worker {
                 start_clock,
                 view,
             } if incarnation == self.incarnation => self.on_admit(now, start_clock, view, out),
-            Message::ViewUpdate(v) if v.epoch > self.view.epoch => self.view = v,
+            Message::ViewUpdate(v) if v.epoch > self.view.epoch => {
+                // A new view (published, or a server's redirect): re-send
+                // what is outstanding to the new head or tail at once.
+                self.view = v;
+                self.resend(out);
+            }
             _ => {}
         }
     }
@@ -213,6 +218,7 @@ impl Worker {
                 incarnation: self.incarnation,
                 clock: self.clock,
                 joining: self.phase == Phase::Joining,
+                epoch: self.view.epoch,
                 done: self.phase == Phase::Done,
             },
         });
@@ -287,10 +293,19 @@ impl Worker {
         }
     }
 
+    /// Where a request for range `r` goes: pushes to the chain's head,
+    /// pulls to its tail.
+    fn target(&self, r: RangeId, msg: &Message) -> Option<NodeId> {
+        match msg {
+            Message::PushReq { .. } => self.view.head(r),
+            _ => self.view.tail(r),
+        }
+    }
+
     fn send_request(&mut self, r: RangeId, msg: Message, out: &mut Vec<Command>) {
-        if let Some(head) = self.view.head(r) {
+        if let Some(to) = self.target(r, &msg) {
             out.push(Command::Send {
-                to: head,
+                to,
                 msg: msg.clone(),
             });
         }
@@ -316,23 +331,31 @@ impl Worker {
         {
             return;
         }
-        for (r, req) in self.outstanding.iter_mut().enumerate() {
-            let Some(msg) = req else { continue };
-            // Re-route by the current view; stamp it with the current epoch.
-            match msg {
-                Message::PullReq { epoch, .. } | Message::PushReq { epoch, .. } => {
-                    *epoch = self.view.epoch
-                }
-                _ => {}
+        self.resend(out);
+        self.arm_retry(false, out);
+    }
+
+    /// Re-sends every outstanding request, routed by the current view and
+    /// stamped with its epoch.
+    fn resend(&mut self, out: &mut Vec<Command>) {
+        if !matches!(self.phase, Phase::Pulling | Phase::Pushing) {
+            return;
+        }
+        for r in 0..self.outstanding.len() {
+            let Some(mut msg) = self.outstanding[r].take() else {
+                continue;
+            };
+            if let Message::PullReq { epoch, .. } | Message::PushReq { epoch, .. } = &mut msg {
+                *epoch = self.view.epoch;
             }
-            if let Some(head) = self.view.head(r as RangeId) {
+            if let Some(to) = self.target(r as RangeId, &msg) {
                 out.push(Command::Send {
-                    to: head,
+                    to,
                     msg: msg.clone(),
                 });
             }
+            self.outstanding[r] = Some(msg);
         }
-        self.arm_retry(false, out);
     }
 
     fn on_pull_resp(

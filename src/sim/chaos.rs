@@ -19,8 +19,10 @@
 //!
 //! **Fault model.** Unless `beyond_fault_model`, no draw takes more than
 //! `replication - 1` servers of one key range down at once, counting the
-//! scenario's own faults: a server is down while crashed or while a
-//! partition separates it from the coordinator. A partition that would
+//! scenario's own faults: a server is down while crashed, while a
+//! partition separates it from the coordinator or while its messages to the
+//! coordinator are clogged, and for a recovery time after that (4 heartbeat
+//! timeouts: detection, then the copy of its ranges). A partition that would
 //! break the rule keeps the offending servers on the coordinator's side; a
 //! crash that would break it is not drawn. Overlap is judged
 //! conservatively (two down-intervals of one range's servers that overlap
@@ -73,13 +75,27 @@ impl Down {
     }
 }
 
-/// Down-intervals a fault causes: crashed nodes, and servers a partition
-/// separates from the coordinator (`Down::node` is the node concerned).
-fn downs(f: &Planned) -> Vec<Down> {
-    let (from, to) = (f.at, f.end());
+/// Down-intervals a fault causes: crashed nodes, servers a partition
+/// separates from the coordinator, and servers whose messages to the
+/// coordinator are clogged (`Down::node` is the node concerned). A server
+/// stays down for `recovery` after the fault ends: the coordinator notices
+/// late, and a server back from a crash or a cut holds its ranges again
+/// only once it has copied them.
+fn downs(f: &Planned, recovery: Duration) -> Vec<Down> {
+    let from = f.at;
+    let to = f.end().map(|e| e + recovery);
     match &f.kind {
         FaultKind::Crash { node, .. } => vec![Down {
             node: *node,
+            from,
+            to: if node.server().is_some() { to } else { f.end() },
+        }],
+        FaultKind::Clog {
+            from: sender,
+            to: NodeId::Coordinator,
+            ..
+        } if sender.server().is_some() => vec![Down {
+            node: *sender,
             from,
             to,
         }],
@@ -101,6 +117,8 @@ fn downs(f: &Planned) -> Vec<Down> {
 /// The fault-model bookkeeping.
 struct Model<'a> {
     cluster: &'a Cluster,
+    /// How long a server counts as down after its fault ends.
+    recovery: Duration,
     downs: Vec<Down>,
     /// Crash intervals, to avoid crashing a node that is down.
     crashes: Vec<Down>,
@@ -109,10 +127,16 @@ struct Model<'a> {
 impl Model<'_> {
     fn add(&mut self, f: &Planned) {
         if matches!(f.kind, FaultKind::Crash { .. }) {
-            self.crashes.extend(downs(f));
+            self.crashes.extend(downs(f, Duration::ZERO));
         }
+        let downs = downs(f, self.recovery);
         self.downs
-            .extend(downs(f).into_iter().filter(|d| d.node.server().is_some()));
+            .extend(downs.into_iter().filter(|d| d.node.server().is_some()));
+    }
+
+    /// End of the down-interval of a server whose fault ends at `to`.
+    fn until(&self, to: Option<Duration>) -> Option<Duration> {
+        to.map(|t| t + self.recovery)
     }
 
     /// Whether taking `extra` servers down over `[from, to)` keeps every
@@ -140,6 +164,13 @@ impl Model<'_> {
             .iter()
             .any(|d| d.node == node && d.overlaps(from, to))
     }
+}
+
+/// How long a server counts as down after its fault heals: failure
+/// detection (up to a heartbeat timeout, after the fact) plus the copy of
+/// its ranges, with room for retries.
+pub fn recovery(cluster: &Cluster) -> Duration {
+    cluster.heartbeat_timeout * 4
 }
 
 /// Draws the chaos faults of one seed, given the scenario's own faults.
@@ -171,6 +202,7 @@ pub fn draw(
 
     let mut model = Model {
         cluster,
+        recovery: recovery(cluster),
         downs: Vec::new(),
         crashes: Vec::new(),
     };
@@ -232,7 +264,7 @@ fn target(
                 return None;
             }
             let servers: Vec<NodeId> = node.server().map(|_| node).into_iter().collect();
-            if !ch.beyond_fault_model && !model.allows(&servers, at, end) {
+            if !ch.beyond_fault_model && !model.allows(&servers, at, model.until(end)) {
                 return None;
             }
             Some(FaultKind::Crash {
@@ -253,7 +285,7 @@ fn target(
                 let mut cut: Vec<NodeId> = Vec::new();
                 for (i, n) in nodes.iter().enumerate() {
                     if n.server().is_some() && side[i] != coord_side {
-                        if model.allows(&[cut.clone(), vec![*n]].concat(), at, end) {
+                        if model.allows(&[cut.clone(), vec![*n]].concat(), at, model.until(end)) {
                             cut.push(*n);
                         } else {
                             side[i] = coord_side;
@@ -279,6 +311,14 @@ fn target(
         }
         "clog" => {
             let (from, to) = pair(rng);
+            // A server clogged towards the coordinator looks dead to it.
+            let cut: Vec<NodeId> = (from.server().is_some() && to == NodeId::Coordinator)
+                .then_some(from)
+                .into_iter()
+                .collect();
+            if !ch.beyond_fault_model && !model.allows(&cut, at, model.until(end)) {
+                return None;
+            }
             Some(FaultKind::Clog {
                 from,
                 to,
@@ -338,7 +378,7 @@ mod tests {
     /// At every instant, servers of a range that are down (crashed or cut
     /// from the coordinator), exactly, not conservatively.
     fn worst_range_down(faults: &[Planned], c: &Cluster) -> usize {
-        let downs: Vec<Down> = faults.iter().flat_map(downs).collect();
+        let downs: Vec<Down> = faults.iter().flat_map(|f| downs(f, recovery(c))).collect();
         let mut instants: Vec<Duration> = downs.iter().map(|d| d.from).collect();
         instants.sort();
         instants
@@ -425,7 +465,7 @@ mod tests {
             let crashes: Vec<Down> = faults
                 .iter()
                 .filter(|f| matches!(f.kind, FaultKind::Crash { .. }))
-                .flat_map(downs)
+                .flat_map(|f| downs(f, Duration::ZERO))
                 .collect();
             for (i, a) in crashes.iter().enumerate() {
                 for b in &crashes[i + 1..] {

@@ -10,6 +10,7 @@
 
 pub mod chaos;
 pub mod compute;
+pub mod failover;
 pub mod faults;
 pub mod inbox;
 pub mod metrics;

@@ -26,23 +26,23 @@ pub struct Sample {
 }
 
 impl World {
-    /// The model as it stands: each range read from the first live replica
-    /// in the last published view (any live replica if none of those; zeros
-    /// if the range has no live replica).
+    /// The model as it stands: each range read from the last live replica
+    /// (the tail, whose state every replica has) in the last published view
+    /// (any live replica if none of those; zeros if the range has none).
     pub fn assemble(&self) -> Vec<f32> {
         let mut params = vec![0f32; self.cfg.ranges.dim() as usize];
         for r in 0..self.cfg.ranges.ranges() {
             let chain = &self.view.chains[r as usize];
             let live_servers = (0..self.cfg.servers).map(NodeId::Server);
-            let rep =
-                chain
-                    .iter()
-                    .copied()
-                    .chain(live_servers)
-                    .find_map(|s| match &self.slot(s).node {
-                        Some(Node::Server(srv)) => srv.replicas().get(&r),
-                        _ => None,
-                    });
+            let rep = chain
+                .iter()
+                .rev()
+                .copied()
+                .chain(live_servers)
+                .find_map(|s| match &self.slot(s).node {
+                    Some(Node::Server(srv)) => srv.replicas().get(&r),
+                    _ => None,
+                });
             if let Some(rep) = rep {
                 let k = self.cfg.ranges.keys(r);
                 params[k.start as usize..k.end as usize].copy_from_slice(&rep.params);

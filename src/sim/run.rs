@@ -88,6 +88,9 @@ struct SimEnd {
     stopped: &'static str,
     min_clock: u32,
     plan: Plan,
+    failovers: Vec<super::failover::Failover>,
+    /// Whether replication had settled when the final states were taken.
+    quiet: bool,
 }
 
 /// Runs a scenario once, then (if its `[check] deterministic` is set) a
@@ -208,6 +211,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         series_interval_s: 0.0,
         message_kinds: BTreeMap::new(),
         faults: Vec::new(),
+        failovers: Vec::new(),
         swarm: None,
     }
 }
@@ -252,6 +256,7 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
         })
         .collect();
     o.swarm = end.plan.swarm.clone();
+    o.failovers = end.failovers;
     let mut recorder = end.recorder;
     let liveness = recorder
         .liveness
@@ -262,6 +267,11 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.updates_duplicated = counts.duplicated;
     let staleness_applies = scn.training.consistency != crate::scenario::Consistency::Asp;
     o.add_check(&liveness);
+    o.add_check(
+        &recorder
+            .replicas
+            .report(scn.check.replicas_agree, end.quiet),
+    );
     o.add_check(
         &recorder
             .staleness
@@ -365,22 +375,39 @@ async fn simulate(
         }
     }
 
+    if stopped == "finished" {
+        // Let replication settle (acknowledgements, catch-ups, the last
+        // view) before the replicas are compared.
+        let grace = cfg.heartbeat_timeout * 8;
+        let until = lock(&shared).now() + grace;
+        while !lock(&shared).servers_quiet() && lock(&shared).now() < until {
+            madsim::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let mut w = lock(&shared);
+    let quiet = w.servers_quiet();
     let end = match stopped {
         "finished" => w.training_done_at.unwrap_or_else(|| w.now()),
         _ => w.now(),
     };
-    // Final state of every live replica, for the checkers and the trace.
+    // Final state of every replica in the last view, for the checkers and
+    // the trace.
     let mut finals = Vec::new();
-    for slot in &w.slots {
-        if let Some(Node::Server(s)) = &slot.node {
-            for (r, rep) in s.replicas() {
-                finals.push(Event::Final {
-                    server: s.id(),
-                    range: *r,
-                    digest: format!("{:016x}", rep.params_digest()),
-                    applied: rep.applied,
-                });
+    for (r, chain) in w.view.chains.iter().enumerate() {
+        for &server in chain {
+            if let Some(Node::Server(s)) = &w.slot(server).node {
+                if let Some(rep) = s.replicas().get(&(r as u32)) {
+                    let (table, dedup) = rep.table_digests();
+                    finals.push(Event::Final {
+                        server,
+                        range: r as u32,
+                        digest: format!("{:016x}", rep.params_digest()),
+                        applied: rep.applied,
+                        applied_set: format!("{:016x}", rep.applied_digest),
+                        clock_table: format!("{table:016x}"),
+                        dedup_table: format!("{dedup:016x}"),
+                    });
+                }
             }
         }
     }
@@ -416,5 +443,7 @@ async fn simulate(
         stopped,
         min_clock,
         plan,
+        quiet,
+        failovers: std::mem::take(&mut w.failovers).finish(),
     }
 }

@@ -66,6 +66,7 @@ pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConf
         request_timeout: c.request_timeout,
         heartbeat_interval: c.heartbeat_timeout / 4,
         heartbeat_timeout: c.heartbeat_timeout,
+        checkpoint_every: c.checkpoint_every,
         bugs,
     })
 }

@@ -78,6 +78,8 @@ pub struct World {
     pub training_done_at: Option<Duration>,
     /// Messages held by clogged links: `(from, to) -> messages`.
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
+    /// Server crashes and how long their ranges took to recover.
+    pub failovers: super::failover::FailoverTracker,
     /// Durable storage: what each node persisted (survives its crashes).
     pub durable: BTreeMap<NodeId, Durable>,
     rng: ChaCha8Rng,
@@ -144,6 +146,7 @@ impl World {
             training_done_at: None,
             held: BTreeMap::new(),
             durable: BTreeMap::new(),
+            failovers: Default::default(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
             out: Vec::new(),
@@ -187,10 +190,20 @@ impl World {
             }
         }
         let check_done = matches!(ev, Event::WorkerDone { .. } | Event::Crash { .. });
+        self.failovers.observe(t, &ev, &self.view);
         self.recorder.record(t, &ev);
         if check_done && self.training_done_at.is_none() && self.all_workers_done() {
             self.training_done_at = Some(t);
         }
+    }
+
+    /// Whether every live server has replicated and copied all it has to,
+    /// holds the last view published, and nothing is in flight to it.
+    pub fn servers_quiet(&self) -> bool {
+        self.slots.iter().all(|s| match &s.node {
+            Some(Node::Server(srv)) => srv.is_quiet() && srv.view().epoch == self.view.epoch,
+            _ => true,
+        })
     }
 
     /// Whether training is over: every worker that is up has finished its
@@ -219,7 +232,12 @@ impl World {
                 };
                 Node::Coordinator(Coordinator::new(self.cfg.clone(), state))
             }
-            NodeId::Server(s) => Node::Server(Server::new(s, self.cfg.clone())),
+            NodeId::Server(s) if incarnation == 0 => Node::Server(Server::new(s, self.cfg.clone())),
+            NodeId::Server(s) => Node::Server(Server::restarted(
+                s,
+                self.cfg.clone(),
+                self.durable.get(&id).cloned(),
+            )),
             NodeId::Worker(w) => {
                 let rng = ChaCha8Rng::seed_from_u64(self.rng.next_u64());
                 Node::Worker(Worker::new(

@@ -52,6 +52,17 @@ pub fn assert_passed(o: &Outcome) {
 /// Runs a scenario file with `seed` and the bugs, writing its JSON Lines
 /// trace; returns the outcome and the trace's events (as JSON values).
 pub fn run_traced(path: &str, seed: u64, bugs: Bugs) -> (Outcome, Vec<serde_json::Value>) {
+    run_traced_with(path, seed, bugs, false)
+}
+
+/// As [`run_traced`], with deliveries, drops and timers in the trace if
+/// `low_level`.
+pub fn run_traced_with(
+    path: &str,
+    seed: u64,
+    bugs: Bugs,
+    low_level: bool,
+) -> (Outcome, Vec<serde_json::Value>) {
     let scn = file(path);
     let trace = std::env::temp_dir().join(format!(
         "pssim-test-{}-{}-{}.jsonl",
@@ -65,6 +76,7 @@ pub fn run_traced(path: &str, seed: u64, bugs: Bugs) -> (Outcome, Vec<serde_json
             seed,
             bugs,
             trace: Some(trace.clone()),
+            trace_low_level: low_level,
             source: path.to_string(),
             ..RunOptions::default()
         },
