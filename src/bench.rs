@@ -265,7 +265,9 @@ pub fn run_all(default: &Scenario) -> Vec<Measurement> {
             jobs,
             run: RunOptions::default(),
         };
-        crate::sweep::sweep(default, &opts, &|_| {}).1.seeds_per_s
+        crate::sweep::sweep(default, &opts, &|_| {})
+            .summary
+            .seeds_per_s
     };
     let one = rate(1);
     let two = rate(2);

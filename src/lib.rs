@@ -33,6 +33,7 @@ pub mod check;
 pub mod core;
 pub mod ml;
 pub mod outcome;
+pub mod plot;
 pub mod scenario;
 pub mod sim;
 pub mod summary;

@@ -82,6 +82,13 @@ pub struct Outcome {
     pub message_kinds: BTreeMap<String, KindStats>,
     /// Every fault of the run (scenario and chaos), by start time.
     pub faults: Vec<FaultRecord>,
+    /// Mean fraction of a worker's time spent waiting (not computing).
+    pub idle_fraction: f64,
+    /// Reads per reader and clocks behind: `(worker, behind, reads)`.
+    pub staleness_histogram: Vec<(u32, u32, u64)>,
+    /// Per-worker timelines (not in the JSON: see the timeline plot).
+    #[serde(skip)]
+    pub timeline: Vec<crate::sim::timeline::Segment>,
     /// Server crashes and the time their ranges took to serve again.
     pub failovers: Vec<crate::sim::failover::Failover>,
     /// What `[chaos]` chose for this seed (swarm testing), if it is on.
@@ -131,4 +138,36 @@ impl Outcome {
             1
         }
     }
+}
+
+/// Writes the run's time series as CSV into `dir`: `series.csv` (one row
+/// per throughput interval) and `accuracy.csv` (one row per observation).
+pub fn write_csv(o: &Outcome, dir: &std::path::Path) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(dir.join("series.csv"))?;
+    w.write_record([
+        "t_start_s",
+        "t_end_s",
+        "updates_applied",
+        "pushes_acked",
+        "pulls_answered",
+        "bytes",
+    ])?;
+    let dt = o.series_interval_s;
+    for (i, b) in o.series.iter().enumerate() {
+        w.write_record([
+            format!("{:.6}", i as f64 * dt),
+            format!("{:.6}", (i + 1) as f64 * dt),
+            b.applied.to_string(),
+            b.acked.to_string(),
+            b.pulls.to_string(),
+            b.bytes.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    let mut w = csv::Writer::from_path(dir.join("accuracy.csv"))?;
+    for s in &o.accuracy {
+        w.serialize(s)?;
+    }
+    w.flush()?;
+    Ok(())
 }

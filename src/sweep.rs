@@ -87,6 +87,10 @@ pub struct Row {
     pub updates_duplicated: u64,
     /// Faults injected.
     pub faults: usize,
+    /// Simulated seconds to the target accuracy, if set and reached.
+    pub time_to_target_s: Option<f64>,
+    /// Mean fraction of worker time spent waiting.
+    pub idle_fraction: f64,
     /// Why the run stopped.
     pub stopped: String,
     /// Trace hash.
@@ -119,6 +123,8 @@ impl Row {
             updates_lost: o.updates_lost,
             updates_duplicated: o.updates_duplicated,
             faults: o.faults.len(),
+            time_to_target_s: o.time_to_target_s,
+            idle_fraction: o.idle_fraction,
             stopped: o.stopped.clone(),
             trace_hash: o.trace_hash.clone(),
             reproduce: o.reproduce.clone(),
@@ -144,6 +150,8 @@ pub struct Failure {
 pub struct Percentiles {
     /// Smallest.
     pub min: f64,
+    /// 10th percentile.
+    pub p10: f64,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -168,6 +176,7 @@ impl Percentiles {
         };
         Percentiles {
             min: at(0.0),
+            p10: at(0.1),
             p50: at(0.5),
             p90: at(0.9),
             p99: at(0.99),
@@ -223,18 +232,25 @@ pub struct SweepOptions {
     pub run: RunOptions,
 }
 
+/// What a sweep produced.
+#[derive(Debug)]
+pub struct SweepResult {
+    /// One row per seed, in seed order.
+    pub rows: Vec<Row>,
+    /// The aggregate.
+    pub summary: Summary,
+    /// The whole outcome of the first seed (for plots).
+    pub first: Option<Outcome>,
+}
+
 /// Runs every seed; `tick` is called after each run (for a progress bar).
-pub fn sweep(
-    scn: &Scenario,
-    opts: &SweepOptions,
-    tick: &(dyn Fn(&Row) + Sync),
-) -> (Vec<Row>, Summary) {
+pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) -> SweepResult {
     let start = std::time::Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
         .expect("a thread pool");
-    let results: Vec<(Row, Option<Failure>)> = pool.install(|| {
+    let results: Vec<(Row, Option<Failure>, Option<Outcome>)> = pool.install(|| {
         opts.seeds
             .clone()
             .into_par_iter()
@@ -248,13 +264,20 @@ pub fn sweep(
                 let row = Row::new(&o);
                 tick(&row);
                 let failure = (!o.passed).then(|| failure(&o));
-                (row, failure)
+                let first = (seed == opts.seeds.start).then_some(o);
+                (row, failure, first)
             })
             .collect()
     });
     let wall = start.elapsed().as_secs_f64();
-    let (rows, failures): (Vec<Row>, Vec<Option<Failure>>) = results.into_iter().unzip();
-    let failures: Vec<Failure> = failures.into_iter().flatten().collect();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut first = None;
+    for (row, failure, o) in results {
+        rows.push(row);
+        failures.extend(failure);
+        first = first.or(o);
+    }
     let mut check_failures = BTreeMap::new();
     for f in &failures {
         for c in &f.checks {
@@ -271,6 +294,11 @@ pub fn sweep(
         (
             "updates_lost".to_string(),
             metric(|r| r.updates_lost as f64),
+        ),
+        ("idle_fraction".to_string(), metric(|r| r.idle_fraction)),
+        (
+            "time_to_target_s".to_string(),
+            metric(|r| r.time_to_target_s.unwrap_or(f64::NAN)),
         ),
     ]);
     let runs = rows.len() as u64;
@@ -290,7 +318,42 @@ pub fn sweep(
         wall_time_s: wall,
         seeds_per_s: runs as f64 / wall.max(1e-9),
     };
-    (rows, summary)
+    SweepResult {
+        rows,
+        summary,
+        first,
+    }
+}
+
+/// Expands `--set` overrides into a grid: a value holding commas (and not
+/// a TOML array, table or string) is a list of values, and the grid is
+/// every combination. Returns the points (each a list of single-value
+/// overrides) and the keys that vary.
+pub fn grid(sets: &[String]) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut points: Vec<Vec<String>> = vec![Vec::new()];
+    let mut varying = Vec::new();
+    for s in sets {
+        let (key, value) = s.split_once('=').unwrap_or((s.as_str(), ""));
+        let v = value.trim();
+        let list = v.contains(',') && !v.starts_with(['[', '{', '"', '\'']);
+        let values: Vec<&str> = if list {
+            varying.push(key.trim().to_string());
+            v.split(',').map(str::trim).collect()
+        } else {
+            vec![value]
+        };
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.push(format!("{key}={v}"));
+                    q
+                })
+            })
+            .collect();
+    }
+    (points, varying)
 }
 
 fn failure(o: &Outcome) -> Failure {
@@ -428,13 +491,177 @@ mod tests {
     }
 
     #[test]
+    fn comma_lists_expand_into_a_grid() {
+        let sets = vec![
+            "training.staleness=0,2,4".to_string(),
+            "training.consistency=ssp".to_string(),
+            "network.latency=\"1ms..2ms\"".to_string(),
+            "cluster.workers=4, 8".to_string(),
+        ];
+        let (points, varying) = grid(&sets);
+        assert_eq!(varying, ["training.staleness", "cluster.workers"]);
+        assert_eq!(points.len(), 6);
+        assert_eq!(
+            points[1],
+            [
+                "training.staleness=0",
+                "training.consistency=ssp",
+                "network.latency=\"1ms..2ms\"",
+                "cluster.workers=8"
+            ]
+        );
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         let p = Percentiles::of(&v);
         assert_eq!(
-            (p.min, p.p50, p.p90, p.p99, p.max),
-            (1.0, 50.0, 90.0, 99.0, 100.0)
+            (p.min, p.p10, p.p50, p.p90, p.p99, p.max),
+            (1.0, 10.0, 50.0, 90.0, 99.0, 100.0)
         );
         assert!(Percentiles::of(&[]).p50.is_nan());
+    }
+}
+
+/// One point of a grid sweep: its overrides and its aggregate.
+#[derive(Clone, Debug, Serialize)]
+pub struct GridPoint {
+    /// The `--set` overrides of this point.
+    pub sets: Vec<String>,
+    /// Its sweep over the seeds.
+    pub summary: Summary,
+}
+
+/// A grid sweep: every point's aggregate and the totals (`summary.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct GridReport {
+    /// Scenario name.
+    pub scenario: String,
+    /// The keys swept.
+    pub varying: Vec<String>,
+    /// Runs in all.
+    pub runs: u64,
+    /// Runs whose checks all passed.
+    pub passed: u64,
+    /// Runs with a failed check or a panic.
+    pub failed: u64,
+    /// Every failing run, point by point.
+    pub failures: Vec<Failure>,
+    /// The points, in grid order.
+    pub points: Vec<GridPoint>,
+}
+
+impl GridReport {
+    /// Aggregates the sweeps of a grid's points.
+    pub fn new(points: &[Vec<String>], varying: &[String], results: &[SweepResult]) -> GridReport {
+        let summaries: Vec<&Summary> = results.iter().map(|r| &r.summary).collect();
+        GridReport {
+            scenario: summaries
+                .first()
+                .map_or(String::new(), |s| s.scenario.clone()),
+            varying: varying.to_vec(),
+            runs: summaries.iter().map(|s| s.runs).sum(),
+            passed: summaries.iter().map(|s| s.passed).sum(),
+            failed: summaries.iter().map(|s| s.failed).sum(),
+            failures: summaries.iter().flat_map(|s| s.failures.clone()).collect(),
+            points: points
+                .iter()
+                .zip(summaries)
+                .map(|(sets, s)| GridPoint {
+                    sets: sets.clone(),
+                    summary: s.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The value of swept key `key` at point `i`.
+    pub fn value(&self, i: usize, key: &str) -> Option<&str> {
+        self.points[i]
+            .sets
+            .iter()
+            .find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == key))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// A table: one row per point, the median and spread of the metrics
+    /// a design review asks for.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let verdict = if self.failed == 0 { "PASS" } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "pssim grid sweep · scenario {:?} · {} point(s) · {} runs · {} failed · {verdict}",
+            self.scenario,
+            self.points.len(),
+            self.runs,
+            self.failed
+        );
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>7} {:>10} {:>22} {:>9}",
+            self.varying.join(","),
+            "passed",
+            "accuracy",
+            "time to target p10-p90",
+            "idle"
+        );
+        for (i, p) in self.points.iter().enumerate() {
+            let label: Vec<&str> = self
+                .varying
+                .iter()
+                .filter_map(|k| self.value(i, k))
+                .collect();
+            let s = &p.summary;
+            let pc = |k: &str| s.percentiles.get(k).copied();
+            let t = pc("time_to_target_s");
+            let time = t.map_or("-".into(), |t| {
+                format!("{} ({}-{})", num(t.p50), num(t.p10), num(t.p90))
+            });
+            let _ = writeln!(
+                out,
+                "  {:<28} {:>7} {:>10} {:>22} {:>8.1}%",
+                label.join(","),
+                format!("{}/{}", s.passed, s.runs),
+                pc("final_accuracy").map_or("-".into(), |a| num(a.p50)),
+                time,
+                pc("idle_fraction").map_or(f64::NAN, |a| a.p50) * 100.0
+            );
+        }
+        out
+    }
+
+    /// Writes `runs.csv` (one row per run, its point first) and
+    /// `summary.json` into `dir`.
+    pub fn write(&self, dir: &Path, results: &[SweepResult]) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let mut w = csv::Writer::from_path(dir.join("runs.csv"))?;
+        let mut header = false;
+        for (p, r) in self.points.iter().zip(results) {
+            for row in &r.rows {
+                let json = serde_json::to_value(row)?;
+                let map = json.as_object().expect("a row is an object");
+                if !header {
+                    let mut h = vec!["point".to_string()];
+                    h.extend(map.keys().cloned());
+                    w.write_record(&h)?;
+                    header = true;
+                }
+                let mut rec = vec![p.sets.join(" ")];
+                rec.extend(map.values().map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                }));
+                w.write_record(&rec)?;
+            }
+        }
+        w.flush()?;
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_string_pretty(self)?,
+        )?;
+        Ok(())
     }
 }

@@ -80,10 +80,15 @@ struct SweepArgs {
     /// Write runs.csv (one row per seed) and summary.json into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write the sweep's plots (PNG and SVG) into DIR: the trade-off
+    /// against a swept parameter, convergence per configuration.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
     /// Switch on a planted protocol bug; repeatable.
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
-    /// Override a scenario key; repeatable.
+    /// Override a scenario key; repeatable. `KEY=a,b,c` sweeps the values:
+    /// one sweep per combination of the listed values.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
     /// Run each seed twice and compare trace hashes.
@@ -102,6 +107,9 @@ struct RunArgs {
     /// Write outcome.json, summary.txt and CSV time series into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Write the plots (PNG and SVG) into DIR.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
     /// Write the event trace (JSON Lines) to FILE.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -122,7 +130,13 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
-        None => run(DEFAULT_SOURCE, DEFAULT_SCENARIO, &cli.run),
+        None => {
+            // The main job: the default scenario, with its plots.
+            let mut args = cli.run.clone();
+            args.plots
+                .get_or_insert_with(|| PathBuf::from("plots/default"));
+            run(DEFAULT_SOURCE, DEFAULT_SCENARIO, &args)
+        }
         Some(Cmd::Run { file, args }) => match read(&file) {
             Ok(text) => run(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
@@ -202,6 +216,18 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
             return 2;
         }
     }
+    if let Some(dir) = &args.plots {
+        match pssim::plot::run(&scn, o, dir) {
+            Ok(files) if !args.json => {
+                println!("plots      {} files in {}", files.len(), dir.display())
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: writing plots into {}: {e}", dir.display());
+                return 2;
+            }
+        }
+    }
     o.exit_code()
 }
 
@@ -214,12 +240,17 @@ fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
 }
 
 fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
-    let mut scn = match load(source, text, &args.sets) {
-        Ok(s) => s,
-        Err(e) => return bad_input(&e),
-    };
-    if args.check_determinism {
-        scn.check.deterministic = true;
+    // `--set key=a,b,c` makes a grid: one sweep per combination.
+    let (points, varying) = sweep::grid(&args.sets);
+    let mut scenarios = Vec::new();
+    for sets in &points {
+        match load(source, text, sets) {
+            Ok(mut scn) => {
+                scn.check.deterministic |= args.check_determinism;
+                scenarios.push((sets.clone(), scn));
+            }
+            Err(e) => return bad_input(&e),
+        }
     }
     let parsed = (|| {
         let bugs = parse_bugs(&args.bugs)?;
@@ -246,22 +277,12 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let opts = sweep::SweepOptions {
-        seeds: seeds.clone(),
-        shard,
-        jobs,
-        run: RunOptions {
-            bugs,
-            source: source.to_string(),
-            sets: args.sets.clone(),
-            ..RunOptions::default()
-        },
-    };
+    let total = (seeds.end - seeds.start) * scenarios.len() as u64;
     let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(seeds.end - seeds.start);
+        let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} seeds · {per_sec} · eta {eta} · {msg}",
+                "{bar:40} {pos}/{len} runs · {per_sec} · eta {eta} · {msg}",
             )
             .expect("a valid template"),
         );
@@ -277,23 +298,61 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
         }
         bar.inc(1);
     };
-    let (rows, summary) = sweep::sweep(&scn, &opts, &tick);
+    let mut results = Vec::new();
+    for (sets, scn) in &scenarios {
+        let opts = sweep::SweepOptions {
+            seeds: seeds.clone(),
+            shard,
+            jobs,
+            run: RunOptions {
+                bugs,
+                source: source.to_string(),
+                sets: sets.clone(),
+                ..RunOptions::default()
+            },
+        };
+        results.push(sweep::sweep(scn, &opts, &tick));
+    }
     bar.finish_and_clear();
+    let grid = !varying.is_empty();
+    let report = sweep::GridReport::new(&points, &varying, &results);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&summary).expect("summary serializes")
-        );
+        let text = if grid {
+            serde_json::to_string(&report)
+        } else {
+            serde_json::to_string(&results[0].summary)
+        };
+        println!("{}", text.expect("summary serializes"));
     } else {
-        print!("{}", sweep::render(&summary));
+        for (sets, r) in points.iter().zip(&results) {
+            if grid {
+                println!("== {}", sets.join(" "));
+            }
+            print!("{}", sweep::render(&r.summary));
+        }
+        if grid {
+            print!("{}", report.render());
+        }
     }
     if let Some(dir) = &args.out {
-        if let Err(e) = sweep::write(dir, &rows, &summary) {
+        let written = if grid {
+            report.write(dir, &results)
+        } else {
+            sweep::write(dir, &results[0].rows, &results[0].summary)
+        };
+        if let Err(e) = written {
             eprintln!("error: writing {}: {e}", dir.display());
             return 2;
         }
     }
-    if summary.failed == 0 {
+    if let Some(dir) = &args.plots {
+        let scn = &scenarios[0].1;
+        if let Err(e) = pssim::plot::sweep(scn, &report, &results, dir) {
+            eprintln!("error: writing plots into {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    if report.failed == 0 {
         0
     } else {
         1
@@ -304,6 +363,7 @@ fn write_out(dir: &Path, o: &pssim::outcome::Outcome, summary: &str) -> std::io:
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(o)?)?;
     std::fs::write(dir.join("summary.txt"), summary)?;
+    pssim::outcome::write_csv(o, dir)?;
     Ok(())
 }
 

@@ -38,6 +38,9 @@ pub struct StalenessCheck {
     acked: BTreeMap<(RangeId, WorkerId), IntervalSet>,
     reads: u64,
     violations: Violations,
+    /// Per reader: how many clocks behind its own each read was (see
+    /// [`StalenessCheck::histogram`]).
+    behind: BTreeMap<(WorkerId, u32), u64>,
 }
 
 impl StalenessCheck {
@@ -49,6 +52,7 @@ impl StalenessCheck {
             acked: BTreeMap::new(),
             reads: 0,
             violations: Violations::default(),
+            behind: BTreeMap::new(),
         }
     }
 
@@ -95,7 +99,7 @@ impl StalenessCheck {
                 range,
                 worker,
                 clock,
-                bound: Some(bound),
+                bound,
             } => {
                 if !self.members.contains_key(&worker) {
                     // The bound is promised to members: a worker the
@@ -103,6 +107,8 @@ impl StalenessCheck {
                     // from a replica just as cut off, until it is re-admitted.
                     return;
                 }
+                self.record_behind(server, range, worker, clock);
+                let Some(bound) = bound else { return };
                 self.reads += 1;
                 let Some(last_needed) = clock.0.checked_sub(bound + 1) else {
                     return;
@@ -144,6 +150,42 @@ impl StalenessCheck {
             }
             _ => {}
         }
+    }
+
+    /// How far behind a read by `reader` at `clock` is: `clock` minus the
+    /// fewest clocks of any member the replica has applied without a gap
+    /// (0: it sees every member up to the reader's own clock).
+    fn record_behind(
+        &mut self,
+        server: crate::core::NodeId,
+        range: RangeId,
+        reader: WorkerId,
+        clock: Clock,
+    ) {
+        let Some(rep) = self.applied.get(server, range) else {
+            return;
+        };
+        let empty = IntervalSet::default();
+        let c = u64::from(clock.0);
+        let seen = self
+            .members
+            .iter()
+            .map(|(w, &(_, start))| {
+                let have = rep.state.get(w).unwrap_or(&empty);
+                let start = u64::from(start).min(c);
+                have.gaps(start, c).first().map_or(c, |&(a, _)| a)
+            })
+            .min()
+            .unwrap_or(c);
+        *self.behind.entry((reader, (c - seen) as u32)).or_default() += 1;
+    }
+
+    /// Reads by members, per reader and per clocks behind: a read by `v`
+    /// at clock `c` is `c - min_w d_w` clocks behind, where member `w`'s
+    /// updates of clocks `< d_w` are all applied at the replica read. Under
+    /// SSP with bound `s` every read is at most `s` behind.
+    pub fn histogram(&self) -> &BTreeMap<(WorkerId, u32), u64> {
+        &self.behind
     }
 
     /// Reads checked so far (pulls answered under SSP or BSP).

@@ -19,6 +19,7 @@ pub mod node;
 pub mod observer;
 pub mod run;
 pub mod setup;
+pub mod timeline;
 pub mod world;
 
 pub use run::{run, run_once, RunOptions, RunResult};

@@ -89,6 +89,7 @@ struct SimEnd {
     min_clock: u32,
     plan: Plan,
     failovers: Vec<super::failover::Failover>,
+    timelines: super::timeline::Timelines,
     /// Whether replication had settled when the final states were taken.
     quiet: bool,
 }
@@ -212,6 +213,9 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         message_kinds: BTreeMap::new(),
         faults: Vec::new(),
         failovers: Vec::new(),
+        idle_fraction: 0.0,
+        staleness_histogram: Vec::new(),
+        timeline: Vec::new(),
         swarm: None,
     }
 }
@@ -257,6 +261,15 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
         .collect();
     o.swarm = end.plan.swarm.clone();
     o.failovers = end.failovers;
+    o.idle_fraction = end.timelines.idle_fraction();
+    o.timeline = end.timelines.segments;
+    o.staleness_histogram = end
+        .recorder
+        .staleness
+        .histogram()
+        .iter()
+        .map(|(&(w, b), &n)| (w, b, n))
+        .collect();
     let mut recorder = end.recorder;
     let liveness = recorder
         .liveness
@@ -282,6 +295,12 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.add_check(&determinism::check(false, "", "", &[], &[]));
 }
 
+/// Width of the throughput series' buckets: a fifth of the observer's
+/// period, at least 10 ms.
+fn series_interval(eval_every: Duration) -> Duration {
+    (eval_every / 5).max(Duration::from_millis(10))
+}
+
 /// The simulation itself: runs inside the madsim runtime.
 async fn simulate(
     scn: Scenario,
@@ -297,7 +316,7 @@ async fn simulate(
     });
     let compute = ComputeModel::new(scn.compute.step_time, scn.compute.jitter);
     let eval_every = scn.training.eval_every;
-    let metrics = Metrics::new(eval_every);
+    let metrics = Metrics::new(series_interval(eval_every));
     let plan = Plan::new(
         &scn,
         &mut ChaCha8Rng::seed_from_u64(madsim::rand::thread_rng().next_u64()),
@@ -445,5 +464,12 @@ async fn simulate(
         plan,
         quiet,
         failovers: std::mem::take(&mut w.failovers).finish(),
+        timelines: {
+            for wk in 0..w.cfg.workers {
+                let t = end;
+                w.timelines.stop(wk, t);
+            }
+            std::mem::take(&mut w.timelines)
+        },
     }
 }

@@ -78,6 +78,8 @@ pub struct World {
     pub training_done_at: Option<Duration>,
     /// Messages held by clogged links: `(from, to) -> messages`.
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
+    /// What each worker spent its time on.
+    pub timelines: super::timeline::Timelines,
     /// Server crashes and how long their ranges took to recover.
     pub failovers: super::failover::FailoverTracker,
     /// Durable storage: what each node persisted (survives its crashes).
@@ -126,6 +128,7 @@ impl World {
                 inbox: Inbox::default(),
             })
             .collect();
+        let workers = cfg.workers;
         let leak = if cfg.bugs.has(Bug::GlobalState) {
             // Planted bug: state that outlives a run.
             static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -147,6 +150,7 @@ impl World {
             held: BTreeMap::new(),
             durable: BTreeMap::new(),
             failovers: Default::default(),
+            timelines: super::timeline::Timelines::new(workers),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
             out: Vec::new(),
@@ -191,6 +195,14 @@ impl World {
         }
         let check_done = matches!(ev, Event::WorkerDone { .. } | Event::Crash { .. });
         self.failovers.observe(t, &ev, &self.view);
+        match ev {
+            Event::WorkerClock { worker, .. } => self.timelines.clock(worker, t),
+            Event::WorkerDone { worker, .. }
+            | Event::Crash {
+                node: NodeId::Worker(worker),
+            } => self.timelines.stop(worker, t),
+            _ => {}
+        }
         self.recorder.record(t, &ev);
         if check_done && self.training_done_at.is_none() && self.all_workers_done() {
             self.training_done_at = Some(t);
@@ -273,6 +285,9 @@ impl World {
             if let Item::ComputeDone { gen } = item {
                 if self.slots[idx].computing.is_some_and(|c| c.gen == gen) {
                     self.slots[idx].computing = None;
+                    if let NodeId::Worker(w) = id {
+                        self.timelines.push(w, now);
+                    }
                     let node = self.slots[idx].node.as_mut().expect("checked above");
                     node.on_compute_done(now, &mut out);
                     self.execute(idx, &mut out);
@@ -321,6 +336,9 @@ impl World {
                     self.schedule(idx, now + after, Item::Timer(timer))
                 }
                 Command::Compute { .. } => {
+                    if let NodeId::Worker(w) = id {
+                        self.timelines.compute(w, now);
+                    }
                     let work = self.compute.work(&mut self.rng);
                     self.start_compute(idx, now, work);
                 }

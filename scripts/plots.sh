@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Regenerates the committed plots in plots/ (byte-identical for the same
+# seeds: the font is bundled and every run is deterministic).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# A RUSTFLAGS variable would replace .cargo/config.toml's `--cfg madsim`.
+export RUSTFLAGS="--cfg madsim"
+cargo build --release --quiet
+pssim=target/release/pssim
+# The main job: the default scenario (also what `cargo run --release` does).
+$pssim run scenarios/default.toml --plots plots/default > /dev/null
+# A server crash with replication 2: the throughput dip and the failover.
+$pssim run scenarios/replicated-server-crash.toml --plots plots/failover > /dev/null
+# Chaos: faults shaded and labelled.
+$pssim run scenarios/chaos-heavy.toml --seed 3 --plots plots/chaos > /dev/null
+# BSP vs SSP under a straggler: worker timelines.
+$pssim run scenarios/bsp-straggler.toml --plots plots/bsp-straggler > /dev/null
+$pssim run scenarios/ssp-straggler.toml --plots plots/ssp-straggler > /dev/null
+# The staleness trade-off: time to target and idle time against the bound.
+$pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,8,16,32 \
+    --seeds 0..20 --plots plots/staleness-sweep --out plots/staleness-sweep > plots/staleness-sweep.txt
+echo "plots regenerated in plots/"

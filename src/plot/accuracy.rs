@@ -1,0 +1,212 @@
+//! Test accuracy and training loss over simulated time, with the
+//! reference accuracy (scikit-learn on the same data) as a dashed line and
+//! the target accuracy, if any, dotted.
+
+use super::{caption, err, headroom, palette, Chart, PlotResult, FONT};
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// The chart.
+pub struct Accuracy<'a> {
+    /// The scenario run.
+    pub scn: &'a Scenario,
+    /// Its outcome.
+    pub o: &'a Outcome,
+}
+
+impl Chart for Accuracy<'_> {
+    fn name(&self) -> &'static str {
+        "accuracy"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> PlotResult {
+        let o = self.o;
+        let end = o
+            .accuracy
+            .last()
+            .map_or(1.0, |s| s.t_s)
+            .max(o.sim_time_s)
+            .max(1e-3);
+        let root = root
+            .titled(&caption("convergence", o), (FONT, 22))
+            .map_err(err)?;
+        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        // Accuracy.
+        let mut chart = ChartBuilder::on(&left)
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..end, 0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("test accuracy")
+            .label_style((FONT, 13))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                o.accuracy.iter().map(|s| (s.t_s, s.accuracy)),
+                palette::BLUE.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(format!("{} (final {:.4})", o.scenario, o.final_accuracy))
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], palette::BLUE.stroke_width(2))
+            });
+        if let Some(r) = o.reference_accuracy {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, r), (end, r)],
+                    8,
+                    5,
+                    palette::GREY.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("scikit-learn reference {r:.4}"))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREY.stroke_width(2))
+                });
+        }
+        if let Some(t) = o.target_accuracy {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, t), (end, t)],
+                    2,
+                    4,
+                    palette::GREEN.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("target {t:.3}"))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREEN.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(palette::GREY)
+            .draw()
+            .map_err(err)?;
+        // Loss.
+        let finite = o.accuracy.iter().map(|s| s.loss).filter(|l| l.is_finite());
+        let lmax = headroom(finite.fold(0.0, f64::max), 0.1);
+        let mut chart = ChartBuilder::on(&right)
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..end, 0f64..lmax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("training loss")
+            .label_style((FONT, 13))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                o.accuracy
+                    .iter()
+                    .filter(|s| s.loss.is_finite())
+                    .map(|s| (s.t_s, s.loss)),
+                palette::ORANGE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Test accuracy over simulated time of several runs (one per
+/// configuration of a sweep), against the reference.
+pub struct Convergence<'a> {
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// Label and outcome of each run.
+    pub runs: &'a [(String, &'a Outcome)],
+}
+
+impl Chart for Convergence<'_> {
+    fn name(&self) -> &'static str {
+        "convergence"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> PlotResult {
+        let end = self
+            .runs
+            .iter()
+            .flat_map(|(_, o)| o.accuracy.last().map(|s| s.t_s))
+            .fold(1e-3, f64::max);
+        let root = root
+            .titled(
+                &format!(
+                    "test accuracy · {} · one line per configuration",
+                    self.scenario
+                ),
+                (FONT, 22),
+            )
+            .map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..end, 0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc("test accuracy")
+            .label_style((FONT, 13))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()
+            .map_err(err)?;
+        for (i, (label, o)) in self.runs.iter().enumerate() {
+            let c = palette::series(i);
+            let name = if label.is_empty() {
+                o.scenario.clone()
+            } else {
+                label.clone()
+            };
+            chart
+                .draw_series(LineSeries::new(
+                    o.accuracy.iter().map(|s| (s.t_s, s.accuracy)),
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("{name} (final {:.3})", o.final_accuracy))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        if let Some(r) = self.runs.first().and_then(|(_, o)| o.reference_accuracy) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(0.0, r), (end, r)],
+                    8,
+                    5,
+                    palette::GREY.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(format!("scikit-learn reference {r:.4}"))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREY.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FONT, 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(palette::GREY)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}

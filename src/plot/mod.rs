@@ -1,0 +1,204 @@
+//! Plots for design reviews (plotters, PNG and SVG, the bundled DejaVu
+//! font, no system libraries): byte-identical when a seed is rerun.
+//!
+//! One chart per file: `throughput.rs` (updates/s and bytes/s with fault
+//! intervals shaded and failovers marked), `accuracy.rs` (test accuracy and
+//! training loss against the reference), `staleness.rs` (how far behind
+//! reads were, with the bound), `timeline.rs` (per-worker pull / compute /
+//! push), `tradeoff.rs` (a parameter sweep: time to target and idle
+//! fraction against the swept value).
+
+pub mod accuracy;
+pub mod staleness;
+pub mod throughput;
+pub mod timeline;
+pub mod tradeoff;
+
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// Pixel size of every chart.
+pub const SIZE: (u32, u32) = (1000, 560);
+
+/// The font family every chart uses (DejaVu Sans, bundled).
+pub const FONT: &str = "sans-serif";
+
+static FONTS: Once = Once::new();
+
+/// Registers the bundled font (once per process).
+pub fn register_fonts() {
+    FONTS.call_once(|| {
+        let ok = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .and_then(|()| {
+                plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
+            });
+        assert!(ok.is_ok(), "the bundled DejaVu font is valid");
+    });
+}
+
+/// Colours, colour-blind safe (Okabe-Ito).
+pub mod palette {
+    use plotters::style::RGBColor;
+    /// Blue.
+    pub const BLUE: RGBColor = RGBColor(0, 114, 178);
+    /// Orange.
+    pub const ORANGE: RGBColor = RGBColor(230, 159, 0);
+    /// Green.
+    pub const GREEN: RGBColor = RGBColor(0, 158, 115);
+    /// Vermillion.
+    pub const RED: RGBColor = RGBColor(213, 94, 0);
+    /// Purple.
+    pub const PURPLE: RGBColor = RGBColor(204, 121, 167);
+    /// Sky blue.
+    pub const SKY: RGBColor = RGBColor(86, 180, 233);
+    /// Grey.
+    pub const GREY: RGBColor = RGBColor(120, 120, 120);
+
+    /// Yellow.
+    pub const YELLOW: RGBColor = RGBColor(240, 228, 66);
+    /// Black.
+    pub const BLACK: RGBColor = RGBColor(40, 40, 40);
+
+    /// A colour per series index.
+    pub fn series(i: usize) -> RGBColor {
+        [BLUE, ORANGE, GREEN, RED, PURPLE, SKY, YELLOW, BLACK, GREY][i % 9]
+    }
+}
+
+/// A drawing error, as text.
+pub type PlotResult = Result<(), String>;
+
+/// A chart that can draw itself on any plotters backend.
+pub trait Chart {
+    /// File name (without extension).
+    fn name(&self) -> &'static str;
+    /// Draws the chart.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> PlotResult;
+}
+
+/// Draws `chart` into `dir/<name>.png` and `dir/<name>.svg`; returns both
+/// paths.
+pub fn both(dir: &Path, chart: &impl Chart) -> Result<Vec<PathBuf>, String> {
+    register_fonts();
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let png = dir.join(format!("{}.png", chart.name()));
+    let svg = dir.join(format!("{}.svg", chart.name()));
+    {
+        let root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        chart.draw(&root)?;
+        root.present()
+            .map_err(|e| format!("{}: {e}", png.display()))?;
+    }
+    {
+        let root = SVGBackend::new(&svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        chart.draw(&root)?;
+        root.present()
+            .map_err(|e| format!("{}: {e}", svg.display()))?;
+    }
+    Ok(vec![png, svg])
+}
+
+/// Turns a plotters error into text.
+pub fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Writes every chart of one run into `dir`; returns the files written.
+pub fn run(scn: &Scenario, o: &Outcome, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    files.extend(both(dir, &throughput::Throughput { scn, o })?);
+    files.extend(both(dir, &accuracy::Accuracy { scn, o })?);
+    files.extend(both(dir, &staleness::Staleness { scn, o })?);
+    files.extend(both(dir, &timeline::Timeline { scn, o })?);
+    Ok(files)
+}
+
+/// A chart's caption: the scenario and seed.
+pub fn caption(what: &str, o: &Outcome) -> String {
+    format!("{what} · {} · seed {}", o.scenario, o.seed)
+}
+
+/// Upper end of an axis: `max` rounded up a little (at least `floor`).
+pub fn headroom(max: f64, floor: f64) -> f64 {
+    if max.is_finite() && max > floor {
+        max * 1.1
+    } else {
+        floor
+    }
+}
+
+/// Writes the plots of a sweep into `dir`: convergence of each point's
+/// first seed, and (for a grid over one numeric key) the trade-off.
+pub fn sweep(
+    scn: &Scenario,
+    report: &crate::sweep::GridReport,
+    results: &[crate::sweep::SweepResult],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let runs: Vec<(String, &Outcome)> = report
+        .points
+        .iter()
+        .zip(results)
+        .filter_map(|(p, r)| {
+            let label: Vec<String> = report
+                .varying
+                .iter()
+                .filter_map(|k| {
+                    p.sets
+                        .iter()
+                        .find_map(|s| s.split_once('=').filter(|(kk, _)| kk.trim() == k))
+                        .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), v.trim()))
+                })
+                .collect();
+            r.first.as_ref().map(|o| (label.join(" "), o))
+        })
+        .collect();
+    files.extend(both(
+        dir,
+        &accuracy::Convergence {
+            scenario: &scn.name,
+            runs: &runs,
+        },
+    )?);
+    if report.varying.len() == 1 {
+        let key = &report.varying[0];
+        let points: Option<Vec<tradeoff::Point>> = report
+            .points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let x: f64 = report.value(i, key)?.parse().ok()?;
+                let pc = |k: &str| {
+                    p.summary
+                        .percentiles
+                        .get(k)
+                        .map_or((f64::NAN, f64::NAN, f64::NAN), |q| (q.p10, q.p50, q.p90))
+                };
+                Some(tradeoff::Point {
+                    x,
+                    time: pc("time_to_target_s"),
+                    idle: pc("idle_fraction"),
+                })
+            })
+            .collect();
+        if let Some(points) = points {
+            files.extend(both(
+                dir,
+                &tradeoff::Tradeoff {
+                    scenario: &scn.name,
+                    key,
+                    seeds: report.points[0].summary.runs,
+                    points: &points,
+                },
+            )?);
+        }
+    }
+    Ok(files)
+}
