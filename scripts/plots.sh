@@ -18,5 +18,5 @@ $pssim run scenarios/bsp-straggler.toml --plots plots/bsp-straggler > /dev/null
 $pssim run scenarios/ssp-straggler.toml --plots plots/ssp-straggler > /dev/null
 # The staleness trade-off: time to target and idle time against the bound.
 $pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,8,16,32 \
-    --seeds 0..20 --plots plots/staleness-sweep --out plots/staleness-sweep > plots/staleness-sweep.txt
+    --seeds 0..20 --plots plots/staleness-sweep | tail -9
 echo "plots regenerated in plots/"
