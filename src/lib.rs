@@ -34,6 +34,7 @@ pub mod core;
 pub mod ml;
 pub mod outcome;
 pub mod plot;
+pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod summary;

@@ -86,3 +86,32 @@ fn a_staleness_grid_sweep_plots_the_trade_off() {
     assert_eq!(summary["points"].as_array().unwrap().len(), 3);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn the_html_report_is_self_contained_and_complete() {
+    let scn = file("scenarios/replicated-server-crash.toml");
+    let o = run_with(
+        &scn,
+        1,
+        Bugs::NONE,
+        "scenarios/replicated-server-crash.toml",
+    );
+    let html = pssim::report::run(&scn, &o);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for needed in [
+        "replicas_agree",
+        "no_lost_updates",
+        "pssim run scenarios/replicated-server-crash.toml --seed 1",
+        "served again after",
+        "[cluster]",
+    ] {
+        assert!(html.contains(needed), "the report lacks {needed:?}");
+    }
+    assert_eq!(html.matches("<svg").count(), 4, "four inline plots");
+    // Nothing to fetch: no scripts, no external images or styles.
+    for banned in ["<script", "src=", "<link", "url("] {
+        assert!(!html.contains(banned), "the report contains {banned:?}");
+    }
+    // Text from the scenario is escaped.
+    assert!(pssim::report::esc("<a & \"b\">") == "&lt;a &amp; &quot;b&quot;&gt;");
+}

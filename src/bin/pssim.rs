@@ -84,6 +84,9 @@ struct SweepArgs {
     /// against a swept parameter, convergence per configuration.
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
+    /// Write a self-contained HTML report of the sweep.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Switch on a planted protocol bug; repeatable.
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
@@ -110,6 +113,9 @@ struct RunArgs {
     /// Write the plots (PNG and SVG) into DIR.
     #[arg(long, value_name = "DIR")]
     plots: Option<PathBuf>,
+    /// Write a self-contained HTML report (checks, metrics, faults, plots).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Write the event trace (JSON Lines) to FILE.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -226,6 +232,12 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
                 eprintln!("error: writing plots into {}: {e}", dir.display());
                 return 2;
             }
+        }
+    }
+    if let Some(path) = &args.report {
+        if let Err(e) = std::fs::write(path, pssim::report::run(&scn, o)) {
+            eprintln!("error: writing {}: {e}", path.display());
+            return 2;
         }
     }
     o.exit_code()
@@ -349,6 +361,13 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
         let scn = &scenarios[0].1;
         if let Err(e) = pssim::plot::sweep(scn, &report, &results, dir) {
             eprintln!("error: writing plots into {}: {e}", dir.display());
+            return 2;
+        }
+    }
+    if let Some(path) = &args.report {
+        let html = pssim::report::sweep(&scenarios[0].1, &report, &results);
+        if let Err(e) = std::fs::write(path, html) {
+            eprintln!("error: writing {}: {e}", path.display());
             return 2;
         }
     }

@@ -104,6 +104,19 @@ pub fn both(dir: &Path, chart: &impl Chart) -> Result<Vec<PathBuf>, String> {
     Ok(vec![png, svg])
 }
 
+/// Draws `chart` as an SVG document in memory (for the HTML report).
+pub fn svg_string(chart: &impl Chart) -> Result<String, String> {
+    register_fonts();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        chart.draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
 /// Turns a plotters error into text.
 pub fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -167,38 +180,44 @@ pub fn sweep(
             runs: &runs,
         },
     )?);
-    if report.varying.len() == 1 {
-        let key = &report.varying[0];
-        let points: Option<Vec<tradeoff::Point>> = report
-            .points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let x: f64 = report.value(i, key)?.parse().ok()?;
-                let pc = |k: &str| {
-                    p.summary
-                        .percentiles
-                        .get(k)
-                        .map_or((f64::NAN, f64::NAN, f64::NAN), |q| (q.p10, q.p50, q.p90))
-                };
-                Some(tradeoff::Point {
-                    x,
-                    time: pc("time_to_target_s"),
-                    idle: pc("idle_fraction"),
-                })
-            })
-            .collect();
-        if let Some(points) = points {
-            files.extend(both(
-                dir,
-                &tradeoff::Tradeoff {
-                    scenario: &scn.name,
-                    key,
-                    seeds: report.points[0].summary.runs,
-                    points: &points,
-                },
-            )?);
-        }
+    if let Some(points) = tradeoff_points(report) {
+        files.extend(both(
+            dir,
+            &tradeoff::Tradeoff {
+                scenario: &scn.name,
+                key: &report.varying[0],
+                seeds: report.points[0].summary.runs,
+                points: &points,
+            },
+        )?);
     }
     Ok(files)
+}
+
+/// The trade-off points of a grid over one numeric key (`None` for any
+/// other sweep).
+pub fn tradeoff_points(report: &crate::sweep::GridReport) -> Option<Vec<tradeoff::Point>> {
+    if report.varying.len() != 1 {
+        return None;
+    }
+    let key = &report.varying[0];
+    report
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let x: f64 = report.value(i, key)?.parse().ok()?;
+            let pc = |k: &str| {
+                p.summary
+                    .percentiles
+                    .get(k)
+                    .map_or((f64::NAN, f64::NAN, f64::NAN), |q| (q.p10, q.p50, q.p90))
+            };
+            Some(tradeoff::Point {
+                x,
+                time: pc("time_to_target_s"),
+                idle: pc("idle_fraction"),
+            })
+        })
+        .collect()
 }
