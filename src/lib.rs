@@ -36,6 +36,7 @@ pub mod outcome;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod shrink;
 pub mod sim;
 pub mod summary;
 pub mod sweep;

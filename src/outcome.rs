@@ -86,6 +86,10 @@ pub struct Outcome {
     pub idle_fraction: f64,
     /// Reads per reader and clocks behind: `(worker, behind, reads)`.
     pub staleness_histogram: Vec<(u32, u32, u64)>,
+    /// Every fault of the run as a scenario `[[fault]]` (chaos included),
+    /// for `pssim shrink` (not in the JSON: see `faults`).
+    #[serde(skip)]
+    pub fault_timeline: Vec<crate::scenario::Fault>,
     /// Per-worker timelines (not in the JSON: see the timeline plot).
     #[serde(skip)]
     pub timeline: Vec<crate::sim::timeline::Segment>,

@@ -53,6 +53,26 @@ enum Cmd {
         #[command(flatten)]
         args: SweepArgs,
     },
+    /// Shrink a failing run to the smallest fault schedule that still fails.
+    Shrink {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Seed (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Switch on a planted protocol bug; repeatable.
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Override a scenario key; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Write the smallest failing scenario to FILE (default: print it).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Runs to spend at most.
+        #[arg(long, default_value_t = 400)]
+        budget: u64,
+    },
     /// List the planted protocol bugs (`--bug NAME`).
     Bugs,
     /// Measure performance against baselines taken in the same run.
@@ -148,6 +168,25 @@ fn main() -> ExitCode {
             Err(e) => bad_input(&e),
         },
         Some(Cmd::Check { files }) => check(&files),
+        Some(Cmd::Shrink {
+            file,
+            seed,
+            bugs,
+            sets,
+            out,
+            budget,
+        }) => match read(&file) {
+            Ok(text) => shrink(
+                &file.display().to_string(),
+                &text,
+                seed,
+                &bugs,
+                &sets,
+                out,
+                budget,
+            ),
+            Err(e) => bad_input(&e),
+        },
         Some(Cmd::Sweep { file, args }) => match read(&file) {
             Ok(text) => sweep(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
@@ -241,6 +280,84 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
         }
     }
     o.exit_code()
+}
+
+fn shrink(
+    source: &str,
+    text: &str,
+    seed: Option<u64>,
+    bugs: &[String],
+    sets: &[String],
+    out: Option<PathBuf>,
+    budget: u64,
+) -> i32 {
+    let scn = match load(source, text, sets) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    let bugs = match parse_bugs(bugs) {
+        Ok(b) => b,
+        Err(e) => return bad_input(&e),
+    };
+    let opts = RunOptions {
+        seed: seed.unwrap_or(scn.seed),
+        bugs,
+        source: source.to_string(),
+        sets: sets.to_vec(),
+        ..RunOptions::default()
+    };
+    let shrunk = match pssim::shrink::shrink(&scn, &opts, budget) {
+        Ok(s) => s,
+        Err(pssim::shrink::ShrinkError::Passes) => {
+            println!(
+                "{source} --seed {}: every check passes; nothing to shrink",
+                opts.seed
+            );
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let failing: Vec<&str> = shrunk.failing.iter().map(String::as_str).collect();
+    let mut toml = format!(
+        "# Shrunk by `pssim shrink {source} --seed {}`: {} fault(s) -> {}, still failing {}.\n",
+        opts.seed,
+        shrunk.faults.0,
+        shrunk.faults.1,
+        failing.join(", ")
+    );
+    let mut small = shrunk.scenario.clone();
+    small.seed = opts.seed;
+    toml.push_str(&small.to_toml());
+    eprintln!(
+        "shrunk {} fault(s) to {} in {} runs; still failing: {}",
+        shrunk.faults.0,
+        shrunk.faults.1,
+        shrunk.runs,
+        failing.join(", ")
+    );
+    for (name, msgs) in &shrunk.outcome.violations {
+        if let Some(m) = msgs.first() {
+            eprintln!("  {name}: {m}");
+        }
+    }
+    match out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(&path, &toml) {
+                eprintln!("error: writing {}: {e}", path.display());
+                return 2;
+            }
+            let mut repro = format!("pssim run {} --seed {}", path.display(), opts.seed);
+            for b in opts.bugs.iter() {
+                repro.push_str(&format!(" --bug {b}"));
+            }
+            eprintln!("wrote {}\nREPRODUCE: {repro}", path.display());
+        }
+        None => print!("{toml}"),
+    }
+    0
 }
 
 fn parse_bugs(names: &[String]) -> Result<Bugs, String> {

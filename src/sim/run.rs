@@ -216,6 +216,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         idle_fraction: 0.0,
         staleness_histogram: Vec::new(),
         timeline: Vec::new(),
+        fault_timeline: Vec::new(),
         swarm: None,
     }
 }
@@ -260,6 +261,16 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
         })
         .collect();
     o.swarm = end.plan.swarm.clone();
+    o.fault_timeline = end
+        .plan
+        .faults
+        .iter()
+        .map(|f| crate::scenario::Fault {
+            at: f.at,
+            kind: f.kind.clone(),
+            line: 0,
+        })
+        .collect();
     o.failovers = end.failovers;
     o.idle_fraction = end.timelines.idle_fraction();
     o.timeline = end.timelines.segments;
