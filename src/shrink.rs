@@ -93,7 +93,7 @@ impl Search<'_> {
         let mut n = 2usize;
         while faults.len() >= 2 {
             let chunk = faults.len().div_ceil(n);
-            let mut reduced = false;
+            let mut reduced = None;
             // Try each complement (remove one chunk).
             for i in 0..n {
                 let lo = i * chunk;
@@ -103,13 +103,14 @@ impl Search<'_> {
                 let hi = (lo + chunk).min(faults.len());
                 let rest: Vec<Fault> = faults[..lo].iter().chain(&faults[hi..]).cloned().collect();
                 if self.fails(&rest).is_some() {
-                    faults = rest;
-                    n = (n - 1).max(2);
-                    reduced = true;
+                    reduced = Some(rest);
                     break;
                 }
             }
-            if !reduced {
+            if let Some(rest) = reduced {
+                faults = rest;
+                n = (n - 1).max(2);
+            } else {
                 if n >= faults.len() {
                     break;
                 }

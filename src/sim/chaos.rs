@@ -347,6 +347,48 @@ fn target(
     }
 }
 
+/// Whether a fault timeline stays inside the fault model (never more than
+/// `replication - 1` servers of a range down at once, counting the
+/// recovery time after each fault, judged conservatively as `[chaos]`
+/// draws), and every fault heals, so that every check can be promised.
+pub fn within_fault_model(cluster: &Cluster, faults: &[crate::scenario::Fault]) -> bool {
+    let mut model = Model {
+        cluster,
+        recovery: recovery(cluster),
+        downs: Vec::new(),
+        crashes: Vec::new(),
+    };
+    for (i, f) in faults.iter().enumerate() {
+        let p = Planned {
+            id: i as u64,
+            at: f.at,
+            kind: f.kind.clone(),
+            origin: Origin::Scenario,
+        };
+        let servers: Vec<NodeId> = downs(&p, model.recovery)
+            .into_iter()
+            .map(|d| d.node)
+            .filter(|n| n.server().is_some())
+            .collect();
+        if p.end().is_none()
+            && !matches!(
+                p.kind,
+                FaultKind::Crash {
+                    node: NodeId::Worker(_),
+                    ..
+                }
+            )
+        {
+            return false;
+        }
+        if !model.allows(&servers, p.at, model.until(p.end())) {
+            return false;
+        }
+        model.add(&p);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,46 +516,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Whether a fault timeline stays inside the fault model (never more than
-/// `replication - 1` servers of a range down at once, counting the
-/// recovery time after each fault, judged conservatively as `[chaos]`
-/// draws), and every fault heals, so that every check can be promised.
-pub fn within_fault_model(cluster: &Cluster, faults: &[crate::scenario::Fault]) -> bool {
-    let mut model = Model {
-        cluster,
-        recovery: recovery(cluster),
-        downs: Vec::new(),
-        crashes: Vec::new(),
-    };
-    for (i, f) in faults.iter().enumerate() {
-        let p = Planned {
-            id: i as u64,
-            at: f.at,
-            kind: f.kind.clone(),
-            origin: Origin::Scenario,
-        };
-        let servers: Vec<NodeId> = downs(&p, model.recovery)
-            .into_iter()
-            .map(|d| d.node)
-            .filter(|n| n.server().is_some())
-            .collect();
-        if p.end().is_none()
-            && !matches!(
-                p.kind,
-                FaultKind::Crash {
-                    node: NodeId::Worker(_),
-                    ..
-                }
-            )
-        {
-            return false;
-        }
-        if !model.allows(&servers, p.at, model.until(p.end())) {
-            return false;
-        }
-        model.add(&p);
-    }
-    true
 }
