@@ -18,7 +18,11 @@
 //! One excuse: a replica whose history was cut (restarted empty, or
 //! restored from a checkpoint) cannot show updates it lost. An update
 //! already acknowledged before the read and absent from such a replica is
-//! a lost update, counted by `no_lost_updates`, not a stale read.
+//! a lost update, counted by `no_lost_updates`, not a stale read. On any
+//! other replica, a read missing only acknowledged updates is judged at the
+//! end: a stale read if one of them reached the range's final replicas, a
+//! lost update if none did (outside the fault model, a replica cut off and
+//! acknowledging alone can lose updates the read replica never had).
 
 use super::intervals::IntervalSet;
 use super::lineage::Lineage;
@@ -26,6 +30,10 @@ use super::{Report, Violation, Violations};
 use crate::core::{Clock, Event, RangeId, WorkerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A read that missed only acknowledged updates: the violation it would
+/// be, its range, and the (worker, clock) updates it missed.
+type Pending = (Violation, RangeId, Vec<(WorkerId, u64)>);
 
 /// The checker.
 #[derive(Debug)]
@@ -41,6 +49,11 @@ pub struct StalenessCheck {
     /// Per reader: how many clocks behind its own each read was (see
     /// [`StalenessCheck::histogram`]).
     behind: BTreeMap<(WorkerId, u32), u64>,
+    /// Reads that missed only acknowledged updates: stale reads unless
+    /// those updates turn out lost (judged at the end).
+    pending: Vec<Pending>,
+    /// The final replicas (from `final` events).
+    finals: Vec<(crate::core::NodeId, RangeId)>,
 }
 
 impl StalenessCheck {
@@ -53,6 +66,8 @@ impl StalenessCheck {
             reads: 0,
             violations: Violations::default(),
             behind: BTreeMap::new(),
+            pending: Vec::new(),
+            finals: Vec::new(),
         }
     }
 
@@ -70,6 +85,7 @@ impl StalenessCheck {
             Event::WorkerRemoved { worker, .. } => {
                 self.members.remove(&worker);
             }
+            Event::Final { server, range, .. } => self.finals.push((server, range)),
             Event::PushApplied {
                 server,
                 range,
@@ -115,37 +131,41 @@ impl StalenessCheck {
                 };
                 let rep = self.applied.get_mut(server, range);
                 let lost_history = rep.lost_history;
+                let empty = IntervalSet::default();
+                // Missing updates: never acknowledged (a stale read), or
+                // acknowledged (lost, or not there yet: decided at the end).
+                let mut unacked = None;
+                let mut acked_missing = Vec::new();
                 for (&w, &(_, start)) in &self.members {
                     if start > last_needed {
                         continue;
                     }
-                    let empty = IntervalSet::default();
                     let have = rep.state.get(&w).unwrap_or(&empty);
                     let acked = self.acked.get(&(range, w)).unwrap_or(&empty);
-                    let missing = have
-                        .gaps(u64::from(start), u64::from(last_needed) + 1)
-                        .into_iter()
-                        .flat_map(|(a, b)| {
-                            if lost_history {
-                                acked.gaps(a, b)
-                            } else {
-                                vec![(a, b)]
+                    for (a, b) in have.gaps(u64::from(start), u64::from(last_needed) + 1) {
+                        for k in a..b {
+                            if !acked.contains(k) {
+                                unacked.get_or_insert((w, k));
+                            } else if !lost_history {
+                                acked_missing.push((w, k));
                             }
-                        })
-                        .next();
-                    if let Some((k, _)) = missing {
-                        self.violations.push(Violation::StaleRead {
-                            t,
-                            server,
-                            range,
-                            reader: worker,
-                            clock,
-                            bound,
-                            missing_worker: w,
-                            missing_clock: Clock(k as u32),
-                        });
-                        break;
+                        }
                     }
+                }
+                let violation = |(w, k): (WorkerId, u64)| Violation::StaleRead {
+                    t,
+                    server,
+                    range,
+                    reader: worker,
+                    clock,
+                    bound,
+                    missing_worker: w,
+                    missing_clock: Clock(k as u32),
+                };
+                if let Some(first) = unacked {
+                    self.violations.push(violation(first));
+                } else if let Some(&first) = acked_missing.first() {
+                    self.pending.push((violation(first), range, acked_missing));
                 }
             }
             _ => {}
@@ -193,9 +213,28 @@ impl StalenessCheck {
         self.reads
     }
 
-    /// The verdict.
+    /// The verdict. A read that missed only updates already acknowledged
+    /// (by another replica: this one had not applied them) is a stale read
+    /// if any of them reached the range's final replicas, and a lost update
+    /// (counted by `no_lost_updates`) if none did.
     pub fn report(&self, enabled: bool) -> Report {
-        self.violations.report("staleness_bound", enabled)
+        let mut v = self.violations.clone();
+        for (violation, range, missing) in &self.pending {
+            let finals: Vec<_> = self.finals.iter().filter(|(_, r)| r == range).collect();
+            let arrived = |&(w, k): &(WorkerId, u64)| {
+                !finals.is_empty()
+                    && finals.iter().all(|&&(s, r)| {
+                        self.applied
+                            .get(s, r)
+                            .and_then(|t| t.state.get(&w))
+                            .is_some_and(|set| set.contains(k))
+                    })
+            };
+            if missing.iter().any(arrived) {
+                v.push(violation.clone());
+            }
+        }
+        v.report("staleness_bound", enabled)
     }
 }
 

@@ -285,6 +285,12 @@ impl Coordinator {
                         range: r,
                         from: None,
                         session: self.next_session,
+                        progress: self
+                            .workers
+                            .iter()
+                            .filter(|(_, st)| st.heard)
+                            .map(|(&w, st)| (w, st.incarnation, st.clock))
+                            .collect(),
                     },
                 });
                 changed = true;
@@ -313,6 +319,7 @@ impl Coordinator {
                     range: r,
                     from: Some(tail),
                     session,
+                    progress: Vec::new(),
                 },
             });
         }

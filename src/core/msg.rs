@@ -197,6 +197,11 @@ pub enum Message {
         /// current one counts (a delayed report of an older copy may be
         /// stale).
         session: u64,
+        /// With no `from`: each worker's last reported clock (worker,
+        /// incarnation, clock), evidence of its progress for a range that
+        /// starts over, whose gate would otherwise wait for workers blocked
+        /// on other ranges.
+        progress: Vec<(WorkerId, u32, Clock)>,
     },
     /// Joining server -> source: send me the range's state and, from then
     /// on, every entry you apply.
@@ -301,7 +306,7 @@ impl Message {
             Message::ServerHeartbeat { held, .. } => 8 + 8 + VEC_HEADER + 4 * held.len(),
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,
-            Message::CatchUp { .. } => 4 + 5 + 8,
+            Message::CatchUp { progress, .. } => 4 + 5 + 8 + VEC_HEADER + 12 * progress.len(),
             Message::SnapshotReq { .. } => 4 + 8,
             Message::Snapshot { state, .. } => 4 + 8 + state.wire_size(),
             Message::JoinReady { .. } => 4 + 5 + 8,

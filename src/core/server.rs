@@ -491,7 +491,8 @@ impl Server {
                 range,
                 from: source,
                 session,
-            } => self.on_catch_up(range, source, session, out),
+                progress,
+            } => self.on_catch_up(range, source, session, &progress, out),
             Message::MembershipUpdate(m) => self.on_membership(m, out),
             Message::ViewUpdate(v) => self.on_view(v, out),
             _ => {}
@@ -717,6 +718,7 @@ impl Server {
         range: RangeId,
         source: Option<NodeId>,
         session: u64,
+        progress: &[(WorkerId, u32, Clock)],
         out: &mut Vec<Command>,
     ) {
         if self.replicas.contains_key(&range) {
@@ -741,6 +743,9 @@ impl Server {
                         None => Replica::new(range, keys, &self.membership),
                     };
                     rep.table.admit(&self.membership);
+                    for &(w, inc, clock) in progress {
+                        rep.table.record_progress(w, inc, clock);
+                    }
                     rep.lost_history = true;
                     rep
                 }
