@@ -72,6 +72,10 @@ pub struct Outcome {
     /// A panic inside the simulation (a bug), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic: Option<String>,
+    /// Parts of the scenario this version parses but does not simulate yet
+    /// (said loudly rather than ignored silently).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_simulated: Vec<String>,
     /// Observations over time.
     pub accuracy: Vec<Sample>,
     /// Throughput per interval of `series_interval_s`.

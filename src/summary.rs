@@ -125,6 +125,9 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
             let _ = writeln!(s, "      - {v}");
         }
     }
+    for n in &o.not_simulated {
+        let _ = writeln!(s, "  WARNING    not simulated by this version: {n}");
+    }
     if let Some(p) = &o.panic {
         let _ = writeln!(s, "  PANIC      {p}");
     }

@@ -207,6 +207,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         time_to_target_s: None,
         stopped: String::new(),
         panic: None,
+        not_simulated: not_simulated(scn),
         accuracy: Vec::new(),
         series: Vec::new(),
         series_interval_s: 0.0,
@@ -304,6 +305,21 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.add_check(&counts.report);
     o.add_check(&accuracy::check(end.final_accuracy, scn.check.min_accuracy));
     o.add_check(&determinism::check(false, "", "", &[], &[]));
+}
+
+/// What the scenario asks for that this version does not simulate yet.
+fn not_simulated(scn: &Scenario) -> Vec<String> {
+    let mut v = Vec::new();
+    if !scn.changes.is_empty() {
+        v.push(format!(
+            "[[change]] ({} live change(s)): hyperparameters stay as configured",
+            scn.changes.len()
+        ));
+    }
+    if scn.compression != crate::scenario::Compression::default() {
+        v.push("[compression]: pushes and pulls are sent uncompressed".to_string());
+    }
+    v
 }
 
 /// Width of the throughput series' buckets: a fifth of the observer's
