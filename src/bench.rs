@@ -154,6 +154,8 @@ pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
         checkpoint_every: None,
+        changes: Vec::new(),
+        default_bound: 3,
         bugs: Bugs::NONE,
     });
     let mut server = Server::new(0, cfg);

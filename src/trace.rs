@@ -3,6 +3,7 @@
 //! the checkers, and optionally writes the JSON Lines trace of
 //! ../shared/scenario-format.md.
 
+use crate::check::changes::ChangesCheck;
 use crate::check::liveness::LivenessCheck;
 use crate::check::replicas::ReplicasCheck;
 use crate::check::staleness::StalenessCheck;
@@ -44,6 +45,8 @@ pub struct Recorder {
     pub liveness: LivenessCheck,
     /// The `replicas_agree` checker.
     pub replicas: ReplicasCheck,
+    /// The `live_changes` checker.
+    pub changes: ChangesCheck,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -66,6 +69,7 @@ impl Recorder {
             updates: UpdatesCheck::new(ranges),
             liveness: LivenessCheck::new(workers),
             replicas: ReplicasCheck::default(),
+            changes: ChangesCheck::default(),
         }
     }
 
@@ -102,6 +106,7 @@ impl Recorder {
         self.updates.observe(ev);
         self.liveness.observe(t, ev);
         self.replicas.observe(ev);
+        self.changes.observe(t, ev);
         if let Some(sink) = &mut self.sink {
             if sink.error.is_none() && (sink.low_level || !ev.is_low_level()) {
                 let line = Line {

@@ -32,6 +32,8 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
         checkpoint_every: None,
+        changes: Vec::new(),
+        default_bound: 3,
         bugs,
     })
 }
@@ -82,6 +84,7 @@ fn drive(workers: u32, clocks: u32, consistency: Consistency, bugs: Bugs, order:
                 incarnation: 0,
                 clock: Clock(clock[w]),
                 keys: Keys::All,
+                schedule: 0,
             },
             Phase::Pushing => {
                 pushed[w] = clock[w] + 1;

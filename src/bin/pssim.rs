@@ -246,6 +246,7 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
         keep_events: false,
         source: source.to_string(),
         sets: args.sets.clone(),
+        schedule: None,
     };
     let result = sim::run(&scn, &opts);
     let o = &result.outcome;

@@ -7,6 +7,7 @@
 //! that it fires on a planted bug (`crate::core::Bug`).
 
 pub mod accuracy;
+pub mod changes;
 pub mod determinism;
 pub mod intervals;
 pub mod lineage;
@@ -105,6 +106,31 @@ pub enum Violation {
         /// The liveness window.
         window: Duration,
     },
+    /// Nodes switched to a live change at different boundaries.
+    ChangeBoundary {
+        /// The change.
+        change: u64,
+        /// A node that disagrees.
+        node: NodeId,
+        /// The boundary first reported.
+        boundary: Clock,
+        /// The node's boundary.
+        other: Clock,
+    },
+    /// A node computed or served a clock past a live change's boundary
+    /// without having adopted the change.
+    ChangeMissed {
+        /// When.
+        t: Duration,
+        /// The node.
+        node: NodeId,
+        /// The change.
+        change: u64,
+        /// Its boundary.
+        boundary: Clock,
+        /// The clock computed or served.
+        clock: Clock,
+    },
     /// Two replicas of a range differ once the system is quiet.
     ReplicasDisagree {
         /// The range.
@@ -183,6 +209,26 @@ impl fmt::Display for Violation {
                 now.as_secs_f64(),
                 window.as_secs_f64(),
                 heal.as_secs_f64()
+            ),
+            Violation::ChangeBoundary {
+                change,
+                node,
+                boundary,
+                other,
+            } => write!(
+                f,
+                "live change {change} applies from clock {boundary}, but {node} switched at clock {other}"
+            ),
+            Violation::ChangeMissed {
+                t,
+                node,
+                change,
+                boundary,
+                clock,
+            } => write!(
+                f,
+                "at {:.6}s {node} was at clock {clock} without live change {change} (boundary {boundary})",
+                t.as_secs_f64()
             ),
             Violation::ReplicasDisagree {
                 range,

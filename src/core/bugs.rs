@@ -46,11 +46,15 @@ pub enum Bug {
     /// A joining server is put in the chain before it has copied the range
     /// (it serves zeros). Caught by `replicas_agree` / `no_lost_updates`.
     PromoteUncaught,
+    /// Servers answer a live change's prepare without fencing: reads past
+    /// the boundary are served before the change is known. Caught by
+    /// `live_changes`.
+    NoFence,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -62,6 +66,7 @@ impl Bug {
         Bug::AckBeforeReplicated,
         Bug::AcceptOldEpoch,
         Bug::PromoteUncaught,
+        Bug::NoFence,
     ];
 
     /// The name used on the command line.
@@ -78,6 +83,7 @@ impl Bug {
             Bug::AckBeforeReplicated => "ack_before_replicated",
             Bug::AcceptOldEpoch => "accept_old_epoch",
             Bug::PromoteUncaught => "promote_uncaught",
+            Bug::NoFence => "no_fence",
         }
     }
 
@@ -101,6 +107,7 @@ impl Bug {
                 "servers accept requests and chain messages from an older view epoch"
             }
             Bug::PromoteUncaught => "a joining server enters the chain before it copied the range",
+            Bug::NoFence => "servers prepare a live change without fencing reads past the boundary",
         }
     }
 
@@ -114,6 +121,7 @@ impl Bug {
             Bug::NoRemoval | Bug::NoRetry => "liveness",
             Bug::AckBeforeReplicated => "no_lost_updates",
             Bug::AcceptOldEpoch | Bug::PromoteUncaught => "replicas_agree",
+            Bug::NoFence => "live_changes",
         }
     }
 }

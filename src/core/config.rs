@@ -3,10 +3,11 @@
 use super::bugs::Bugs;
 use super::ids::Clock;
 use super::keys::RangeMap;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Consistency model of reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Consistency {
     /// Bulk synchronous: a worker at clock `c` sees every update of clocks
     /// `< c`. Exactly SSP with bound 0.
@@ -30,7 +31,7 @@ impl Consistency {
 }
 
 /// Training hyperparameters in force over a span of clocks.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hyper {
     /// Read consistency.
     pub consistency: Consistency,
@@ -43,9 +44,65 @@ pub struct Hyper {
 /// Hyperparameters as a function of the clock: `phases[i] = (from, h)`
 /// means `h` holds for clocks `from..` until the next phase. Sorted by
 /// `from`; the first phase starts at clock 0.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     phases: Vec<(Clock, Hyper)>,
+}
+
+/// A live change of hyperparameters (`[[change]]`): the fields set change.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// New learning rate.
+    pub learning_rate: Option<f32>,
+    /// New SSP bound (for SSP, now or after the change).
+    pub staleness: Option<u32>,
+    /// New consistency model; `Ssp` takes its bound from `staleness`, else
+    /// from the bound in force (or `default_bound` if none).
+    pub consistency: Option<Consistency>,
+    /// New batch size.
+    pub batch_size: Option<u32>,
+}
+
+impl Change {
+    /// The `change_applied` event of `node` adopting change `k` at
+    /// `boundary`.
+    pub fn event(&self, node: super::ids::NodeId, k: u64, boundary: Clock) -> super::event::Event {
+        super::event::Event::ChangeApplied {
+            node,
+            change: k,
+            clock: boundary,
+            learning_rate: self.learning_rate.map(super::event::Bits),
+            staleness: self.staleness,
+            consistency: self.consistency.map(|c| match c {
+                Consistency::Bsp => "bsp",
+                Consistency::Ssp(_) => "ssp",
+                Consistency::Asp => "asp",
+            }),
+            batch_size: self.batch_size,
+        }
+    }
+
+    /// The hyperparameters after applying this change to `h`.
+    pub fn apply(&self, h: &Hyper, default_bound: u32) -> Hyper {
+        let bound_now = match h.consistency {
+            Consistency::Ssp(s) => s,
+            _ => default_bound,
+        };
+        let consistency = match (self.consistency, self.staleness) {
+            (Some(Consistency::Ssp(_)), s) => Consistency::Ssp(s.unwrap_or(bound_now)),
+            (Some(c), _) => c,
+            (None, Some(s)) => match h.consistency {
+                Consistency::Ssp(_) => Consistency::Ssp(s),
+                other => other,
+            },
+            (None, None) => h.consistency,
+        };
+        Hyper {
+            consistency,
+            learning_rate: self.learning_rate.unwrap_or(h.learning_rate),
+            batch_size: self.batch_size.unwrap_or(h.batch_size),
+        }
+    }
 }
 
 impl Schedule {
@@ -60,6 +117,33 @@ impl Schedule {
     pub fn at(&self, clock: Clock) -> &Hyper {
         let i = self.phases.partition_point(|(from, _)| *from <= clock);
         &self.phases[i.max(1) - 1].1
+    }
+
+    /// Applies `change` from clock `from` on (clocks before keep their
+    /// hyperparameters; the change is layered over every later phase).
+    pub fn with_change(&self, from: Clock, change: &Change, default_bound: u32) -> Schedule {
+        let mut phases: Vec<(Clock, Hyper)> = Vec::new();
+        for &(start, h) in &self.phases {
+            if start < from {
+                phases.push((start, h));
+            }
+        }
+        let base = *self.at(from);
+        phases.push((from, change.apply(&base, default_bound)));
+        for &(start, h) in &self.phases {
+            if start > from {
+                phases.push((start, change.apply(&h, default_bound)));
+            }
+        }
+        Schedule { phases }
+    }
+
+    /// A schedule switching to `later` at clock `from` (for tests that
+    /// compare a live change with a schedule configured from the start).
+    pub fn two_phases(first: Hyper, from: Clock, later: Hyper) -> Schedule {
+        Schedule {
+            phases: vec![(Clock(0), first), (from, later)],
+        }
     }
 }
 
@@ -87,6 +171,10 @@ pub struct ProtocolConfig {
     pub heartbeat_timeout: Duration,
     /// Servers checkpoint their ranges this often (none: never).
     pub checkpoint_every: Option<Duration>,
+    /// Live changes (`[[change]]`): when the coordinator applies each.
+    pub changes: Vec<(Duration, Change)>,
+    /// The SSP bound a change to `ssp` takes when none is in force.
+    pub default_bound: u32,
     /// Planted bugs switched on (normally none).
     pub bugs: Bugs,
 }

@@ -21,7 +21,7 @@
 //!   version. While it is down, training continues on the current
 //!   membership; no one is removed or admitted.
 
-use super::config::ProtocolConfig;
+use super::config::{Change, ProtocolConfig};
 use super::event::Event;
 use super::ids::{Clock, Epoch, NodeId, RangeId, WorkerId};
 use super::msg::Message;
@@ -48,7 +48,7 @@ pub struct WorkerStatus {
 }
 
 /// What the coordinator keeps on durable storage.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CoordinatorState {
     /// The membership.
     pub membership: Membership,
@@ -60,6 +60,20 @@ pub struct CoordinatorState {
     pub admitted: BTreeMap<WorkerId, Member>,
     /// Catch-up sessions issued so far (never reused).
     pub sessions: u64,
+    /// Live changes committed, in order: (boundary, change).
+    pub changes: Vec<(Clock, Change)>,
+    /// Prepare attempts made so far (never reused).
+    pub attempts: u64,
+}
+
+/// A live change being prepared.
+#[derive(Clone, Debug)]
+struct Preparing {
+    k: u64,
+    attempt: u64,
+    started: Duration,
+    /// Server -> highest clock it has answered (it is fenced there).
+    prepared: BTreeMap<u32, Clock>,
 }
 
 /// An admission waiting for servers to acknowledge its membership version.
@@ -84,6 +98,9 @@ pub struct Coordinator {
     /// Catch-ups under way: (range, server) -> (source, when asked, session).
     catch_ups: BTreeMap<(RangeId, u32), (NodeId, Duration, u64)>,
     next_session: u64,
+    changes: Vec<(Clock, Change)>,
+    attempts: u64,
+    preparing: Option<Preparing>,
 }
 
 impl Coordinator {
@@ -95,6 +112,8 @@ impl Coordinator {
             view: View::initial(cfg.servers, cfg.replication),
             admitted: BTreeMap::new(),
             sessions: 0,
+            changes: Vec::new(),
+            attempts: 0,
         });
         Coordinator {
             view: state.view,
@@ -105,6 +124,9 @@ impl Coordinator {
             pending: BTreeMap::new(),
             catch_ups: BTreeMap::new(),
             next_session: state.sessions,
+            changes: state.changes,
+            attempts: state.attempts,
+            preparing: None,
             cfg,
         }
     }
@@ -144,6 +166,118 @@ impl Coordinator {
             self.servers.insert(s, (now, 0));
         }
         self.arm(out);
+        self.arm_change(now, out);
+    }
+
+    /// Arms the timer of the next live change not yet committed.
+    fn arm_change(&self, now: Duration, out: &mut Vec<Command>) {
+        let k = self.changes.len();
+        if let Some(&(at, _)) = self.cfg.changes.get(k) {
+            out.push(Command::SetTimer {
+                timer: Timer::Change { k: k as u64 + 1 },
+                after: at.saturating_sub(now),
+            });
+        }
+    }
+
+    /// Committed changes from number `after + 1` on: (k, boundary, change).
+    fn committed(&self, after: u64) -> Vec<(u64, Clock, Change)> {
+        self.changes
+            .iter()
+            .enumerate()
+            .skip(after as usize)
+            .map(|(i, &(b, c))| (i as u64 + 1, b, c))
+            .collect()
+    }
+
+    /// Sends `to` the committed changes it lacks (it holds `has`).
+    fn send_changes(&self, to: NodeId, has: u64, out: &mut Vec<Command>) {
+        for (k, boundary, change) in self.committed(has) {
+            out.push(Command::Send {
+                to,
+                msg: Message::Commit {
+                    k,
+                    boundary,
+                    change,
+                },
+            });
+        }
+    }
+
+    /// Starts preparing live change `k`: every server of the view fences
+    /// at the highest clock it has answered and says which.
+    fn prepare(&mut self, now: Duration, k: u64, out: &mut Vec<Command>) {
+        if k != self.changes.len() as u64 + 1 || self.preparing.is_some() {
+            return;
+        }
+        self.attempts += 1;
+        let attempt = self.attempts;
+        self.persist(out);
+        self.preparing = Some(Preparing {
+            k,
+            attempt,
+            started: now,
+            prepared: BTreeMap::new(),
+        });
+        for s in self.view.servers() {
+            out.push(Command::Send {
+                to: s,
+                msg: Message::Prepare { k, attempt },
+            });
+        }
+    }
+
+    fn on_prepared(
+        &mut self,
+        now: Duration,
+        k: u64,
+        attempt: u64,
+        s: u32,
+        max: Clock,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(p) = &mut self.preparing else { return };
+        if p.k != k || p.attempt != attempt {
+            return;
+        }
+        p.prepared.insert(s, max);
+        let all = self
+            .view
+            .servers()
+            .iter()
+            .filter_map(|n| n.server())
+            .all(|x| p.prepared.contains_key(&x));
+        if !all {
+            return;
+        }
+        // Past every clock any server has answered: no worker can have
+        // computed it yet, and none will without hearing of the change
+        // (every server holds pulls past its fence until the commit).
+        let boundary = p
+            .prepared
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(Clock(0))
+            .next();
+        let change = self.cfg.changes[(k - 1) as usize].1;
+        self.changes.push((boundary, change));
+        self.preparing = None;
+        self.persist(out);
+        let nodes = (0..self.cfg.servers)
+            .map(NodeId::Server)
+            .chain((0..self.cfg.workers).map(NodeId::Worker));
+        for to in nodes {
+            out.push(Command::Send {
+                to,
+                msg: Message::Commit {
+                    k,
+                    boundary,
+                    change,
+                },
+            });
+        }
+        self.arm_change(now, out);
     }
 
     fn arm(&self, out: &mut Vec<Command>) {
@@ -183,8 +317,12 @@ impl Coordinator {
                 epoch,
                 membership,
                 held,
+                schedule,
             } => {
                 if let Some(s) = from.server() {
+                    // Live changes it missed go first (on the same link as
+                    // a catch-up below, so they arrive before it).
+                    self.send_changes(from, schedule, out);
                     self.on_server_heartbeat(now, s, epoch, membership, &held, out);
                 }
             }
@@ -192,9 +330,25 @@ impl Coordinator {
                 range,
                 from: source,
                 session,
+                schedule,
             } => {
                 if let Some(s) = from.server() {
+                    if schedule < self.changes.len() as u64 || self.preparing.is_some() {
+                        // It must hold every live change (and none may be
+                        // half-way) before it serves reads as a tail.
+                        self.send_changes(from, schedule, out);
+                        return;
+                    }
                     self.on_join_ready(now, s, range, source, session, out);
+                }
+            }
+            Message::Prepared {
+                k,
+                attempt,
+                max_clock,
+            } => {
+                if let Some(s) = from.server() {
+                    self.on_prepared(now, k, attempt, s, max_clock, out);
                 }
             }
             Message::MembershipAck { version } => {
@@ -394,6 +548,8 @@ impl Coordinator {
             view: self.view.clone(),
             admitted: self.admitted.clone(),
             sessions: self.next_session,
+            changes: self.changes.clone(),
+            attempts: self.attempts,
         })));
     }
 
@@ -529,6 +685,7 @@ impl Coordinator {
                 incarnation,
                 start_clock,
                 view: self.view.clone(),
+                schedule: self.committed(0),
             },
         }
     }
@@ -571,8 +728,27 @@ impl Coordinator {
 
     /// Handles a timer.
     pub fn on_timer(&mut self, now: Duration, timer: Timer, out: &mut Vec<Command>) {
+        if let Timer::Change { k } = timer {
+            self.prepare(now, k, out);
+            return;
+        }
         if timer != Timer::FailureCheck {
             return;
+        }
+        // A change not prepared by every server in time is abandoned (the
+        // fences lift) and tried again.
+        if let Some(p) = &self.preparing {
+            if now.saturating_sub(p.started) > self.cfg.heartbeat_timeout {
+                let (k, attempt) = (p.k, p.attempt);
+                self.preparing = None;
+                for s in 0..self.cfg.servers {
+                    out.push(Command::Send {
+                        to: NodeId::Server(s),
+                        msg: Message::Abort { k, attempt },
+                    });
+                }
+                self.prepare(now, k, out);
+            }
         }
         let dead: Vec<(WorkerId, u32)> = self
             .membership
@@ -667,6 +843,8 @@ mod tests {
             heartbeat_interval: Duration::from_millis(50),
             heartbeat_timeout: Duration::from_millis(200),
             checkpoint_every: None,
+            changes: Vec::new(),
+            default_bound: 3,
             bugs: Bugs::NONE,
         })
     }
@@ -702,6 +880,7 @@ mod tests {
             epoch: c.view().epoch,
             membership: c.membership().version,
             held: held.to_vec(),
+            schedule: 0,
         };
         c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
         out
@@ -768,6 +947,7 @@ mod tests {
             range,
             from,
             session,
+            schedule: 0,
         };
         c.on_message(ms(310), s(1), join(1, s(2), 0), &mut stale);
         assert_eq!(c.view().chains[1], vec![s(2)]);

@@ -167,6 +167,27 @@ pub enum Event {
         /// The range.
         range: RangeId,
     },
+    /// A node switches to live change `change` from clock `clock` on.
+    ChangeApplied {
+        /// The node.
+        node: NodeId,
+        /// The change's number (1, 2, ...).
+        change: u64,
+        /// Its clock boundary.
+        clock: Clock,
+        /// New learning rate, if changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        learning_rate: Option<Bits>,
+        /// New staleness bound, if changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        staleness: Option<u32>,
+        /// New consistency model, if changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        consistency: Option<&'static str>,
+        /// New batch size, if changed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        batch_size: Option<u32>,
+    },
     /// A server stops holding a replica (it left the range's chain).
     ReplicaDropped {
         /// The server.
@@ -217,6 +238,7 @@ impl Event {
             Event::Checkpoint { .. } => "checkpoint",
             Event::Restore { .. } => "restore",
             Event::ReplicaDropped { .. } => "replica_dropped",
+            Event::ChangeApplied { .. } => "change_applied",
             Event::Final { .. } => "final",
         }
     }
@@ -228,5 +250,24 @@ impl Event {
             self,
             Event::Deliver { .. } | Event::Drop { .. } | Event::Timer { .. }
         )
+    }
+}
+
+/// An `f32` in an event: hashed and compared by its bits, written as a
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bits(pub f32);
+
+impl Eq for Bits {}
+
+impl std::hash::Hash for Bits {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h);
+    }
+}
+
+impl Serialize for Bits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f32(self.0)
     }
 }

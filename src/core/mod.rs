@@ -90,6 +90,11 @@ pub enum Timer {
     FailureCheck,
     /// Server: write a checkpoint of every range held.
     Checkpoint,
+    /// Coordinator: time to apply live change `k`.
+    Change {
+        /// The change's number.
+        k: u64,
+    },
 }
 
 impl Timer {
@@ -100,6 +105,7 @@ impl Timer {
             Timer::Heartbeat => "heartbeat",
             Timer::FailureCheck => "failure_check",
             Timer::Checkpoint => "checkpoint",
+            Timer::Change { .. } => "change",
         }
     }
 }

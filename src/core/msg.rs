@@ -6,6 +6,7 @@
 //! bandwidth model, so a push of `n` dense values costs `4n` bytes plus a few
 //! dozen bytes of header, as on a real wire.
 
+use super::config::Change;
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
 use serde::{Deserialize, Serialize};
@@ -46,11 +47,14 @@ pub struct Entry {
     pub keys: Keys,
     /// Gradient values.
     pub values: Vec<f32>,
+    /// The learning rate of its clock in the head's schedule (so every
+    /// replica applies the same step whatever live changes it has heard of).
+    pub lr: f32,
 }
 
 impl Entry {
     fn wire_size(&self) -> usize {
-        8 + 4 + 12 + 4 + self.keys.wire_size() + VEC_HEADER + 4 * self.values.len()
+        8 + 4 + 12 + 4 + 4 + self.keys.wire_size() + VEC_HEADER + 4 * self.values.len()
     }
 }
 
@@ -101,6 +105,8 @@ pub enum Message {
         clock: Clock,
         /// Keys wanted.
         keys: Keys,
+        /// Live changes the worker holds (its schedule's version).
+        schedule: u64,
     },
     /// Server -> worker: the values asked by a `PullReq`, in key order.
     PullResp {
@@ -110,6 +116,8 @@ pub enum Message {
         clock: Clock,
         /// Values, one per requested key.
         values: Vec<f32>,
+        /// Live changes the worker lacks: (number, boundary, change).
+        schedule: Vec<(u64, Clock, Change)>,
     },
     /// Worker -> head of `range`: the gradient of clock `clock`. Also sent
     /// with no keys when the minibatch touches none of the range, so servers
@@ -163,6 +171,8 @@ pub enum Message {
         membership: u64,
         /// Ranges it holds a replica of (caught up).
         held: Vec<RangeId>,
+        /// Live changes it holds (its schedule's version).
+        schedule: u64,
     },
     /// Replica -> its successor in the chain (or a learner): apply this
     /// entry. Re-sent until acknowledged.
@@ -234,6 +244,43 @@ pub enum Message {
         from: NodeId,
         /// The `CatchUp` session answered.
         session: u64,
+        /// Live changes it holds.
+        schedule: u64,
+    },
+    /// Coordinator -> server: live change `k` is coming; stop answering
+    /// pulls past the highest clock seen, and say which that is.
+    Prepare {
+        /// The change's number (1, 2, ...).
+        k: u64,
+        /// Attempt (a retry after an abort is a new attempt).
+        attempt: u64,
+    },
+    /// Server -> coordinator: fenced at `max_clock` for change `k`.
+    Prepared {
+        /// The change.
+        k: u64,
+        /// The attempt answered.
+        attempt: u64,
+        /// Highest clock of any pull it has received.
+        max_clock: Clock,
+    },
+    /// Coordinator -> server: attempt `attempt` of change `k` is abandoned
+    /// (not every server answered in time): lift the fence.
+    Abort {
+        /// The change.
+        k: u64,
+        /// The attempt.
+        attempt: u64,
+    },
+    /// Coordinator -> server or worker: change `k` holds from clock
+    /// `boundary` on.
+    Commit {
+        /// The change.
+        k: u64,
+        /// First clock it applies to.
+        boundary: Clock,
+        /// What changes.
+        change: Change,
     },
     /// Coordinator -> worker: you are a member from `start_clock` on.
     Admit {
@@ -243,6 +290,8 @@ pub enum Message {
         start_clock: Clock,
         /// The current view, for routing.
         view: View,
+        /// Live changes committed so far: (number, boundary, change).
+        schedule: Vec<(u64, Clock, Change)>,
     },
     /// Coordinator -> any node: the current membership.
     MembershipUpdate(Membership),
@@ -279,6 +328,10 @@ impl Message {
             Message::Snapshot { .. } => "snapshot",
             Message::JoinReady { .. } => "join_ready",
             Message::CaughtUp { .. } => "caught_up",
+            Message::Prepare { .. } => "prepare",
+            Message::Prepared { .. } => "prepared",
+            Message::Abort { .. } => "abort",
+            Message::Commit { .. } => "commit",
         }
     }
 
@@ -296,22 +349,29 @@ impl Message {
     /// Size in bytes of this message on the wire.
     pub fn wire_size(&self) -> usize {
         let body = match self {
-            Message::PullReq { keys, .. } => 8 + 4 + 4 + 4 + 4 + keys.wire_size(),
-            Message::PullResp { values, .. } => 4 + 4 + VEC_HEADER + 4 * values.len(),
+            Message::PullReq { keys, .. } => 8 + 4 + 4 + 4 + 4 + 8 + keys.wire_size(),
+            Message::PullResp {
+                values, schedule, ..
+            } => 4 + 4 + VEC_HEADER + 4 * values.len() + VEC_HEADER + 32 * schedule.len(),
             Message::PushReq { keys, values, .. } => {
                 8 + 4 + 4 + 12 + 4 + keys.wire_size() + VEC_HEADER + 4 * values.len()
             }
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
-            Message::ServerHeartbeat { held, .. } => 8 + 8 + VEC_HEADER + 4 * held.len(),
+            Message::ServerHeartbeat { held, .. } => 8 + 8 + 8 + VEC_HEADER + 4 * held.len(),
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,
             Message::CatchUp { progress, .. } => 4 + 5 + 8 + VEC_HEADER + 12 * progress.len(),
             Message::SnapshotReq { .. } => 4 + 8,
             Message::Snapshot { state, .. } => 4 + 8 + state.wire_size(),
-            Message::JoinReady { .. } => 4 + 5 + 8,
+            Message::JoinReady { .. } => 4 + 5 + 8 + 8,
             Message::CaughtUp { .. } => 4,
-            Message::Admit { view, .. } => 4 + 4 + view_size(view),
+            Message::Prepare { .. } | Message::Abort { .. } => 16,
+            Message::Prepared { .. } => 20,
+            Message::Commit { .. } => 8 + 4 + 20,
+            Message::Admit { view, schedule, .. } => {
+                4 + 4 + view_size(view) + VEC_HEADER + 32 * schedule.len()
+            }
             Message::MembershipUpdate(m) => 8 + VEC_HEADER + m.members.len() * (4 + 4 + 4),
             Message::MembershipAck { .. } => 8,
             Message::ViewUpdate(v) => view_size(v),
@@ -332,21 +392,25 @@ impl Message {
                 incarnation,
                 clock,
                 keys,
+                schedule,
             } => {
                 h.update(&epoch.0.to_le_bytes());
                 for x in [*range, *worker, *incarnation, clock.0] {
                     h.update(&x.to_le_bytes());
                 }
+                h.update(&schedule.to_le_bytes());
                 hash_keys(&mut h, keys);
             }
             Message::PullResp {
                 range,
                 clock,
                 values,
+                schedule,
             } => {
                 h.update(&range.to_le_bytes());
                 h.update(&clock.0.to_le_bytes());
                 hash_values(&mut h, values);
+                h.update(format!("{schedule:?}").as_bytes());
             }
             Message::PushReq {
                 epoch,
@@ -404,6 +468,7 @@ fn hash_entry(h: &mut Xxh3, e: &Entry) {
         h.update(&x.to_le_bytes());
     }
     h.update(&e.seq.n.to_le_bytes());
+    h.update(&e.lr.to_bits().to_le_bytes());
     hash_keys(h, &e.keys);
     hash_values(h, &e.values);
 }
@@ -467,6 +532,7 @@ mod tests {
             range: 0,
             clock: Clock(1),
             values: vec![v],
+            schedule: Vec::new(),
         };
         assert_eq!(resp(1.0).digest(), resp(1.0).digest());
         assert_ne!(resp(1.0).digest(), resp(1.0 + f32::EPSILON).digest());

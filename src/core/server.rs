@@ -32,7 +32,7 @@
 //! server learns the view (its heartbeat fetches it).
 
 use super::bugs::Bug;
-use super::config::ProtocolConfig;
+use super::config::{Change, ProtocolConfig, Schedule};
 use super::event::Event;
 use super::gate::{Blocked, ClockTable};
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
@@ -51,6 +51,8 @@ struct PendingPull {
     worker: WorkerId,
     clock: Clock,
     keys: Keys,
+    /// Live changes the worker holds.
+    changes: u64,
 }
 
 /// One replica of a key range: its parameters and the bookkeeping that must
@@ -268,7 +270,22 @@ pub struct Server {
     /// The last checkpoint of each range (a copy of durable storage).
     checkpoints: BTreeMap<RangeId, RangeState>,
     next_req: u64,
+    /// Live changes committed, in order: (boundary, change).
+    changes: Vec<(Clock, Change)>,
+    /// Hyperparameters over clocks with those changes.
+    schedule: Schedule,
+    /// A change being prepared: (k, attempt, highest clock answered);
+    /// pulls for later clocks wait until it is committed or aborted.
+    fence: Option<(u64, u64, Clock)>,
+    /// Highest clock of any pull answered.
+    max_answered: Clock,
+    /// Pushes past the fence, held until the change commits or aborts.
+    held_pushes: Vec<HeldPush>,
 }
+
+/// A push waiting for a live change: sender, range, worker, seq, clock,
+/// keys, values.
+type HeldPush = (NodeId, RangeId, WorkerId, Seq, Clock, Keys, Vec<f32>);
 
 impl Server {
     /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
@@ -301,6 +318,11 @@ impl Server {
             joining: BTreeMap::new(),
             checkpoints,
             next_req: 0,
+            changes: Vec::new(),
+            schedule: cfg.schedule.clone(),
+            fence: None,
+            max_answered: Clock(0),
+            held_pushes: Vec::new(),
             cfg,
         }
     }
@@ -361,6 +383,7 @@ impl Server {
                 epoch: self.view.epoch,
                 membership: self.membership.version,
                 held: self.replicas.keys().copied().collect(),
+                schedule: self.changes.len() as u64,
             },
         });
         out.push(Command::SetTimer {
@@ -399,6 +422,7 @@ impl Server {
                         range: r,
                         from: j.source,
                         session: j.session,
+                        schedule: self.changes.len() as u64,
                     },
                 }),
                 // Tell the source how far we are (it answers `CaughtUp`).
@@ -448,6 +472,13 @@ impl Server {
                 keys,
                 values,
             } if self.admit_request(epoch, from, range, true, out) => {
+                if self.fence.is_some_and(|(_, _, max)| clock > max) {
+                    // Its learning rate may be about to change: wait for
+                    // the commit (the worker re-sends it meanwhile).
+                    self.held_pushes
+                        .push((from, range, worker, seq, clock, keys, values));
+                    return;
+                }
                 self.on_push(from, range, worker, seq, clock, keys, values, out)
             }
             Message::PullReq {
@@ -457,9 +488,24 @@ impl Server {
                 incarnation,
                 clock,
                 keys,
+                schedule,
             } if self.admit_request(epoch, from, range, false, out) => {
-                self.on_pull(range, worker, incarnation, clock, keys, out)
+                self.on_pull(range, worker, incarnation, clock, keys, schedule, out)
             }
+            Message::Prepare { k, attempt } => self.on_prepare(k, attempt, out),
+            Message::Abort { k, attempt }
+                if self
+                    .fence
+                    .is_some_and(|(fk, fa, _)| fk == k && fa == attempt) =>
+            {
+                self.fence = None;
+                self.serve_all(out);
+            }
+            Message::Commit {
+                k,
+                boundary,
+                change,
+            } => self.on_commit(k, boundary, change, out),
             Message::ChainPush {
                 epoch,
                 range,
@@ -479,6 +525,7 @@ impl Server {
                                 range,
                                 from,
                                 session: j.session,
+                                schedule: self.changes.len() as u64,
                             },
                         });
                     }
@@ -545,7 +592,10 @@ impl Server {
         values: Vec<f32>,
         out: &mut Vec<Command>,
     ) {
-        let rep = self.replicas.get(&range).expect("admitted");
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        let lr = self.schedule.at(clock).learning_rate;
         if let Some(&(last, index)) = rep.dedup.get(&worker) {
             if seq <= last && !self.cfg.bugs.has(Bug::NoDedup) {
                 // A retry. Acknowledge again once every replica has it
@@ -566,6 +616,7 @@ impl Server {
             clock,
             keys,
             values,
+            lr,
         };
         self.apply_entry(range, entry, out);
     }
@@ -576,7 +627,7 @@ impl Server {
     fn apply_entry(&mut self, range: RangeId, e: Entry, out: &mut Vec<Command>) {
         let (pred, succ) = self.view.neighbours(range, self.id).unwrap_or((None, None));
         let epoch = self.view.epoch;
-        let lr = self.learning_rate(e.clock);
+        let lr = self.learning_rate(&e);
         let id = self.id;
         let rep = self.replicas.get_mut(&range).expect("held");
         if rep.apply(&e, lr, &self.cfg) {
@@ -612,8 +663,11 @@ impl Server {
         self.serve_pending(range, out);
     }
 
-    fn learning_rate(&self, clock: Clock) -> f32 {
-        let lr = self.cfg.schedule.at(clock).learning_rate;
+    /// The step of entry `e`: the learning rate its worker's schedule gave
+    /// its clock (so every replica applies the same step whatever live
+    /// changes it has heard of).
+    fn learning_rate(&self, e: &Entry) -> f32 {
+        let lr = e.lr;
         if self.cfg.bugs.has(Bug::GradientAscent) {
             -lr
         } else {
@@ -657,7 +711,7 @@ impl Server {
 
     /// An entry forwarded to this server as a learner of `range`.
     fn learn(&mut self, from: NodeId, range: RangeId, e: Entry, out: &mut Vec<Command>) {
-        let lr = self.learning_rate(e.clock);
+        let lr = self.learning_rate(&e);
         let id = self.id;
         let epoch = self.view.epoch;
         let j = self.joining.get_mut(&range).expect("checked");
@@ -944,6 +998,7 @@ impl Server {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_pull(
         &mut self,
         range: RangeId,
@@ -951,6 +1006,7 @@ impl Server {
         incarnation: u32,
         clock: Clock,
         keys: Keys,
+        changes: u64,
         out: &mut Vec<Command>,
     ) {
         let Some(rep) = self.replicas.get_mut(&range) else {
@@ -972,6 +1028,7 @@ impl Server {
             worker,
             clock,
             keys,
+            changes,
         });
         if progressed {
             self.serve_pending(range, out);
@@ -1010,11 +1067,82 @@ impl Server {
         }
     }
 
+    /// Live change `k` is being prepared: fence at the highest clock
+    /// answered so far and tell the coordinator.
+    fn on_prepare(&mut self, k: u64, attempt: u64, out: &mut Vec<Command>) {
+        if k != self.changes.len() as u64 + 1 {
+            return; // Committed already (or an earlier one is missing).
+        }
+        let max = match self.fence {
+            Some((fk, _, max)) if fk == k => max,
+            _ => self.max_answered,
+        };
+        if !self.cfg.bugs.has(Bug::NoFence) {
+            self.fence = Some((k, attempt, max));
+        }
+        out.push(Command::Send {
+            to: NodeId::Coordinator,
+            msg: Message::Prepared {
+                k,
+                attempt,
+                max_clock: max,
+            },
+        });
+    }
+
+    /// Live change `k` holds from `boundary` on.
+    fn on_commit(&mut self, k: u64, boundary: Clock, change: Change, out: &mut Vec<Command>) {
+        if k != self.changes.len() as u64 + 1 {
+            return;
+        }
+        self.changes.push((boundary, change));
+        self.schedule = self
+            .schedule
+            .with_change(boundary, &change, self.cfg.default_bound);
+        if self.fence.is_some_and(|(fk, _, _)| fk == k) {
+            self.fence = None;
+        }
+        out.push(Command::Emit(change.event(self.id, k, boundary)));
+        self.serve_all(out);
+    }
+
+    fn serve_all(&mut self, out: &mut Vec<Command>) {
+        if self.fence.is_none() {
+            for (from, range, worker, seq, clock, keys, values) in
+                std::mem::take(&mut self.held_pushes)
+            {
+                if self.view.head(range) == Some(self.id) {
+                    self.on_push(from, range, worker, seq, clock, keys, values, out);
+                }
+            }
+        }
+        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        for r in ranges {
+            self.serve_pending(r, out);
+        }
+    }
+
+    /// Whether this server holds every live change the reader holds (if
+    /// not, it is behind — cut off from the coordinator — and waits until
+    /// its heartbeat brings them).
+    fn knows(&self, p: &PendingPull) -> bool {
+        p.changes <= self.changes.len() as u64
+    }
+
     /// Why the gate holds a read of `range` for `clock` (`None`: it may be
     /// answered).
     pub fn gate(&self, range: RangeId, clock: Clock) -> Option<Blocked> {
         let rep = self.replicas.get(&range)?;
-        let bound = self.cfg.schedule.at(clock).consistency.bound();
+        if self.fence.is_some_and(|(_, _, max)| clock > max) {
+            // A live change is being prepared: clocks past the fence wait
+            // for its boundary.
+            return Some(Blocked {
+                worker: WorkerId::MAX,
+                done: None,
+                needed: clock,
+            });
+        }
+        let bound = self.schedule.at(clock).consistency.bound();
         rep.table
             .check(clock, bound, &self.membership, self.cfg.bugs)
             .err()
@@ -1032,7 +1160,7 @@ impl Server {
         let pending = std::mem::take(&mut self.replicas.get_mut(&range).expect("held").pending);
         let mut still = Vec::new();
         for p in pending {
-            if self.gate(range, p.clock).is_none() {
+            if self.gate(range, p.clock).is_none() && self.knows(&p) {
                 self.answer(range, &p, out);
             } else {
                 still.push(p);
@@ -1046,15 +1174,16 @@ impl Server {
     fn serve_last(&mut self, range: RangeId, out: &mut Vec<Command>) {
         let rep = self.replicas.get(&range).expect("held");
         let p = rep.pending.last().expect("just pushed").clone();
-        if self.gate(range, p.clock).is_none() {
+        if self.gate(range, p.clock).is_none() && self.knows(&p) {
             self.replicas.get_mut(&range).expect("held").pending.pop();
             self.answer(range, &p, out);
         }
     }
 
-    fn answer(&self, range: RangeId, p: &PendingPull, out: &mut Vec<Command>) {
+    fn answer(&mut self, range: RangeId, p: &PendingPull, out: &mut Vec<Command>) {
+        self.max_answered = self.max_answered.max(p.clock);
         let rep = &self.replicas[&range];
-        let bound = self.cfg.schedule.at(p.clock).consistency.bound();
+        let bound = self.schedule.at(p.clock).consistency.bound();
         out.push(Command::Emit(Event::PullAnswered {
             server: self.id,
             range,
@@ -1068,6 +1197,13 @@ impl Server {
                 range,
                 clock: p.clock,
                 values: rep.read(&p.keys),
+                schedule: self
+                    .changes
+                    .iter()
+                    .enumerate()
+                    .skip(p.changes as usize)
+                    .map(|(i, &(b, c))| (i as u64 + 1, b, c))
+                    .collect(),
             },
         });
     }

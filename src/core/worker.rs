@@ -5,7 +5,7 @@
 //! is retried on a timeout with exponential backoff; a retried push reuses
 //! its sequence number, so servers apply it once.
 
-use super::config::ProtocolConfig;
+use super::config::{Change, ProtocolConfig, Schedule};
 use super::event::Event;
 use super::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
 use super::msg::{Keys, Message};
@@ -72,6 +72,10 @@ pub struct Worker {
     attempt: u32,
     /// Mean training loss of the last minibatch.
     last_loss: f64,
+    /// Hyperparameters over clocks, with the live changes adopted so far.
+    schedule: Schedule,
+    /// Live changes adopted (1, 2, ... in order).
+    changes: u64,
 }
 
 impl Worker {
@@ -120,6 +124,8 @@ impl Worker {
             retry_gen: 0,
             attempt: 0,
             last_loss: f64::NAN,
+            schedule: cfg.schedule.clone(),
+            changes: 0,
             cfg,
             job,
             rng,
@@ -167,13 +173,36 @@ impl Worker {
                 range,
                 clock,
                 values,
-            } => self.on_pull_resp(range, clock, values, out),
+                schedule,
+            } => {
+                // Learn the changes first: the answer may be for a clock
+                // past one of them.
+                if self.adopt(&schedule, out) {
+                    // The batch size of this clock changed: start it over.
+                    if self.phase == Phase::Pulling {
+                        self.begin_clock(now, out);
+                    }
+                    return;
+                }
+                self.on_pull_resp(range, clock, values, out)
+            }
+            Message::Commit {
+                k,
+                boundary,
+                change,
+            } if self.adopt(&[(k, boundary, change)], out) && self.phase == Phase::Pulling => {
+                self.begin_clock(now, out);
+            }
             Message::PushAck { range, seq, clock } => self.on_push_ack(now, range, seq, clock, out),
             Message::Admit {
                 incarnation,
                 start_clock,
                 view,
-            } if incarnation == self.incarnation => self.on_admit(now, start_clock, view, out),
+                schedule,
+            } if incarnation == self.incarnation => {
+                self.adopt(&schedule, out);
+                self.on_admit(now, start_clock, view, out)
+            }
             Message::ViewUpdate(v) if v.epoch > self.view.epoch => {
                 // A new view (published, or a server's redirect): re-send
                 // what is outstanding to the new head or tail at once.
@@ -182,6 +211,27 @@ impl Worker {
             }
             _ => {}
         }
+    }
+
+    /// Adopts the live changes it lacks, in order. Returns whether the
+    /// batch size of the current clock changed (the clock must start over).
+    fn adopt(&mut self, changes: &[(u64, Clock, Change)], out: &mut Vec<Command>) -> bool {
+        let before = self.schedule.at(self.clock).batch_size;
+        for &(k, boundary, change) in changes {
+            if k != self.changes + 1 {
+                continue;
+            }
+            self.schedule = self
+                .schedule
+                .with_change(boundary, &change, self.cfg.default_bound);
+            self.changes = k;
+            out.push(Command::Emit(change.event(
+                NodeId::Worker(self.id),
+                k,
+                boundary,
+            )));
+        }
+        self.schedule.at(self.clock).batch_size != before && matches!(self.phase, Phase::Pulling)
     }
 
     /// Admitted (again) from `start_clock`: a joining worker starts there; a
@@ -271,6 +321,7 @@ impl Worker {
                 incarnation: self.incarnation,
                 clock: self.clock,
                 keys,
+                schedule: self.changes,
             };
             self.send_request(r, msg, out);
         }
@@ -281,7 +332,7 @@ impl Worker {
     }
 
     fn sample_batch(&mut self) {
-        let n = (self.cfg.schedule.at(self.clock).batch_size as usize).min(self.order.len());
+        let n = (self.schedule.at(self.clock).batch_size as usize).min(self.order.len());
         self.batch.clear();
         while self.batch.len() < n {
             if self.order_pos >= self.order.len() {
@@ -347,6 +398,9 @@ impl Worker {
             };
             if let Message::PullReq { epoch, .. } | Message::PushReq { epoch, .. } = &mut msg {
                 *epoch = self.view.epoch;
+            }
+            if let Message::PullReq { schedule, .. } = &mut msg {
+                *schedule = self.changes;
             }
             if let Some(to) = self.target(r as RangeId, &msg) {
                 out.push(Command::Send {

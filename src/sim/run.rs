@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub source: String,
     /// `--set KEY=VALUE` overrides applied to the scenario (for REPRODUCE).
     pub sets: Vec<String>,
+    /// Replace the hyperparameter schedule (and drop live changes): to
+    /// compare a live change with a schedule configured from the start.
+    pub schedule: Option<crate::core::Schedule>,
 }
 
 impl RunOptions {
@@ -126,7 +129,12 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> RunResult {
 /// Runs a scenario once with the given seed.
 pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
     let job = Arc::new(setup::job(scn));
-    let cfg = setup::protocol_config(scn, job.model.dim(), opts.bugs);
+    let mut cfg = setup::protocol_config(scn, job.model.dim(), opts.bugs);
+    if let Some(schedule) = &opts.schedule {
+        let c = Arc::make_mut(&mut cfg);
+        c.schedule = schedule.clone();
+        c.changes.clear();
+    }
     let mut recorder = Recorder::new(cfg.workers, cfg.ranges.ranges());
     let trace_error = opts
         .trace
@@ -292,6 +300,7 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.updates_duplicated = counts.duplicated;
     let staleness_applies = scn.training.consistency != crate::scenario::Consistency::Asp;
     o.add_check(&liveness);
+    o.add_check(&recorder.changes.report(!scn.changes.is_empty()));
     o.add_check(
         &recorder
             .replicas
@@ -310,12 +319,6 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
 /// What the scenario asks for that this version does not simulate yet.
 fn not_simulated(scn: &Scenario) -> Vec<String> {
     let mut v = Vec::new();
-    if !scn.changes.is_empty() {
-        v.push(format!(
-            "[[change]] ({} live change(s)): hyperparameters stay as configured",
-            scn.changes.len()
-        ));
-    }
     if scn.compression != crate::scenario::Compression::default() {
         v.push("[compression]: pushes and pulls are sent uncompressed".to_string());
     }

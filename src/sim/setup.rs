@@ -67,6 +67,22 @@ pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConf
         heartbeat_interval: c.heartbeat_timeout / 4,
         heartbeat_timeout: c.heartbeat_timeout,
         checkpoint_every: c.checkpoint_every,
+        changes: scn
+            .changes
+            .iter()
+            .map(|ch| {
+                (
+                    ch.at,
+                    crate::core::config::Change {
+                        learning_rate: ch.learning_rate.map(|x| x as f32),
+                        staleness: ch.staleness,
+                        consistency: ch.consistency.map(|k| consistency(k, t.staleness)),
+                        batch_size: ch.batch_size,
+                    },
+                )
+            })
+            .collect(),
+        default_bound: t.staleness,
         bugs,
     })
 }
