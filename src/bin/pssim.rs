@@ -9,6 +9,27 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Prints a line to stdout; a closed pipe (`pssim … | head`) ends the
+/// program quietly instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+/// As `say!`, without the newline.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// The scenario `pssim` runs with no arguments.
 const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
 const DEFAULT_SOURCE: &str = "scenarios/default.toml";
@@ -192,9 +213,9 @@ fn main() -> ExitCode {
             Err(e) => bad_input(&e),
         },
         Some(Cmd::Bugs) => {
-            println!("{:<20} {:<16} what it breaks", "bug", "caught by");
+            say!("{:<20} {:<16} what it breaks", "bug", "caught by");
             for b in Bug::ALL {
-                println!("{:<20} {:<16} {}", b.name(), b.caught_by(), b.description());
+                say!("{:<20} {:<16} {}", b.name(), b.caught_by(), b.description());
             }
             0
         }
@@ -252,9 +273,9 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     let o = &result.outcome;
     let summary = pssim::summary::render(&scn, o);
     if args.json {
-        println!("{}", serde_json::to_string(&o).expect("outcome serializes"));
+        say!("{}", serde_json::to_string(&o).expect("outcome serializes"));
     } else {
-        print!("{summary}");
+        say_raw!("{summary}");
     }
     if let Some(dir) = &args.out {
         if let Err(e) = write_out(dir, o, &summary) {
@@ -265,7 +286,7 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     if let Some(dir) = &args.plots {
         match pssim::plot::run(&scn, o, dir) {
             Ok(files) if !args.json => {
-                println!("plots      {} files in {}", files.len(), dir.display())
+                say!("plots      {} files in {}", files.len(), dir.display())
             }
             Ok(_) => {}
             Err(e) => {
@@ -310,7 +331,7 @@ fn shrink(
     let shrunk = match pssim::shrink::shrink(&scn, &opts, budget) {
         Ok(s) => s,
         Err(pssim::shrink::ShrinkError::Passes) => {
-            println!(
+            say!(
                 "{source} --seed {}: every check passes; nothing to shrink",
                 opts.seed
             );
@@ -356,7 +377,7 @@ fn shrink(
             }
             eprintln!("wrote {}\nREPRODUCE: {repro}", path.display());
         }
-        None => print!("{toml}"),
+        None => say_raw!("{toml}"),
     }
     0
 }
@@ -452,16 +473,16 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
         } else {
             serde_json::to_string(&results[0].summary)
         };
-        println!("{}", text.expect("summary serializes"));
+        say!("{}", text.expect("summary serializes"));
     } else {
         for (sets, r) in points.iter().zip(&results) {
             if grid {
-                println!("== {}", sets.join(" "));
+                say!("== {}", sets.join(" "));
             }
-            print!("{}", sweep::render(&r.summary));
+            say_raw!("{}", sweep::render(&r.summary));
         }
         if grid {
-            print!("{}", report.render());
+            say_raw!("{}", report.render());
         }
     }
     if let Some(dir) = &args.out {
@@ -508,7 +529,7 @@ fn check(files: &[PathBuf]) -> i32 {
     let mut code = 0;
     for f in files {
         match read(f).and_then(|t| scenario::parse(&t, &f.display().to_string())) {
-            Ok(s) => println!(
+            Ok(s) => say!(
                 "{}: ok ({:?}: {} servers, {} workers, {} faults)",
                 f.display(),
                 s.name,
@@ -531,7 +552,7 @@ fn bench(json: Option<&Path>) -> i32 {
         Err(e) => return bad_input(&e),
     };
     let ms = pssim::bench::run_all(&default);
-    print!("{}", pssim::bench::table(&ms));
+    say_raw!("{}", pssim::bench::table(&ms));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&ms).expect("measurements serialize");
         if let Err(e) = std::fs::write(path, text) {
