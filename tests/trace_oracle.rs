@@ -43,6 +43,8 @@ struct Oracle {
     /// range -> pushes acknowledged.
     acked: BTreeMap<u64, BTreeSet<Push>>,
     stale_reads: u64,
+    /// Servers in the last view.
+    view: BTreeSet<String>,
     /// Reads that missed only acknowledged updates: (range, those updates).
     maybe_stale: Vec<(u64, Vec<(u64, u64)>)>,
     finals: BTreeMap<u64, Vec<(String, u64, String, u64)>>,
@@ -111,6 +113,15 @@ impl Oracle {
             "worker_removed" => {
                 self.members.remove(&u(e, "worker"));
             }
+            "view" => {
+                self.view = e["chains"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|c| c.as_array().unwrap().iter())
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect();
+            }
             "push_applied" => {
                 let push = (u(e, "worker"), life(&s(e, "seq")), u(e, "clock"));
                 let st = self.state(&s(e, "server"), u(e, "range"));
@@ -134,7 +145,7 @@ impl Oracle {
                     return;
                 };
                 let reader = u(e, "worker");
-                if !self.members.contains_key(&reader) {
+                if !self.members.contains_key(&reader) || !self.view.contains(&s(e, "server")) {
                     return;
                 }
                 let (clock, range) = (u(e, "clock"), u(e, "range"));

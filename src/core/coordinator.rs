@@ -253,12 +253,22 @@ impl Coordinator {
         // Past every clock any server has answered: no worker can have
         // computed it yet, and none will without hearing of the change
         // (every server holds pulls past its fence until the commit).
+        // Also past every clock a worker has said it reached: a server no
+        // longer in the view (cut off, removed) may have served it.
+        let reported = self
+            .workers
+            .values()
+            .filter(|w| w.heard)
+            .map(|w| w.clock)
+            .max()
+            .unwrap_or(Clock(0));
         let boundary = p
             .prepared
             .values()
             .copied()
             .max()
             .unwrap_or(Clock(0))
+            .max(reported)
             .next();
         let change = self.cfg.changes[(k - 1) as usize].1;
         self.changes.push((boundary, change));
