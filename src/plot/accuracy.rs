@@ -2,7 +2,7 @@
 //! reference accuracy (scikit-learn on the same data) as a dashed line and
 //! the target accuracy, if any, dotted.
 
-use super::{caption, err, headroom, palette, Chart, PlotResult, FONT};
+use super::{caption, dashed, err, headroom, legend, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
 use plotters::coord::Shift;
@@ -59,41 +59,24 @@ impl Chart for Accuracy<'_> {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::BLUE.stroke_width(2))
             });
         if let Some(r) = o.reference_accuracy {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(0.0, r), (end, r)],
-                    8,
-                    5,
-                    palette::GREY.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("scikit-learn reference {r:.4}"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREY.stroke_width(2))
-                });
+            dashed(
+                &mut chart,
+                vec![(0.0, r), (end, r)],
+                (8, 5),
+                palette::GREY,
+                format!("scikit-learn reference {r:.4}"),
+            )?;
         }
         if let Some(t) = o.target_accuracy {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(0.0, t), (end, t)],
-                    2,
-                    4,
-                    palette::GREEN.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("target {t:.3}"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREEN.stroke_width(2))
-                });
+            dashed(
+                &mut chart,
+                vec![(0.0, t), (end, t)],
+                (2, 4),
+                palette::GREEN,
+                format!("target {t:.3}"),
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(palette::GREY)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         // Loss.
         let finite = o.accuracy.iter().map(|s| s.loss).filter(|l| l.is_finite());
         let lmax = headroom(finite.fold(0.0, f64::max), 0.1);
@@ -186,27 +169,15 @@ impl Chart for Convergence<'_> {
                 });
         }
         if let Some(r) = self.runs.first().and_then(|(_, o)| o.reference_accuracy) {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(0.0, r), (end, r)],
-                    8,
-                    5,
-                    palette::GREY.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("scikit-learn reference {r:.4}"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], palette::GREY.stroke_width(2))
-                });
+            dashed(
+                &mut chart,
+                vec![(0.0, r), (end, r)],
+                (8, 5),
+                palette::GREY,
+                format!("scikit-learn reference {r:.4}"),
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(palette::GREY)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
 }

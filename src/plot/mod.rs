@@ -117,6 +117,49 @@ pub fn svg_string(chart: &impl Chart) -> Result<String, String> {
     Ok(out)
 }
 
+/// A chart over `f64 x f64`.
+pub type Chart2d<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Draws a dashed line through `points` with a legend entry.
+pub fn dashed<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart2d<'a, DB>,
+    points: Vec<(f64, f64)>,
+    (dash, gap): (u32, u32),
+    colour: RGBColor,
+    label: String,
+) -> PlotResult {
+    chart
+        .draw_series(DashedLineSeries::new(
+            points,
+            dash,
+            gap,
+            colour.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+    Ok(())
+}
+
+/// Draws the legend box in `position`.
+pub fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart2d<'a, DB>,
+    position: SeriesLabelPosition,
+) -> PlotResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(palette::GREY)
+        .draw()
+        .map_err(err)
+}
+
 /// Turns a plotters error into text.
 pub fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()

@@ -3,7 +3,7 @@
 //! `check::staleness::StalenessCheck::histogram`), stacked per reader, with
 //! the SSP bound drawn.
 
-use super::{caption, err, headroom, palette, Chart, PlotResult, FONT};
+use super::{caption, dashed, err, headroom, legend, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;
 use crate::scenario::{Consistency, Scenario};
 use plotters::coord::Shift;
@@ -99,27 +99,15 @@ impl Chart for Staleness<'_> {
         }
         if let Some(s) = bound {
             let x = s as f64 + 0.5;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x, 0.0), (x, ymax)],
-                    8,
-                    5,
-                    palette::RED.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(format!("bound s = {s}"))
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], palette::RED.stroke_width(2))
-                });
+            dashed(
+                &mut chart,
+                vec![(x, 0.0), (x, ymax)],
+                (8, 5),
+                palette::RED,
+                format!("bound s = {s}"),
+            )?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(palette::GREY)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
