@@ -349,6 +349,13 @@ impl Coordinator {
                         self.send_changes(from, schedule, out);
                         return;
                     }
+                    let holds = self.servers.get(&s).map_or(0, |&(_, v)| v);
+                    if holds < self.membership.version {
+                        // And the current membership: admissions completed
+                        // without it (it was not in the view).
+                        self.send_membership(from, out);
+                        return;
+                    }
                     self.on_join_ready(now, s, range, source, session, out);
                 }
             }
