@@ -19,6 +19,8 @@ use crate::sim::{self, RunOptions};
 use serde::Serialize;
 use std::hint::black_box;
 use std::sync::Arc;
+// Real wall time: benchmarks measure wall-clock cost, read outside the
+// simulations they time (or of code that is not simulated at all).
 use std::time::{Duration, Instant};
 
 /// One measurement.

@@ -138,6 +138,21 @@ impl Outcome {
         self.passed = self.panic.is_none() && self.checks.values().all(|s| *s != Status::Fail);
     }
 
+    /// The checks that failed, in name order, and `panic` if the
+    /// simulation panicked.
+    pub fn failed_checks(&self) -> Vec<String> {
+        let mut failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(_, s)| **s == Status::Fail)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if self.panic.is_some() {
+            failed.push("panic".into());
+        }
+        failed
+    }
+
     /// Exit code: 0 all checks pass, 1 a check failed.
     pub fn exit_code(&self) -> i32 {
         if self.passed {

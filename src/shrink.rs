@@ -9,7 +9,6 @@
 //! shortened (halved while it still fails) and moved later. Every step keeps
 //! the scenario failing, so the result reproduces with `pssim run`.
 
-use crate::check::Status;
 use crate::outcome::Outcome;
 use crate::scenario::{Fault, FaultKind, Scenario};
 use crate::sim::{self, RunOptions};
@@ -52,16 +51,7 @@ impl std::fmt::Display for ShrinkError {
 }
 
 fn failing(o: &Outcome) -> BTreeSet<String> {
-    let mut f: BTreeSet<String> = o
-        .checks
-        .iter()
-        .filter(|(_, s)| **s == Status::Fail)
-        .map(|(k, _)| k.clone())
-        .collect();
-    if o.panic.is_some() {
-        f.insert("panic".into());
-    }
-    f
+    o.failed_checks().into_iter().collect()
 }
 
 struct Search<'a> {

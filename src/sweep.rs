@@ -6,7 +6,6 @@
 //! range (`I` from 0), so a sweep spreads over a CI matrix or a job array;
 //! the union of the `N` shards is the whole range, each seed in one shard.
 
-use crate::check::Status;
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
 use crate::sim::{self, RunOptions};
@@ -101,19 +100,10 @@ pub struct Row {
 
 impl Row {
     fn new(o: &Outcome) -> Row {
-        let mut failed: Vec<&str> = o
-            .checks
-            .iter()
-            .filter(|(_, s)| **s == Status::Fail)
-            .map(|(k, _)| k.as_str())
-            .collect();
-        if o.panic.is_some() {
-            failed.push("panic");
-        }
         Row {
             seed: o.seed,
             passed: o.passed,
-            failed_checks: failed.join(";"),
+            failed_checks: o.failed_checks().join(";"),
             final_accuracy: o.final_accuracy,
             sim_time_s: o.sim_time_s,
             wall_time_s: o.wall_time_s,
@@ -245,6 +235,8 @@ pub struct SweepResult {
 
 /// Runs every seed; `tick` is called after each run (for a progress bar).
 pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) -> SweepResult {
+    // Real wall time of the whole sweep, read outside every simulation
+    // (each run's madsim runtime replaces the clock only inside it).
     let start = std::time::Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -357,19 +349,13 @@ pub fn grid(sets: &[String]) -> (Vec<Vec<String>>, Vec<String>) {
 }
 
 fn failure(o: &Outcome) -> Failure {
-    let mut checks: Vec<String> = o
-        .checks
-        .iter()
-        .filter(|(_, s)| **s == Status::Fail)
-        .map(|(k, _)| k.clone())
-        .collect();
+    let checks = o.failed_checks();
     let mut message = o
         .violations
         .iter()
         .find_map(|(k, v)| v.first().map(|m| format!("{k}: {m}")))
         .unwrap_or_default();
     if let Some(p) = &o.panic {
-        checks.push("panic".into());
         message = format!("panic: {p}");
     }
     Failure {

@@ -63,6 +63,17 @@ pub struct Change {
     pub batch_size: Option<u32>,
 }
 
+/// Committed changes `(boundary, change)` numbered from 1, from number
+/// `after + 1` on: `(k, boundary, change)`.
+pub fn numbered(changes: &[(Clock, Change)], after: u64) -> Vec<(u64, Clock, Change)> {
+    changes
+        .iter()
+        .enumerate()
+        .skip(after as usize)
+        .map(|(i, &(b, c))| (i as u64 + 1, b, c))
+        .collect()
+}
+
 impl Change {
     /// The `change_applied` event of `node` adopting change `k` at
     /// `boundary`.

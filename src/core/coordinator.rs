@@ -182,12 +182,7 @@ impl Coordinator {
 
     /// Committed changes from number `after + 1` on: (k, boundary, change).
     fn committed(&self, after: u64) -> Vec<(u64, Clock, Change)> {
-        self.changes
-            .iter()
-            .enumerate()
-            .skip(after as usize)
-            .map(|(i, &(b, c))| (i as u64 + 1, b, c))
-            .collect()
+        super::config::numbered(&self.changes, after)
     }
 
     /// Sends `to` the committed changes it lacks (it holds `has`).
@@ -274,19 +269,14 @@ impl Coordinator {
         self.changes.push((boundary, change));
         self.preparing = None;
         self.persist(out);
-        let nodes = (0..self.cfg.servers)
-            .map(NodeId::Server)
-            .chain((0..self.cfg.workers).map(NodeId::Worker));
-        for to in nodes {
-            out.push(Command::Send {
-                to,
-                msg: Message::Commit {
-                    k,
-                    boundary,
-                    change,
-                },
-            });
-        }
+        self.broadcast(
+            &Message::Commit {
+                k,
+                boundary,
+                change,
+            },
+            out,
+        );
         self.arm_change(now, out);
     }
 
@@ -548,13 +538,18 @@ impl Coordinator {
             epoch: self.view.epoch,
             chains: self.view.chains.clone(),
         }));
+        self.broadcast(&Message::ViewUpdate(self.view.clone()), out);
+    }
+
+    /// Sends `msg` to every server and every worker.
+    fn broadcast(&self, msg: &Message, out: &mut Vec<Command>) {
         let nodes = (0..self.cfg.servers)
             .map(NodeId::Server)
             .chain((0..self.cfg.workers).map(NodeId::Worker));
         for to in nodes {
             out.push(Command::Send {
                 to,
-                msg: Message::ViewUpdate(self.view.clone()),
+                msg: msg.clone(),
             });
         }
     }

@@ -136,13 +136,8 @@ impl Replica {
     pub fn state(&self) -> RangeState {
         RangeState {
             params: self.params.clone(),
-            table: self
-                .table
-                .entries()
-                .iter()
-                .map(|(&w, &(inc, d))| (w, inc, d))
-                .collect(),
-            dedup: self.dedup.iter().map(|(&w, &(s, i))| (w, s, i)).collect(),
+            table: self.table_entries(),
+            dedup: self.dedup_entries(),
             applied: self.applied,
             applied_digest: self.applied_digest,
             log_index: self.log_index,
@@ -159,11 +154,22 @@ impl Replica {
     /// Digests of the clock table and the dedup table, for replica
     /// comparison.
     pub fn table_digests(&self) -> (u64, u64) {
-        let s = self.state();
         (
-            xxh3_64(format!("{:?}", s.table).as_bytes()),
-            xxh3_64(format!("{:?}", s.dedup).as_bytes()),
+            xxh3_64(format!("{:?}", self.table_entries()).as_bytes()),
+            xxh3_64(format!("{:?}", self.dedup_entries()).as_bytes()),
         )
+    }
+
+    fn table_entries(&self) -> Vec<(WorkerId, u32, Clock)> {
+        self.table
+            .entries()
+            .iter()
+            .map(|(&w, &(inc, d))| (w, inc, d))
+            .collect()
+    }
+
+    fn dedup_entries(&self) -> Vec<(WorkerId, Seq, u64)> {
+        self.dedup.iter().map(|(&w, &(s, i))| (w, s, i)).collect()
     }
 
     /// Highest index that every replica after this one has applied.
@@ -1197,13 +1203,7 @@ impl Server {
                 range,
                 clock: p.clock,
                 values: rep.read(&p.keys),
-                schedule: self
-                    .changes
-                    .iter()
-                    .enumerate()
-                    .skip(p.changes as usize)
-                    .map(|(i, &(b, c))| (i as u64 + 1, b, c))
-                    .collect(),
+                schedule: super::config::numbered(&self.changes, p.changes),
             },
         });
     }

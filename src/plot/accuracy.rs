@@ -8,6 +8,29 @@ use crate::scenario::Scenario;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+/// Axes of test accuracy (0 to 1) over simulated time (0 to `end`).
+fn accuracy_axes<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, Shift>,
+    end: f64,
+    margin: u32,
+) -> Result<super::Chart2d<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(margin)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..end, 0f64..1.0)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated time (s)")
+        .y_desc("test accuracy")
+        .label_style((FONT, 13))
+        .light_line_style(RGBColor(238, 238, 238))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 /// The chart.
 pub struct Accuracy<'a> {
     /// The scenario run.
@@ -34,20 +57,7 @@ impl Chart for Accuracy<'_> {
             .map_err(err)?;
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
         // Accuracy.
-        let mut chart = ChartBuilder::on(&left)
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..end, 0f64..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc("test accuracy")
-            .label_style((FONT, 13))
-            .light_line_style(RGBColor(238, 238, 238))
-            .draw()
-            .map_err(err)?;
+        let mut chart = accuracy_axes(&left, end, 10)?;
         chart
             .draw_series(LineSeries::new(
                 o.accuracy.iter().map(|s| (s.t_s, s.accuracy)),
@@ -136,20 +146,7 @@ impl Chart for Convergence<'_> {
                 (FONT, 22),
             )
             .map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..end, 0f64..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc("test accuracy")
-            .label_style((FONT, 13))
-            .light_line_style(RGBColor(238, 238, 238))
-            .draw()
-            .map_err(err)?;
+        let mut chart = accuracy_axes(&root, end, 12)?;
         for (i, (label, o)) in self.runs.iter().enumerate() {
             let c = palette::series(i);
             let name = if label.is_empty() {

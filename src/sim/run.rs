@@ -347,6 +347,8 @@ async fn simulate(
     let compute = ComputeModel::new(scn.compute.step_time, scn.compute.jitter);
     let eval_every = scn.training.eval_every;
     let metrics = Metrics::new(series_interval(eval_every));
+    // Randomness inside the simulation comes only from madsim's seeded
+    // generator: one draw seeds the fault plan, the next the world.
     let plan = Plan::new(
         &scn,
         &mut ChaCha8Rng::seed_from_u64(madsim::rand::thread_rng().next_u64()),

@@ -12,6 +12,7 @@ use crate::core::{
     View, Worker,
 };
 use crate::trace::Recorder;
+// madsim's simulated clock (not `std::time`): deterministic per seed.
 use madsim::time::Instant;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
