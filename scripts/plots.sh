@@ -19,4 +19,7 @@ $pssim run scenarios/ssp-straggler.toml --plots plots/ssp-straggler > /dev/null
 # The staleness trade-off: time to target and idle time against the bound.
 $pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,8,16,32 \
     --seeds 0..20 --plots plots/staleness-sweep | tail -9
+# Compression: test accuracy against bytes sent, per encoding and pull filter.
+$pssim sweep scenarios/compression.toml --set compression.kind=none,topk,quantize \
+    --set compression.pull_threshold=0,0.01 --seeds 1..11 --plots plots/compression | tail -8
 echo "plots regenerated in plots/"

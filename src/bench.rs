@@ -158,6 +158,7 @@ pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 3,
+        compression: Default::default(),
         bugs: Bugs::NONE,
     });
     let mut server = Server::new(0, cfg);
@@ -175,7 +176,7 @@ pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
             },
             clock: Clock(rep),
             keys: Keys::All,
-            values: values.clone(),
+            values: crate::core::codec::Payload::Dense(values.clone()),
         };
         let t = Instant::now();
         server.on_message(Duration::ZERO, NodeId::Worker(0), black_box(msg), &mut out);

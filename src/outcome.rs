@@ -41,6 +41,14 @@ pub struct Outcome {
     pub bytes_pushed: u64,
     /// Bytes of pulls (requests and answers).
     pub bytes_pulled: u64,
+    /// What the pushes would have taken with raw float values (equal to
+    /// `bytes_pushed` without `[compression]`).
+    pub bytes_pushed_raw: u64,
+    /// What the pulls would have taken with every value sent raw.
+    pub bytes_pulled_raw: u64,
+    /// Raw push and pull bytes over the bytes actually sent (1 when
+    /// nothing is compressed).
+    pub compression_ratio: f64,
     /// Messages lost to faults or dead receivers.
     pub messages_dropped: u64,
     /// Pushes acknowledged to workers.

@@ -247,9 +247,20 @@ pub fn sweep(scn: &Scenario, report: &GridReport, results: &[SweepResult]) -> St
         plot::svg_string(&plot::accuracy::Convergence {
             scenario: &scn.name,
             runs: &runs,
+            x: plot::accuracy::Progress::Time,
         }),
         "Test accuracy of each point's first seed.",
     ));
+    if runs.len() > 1 {
+        b.push_str(&figure(
+            plot::svg_string(&plot::accuracy::Convergence {
+                scenario: &scn.name,
+                runs: &runs,
+                x: plot::accuracy::Progress::Bytes,
+            }),
+            "The same runs against the bytes of pushes and pulls sent.",
+        ));
+    }
     if let Some(t) = plot::tradeoff_points(report) {
         let chart = plot::tradeoff::Tradeoff {
             scenario: &scn.name,

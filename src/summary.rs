@@ -43,6 +43,15 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
         bytes(o.bytes_pulled),
         thousands(o.messages_dropped)
     );
+    if o.compression_ratio != 1.0 {
+        let _ = writeln!(
+            s,
+            "  compressed {:.1}x: raw would be {} pushed, {} pulled",
+            o.compression_ratio,
+            bytes(o.bytes_pushed_raw),
+            bytes(o.bytes_pulled_raw)
+        );
+    }
     if !o.accuracy.is_empty() {
         let _ = writeln!(
             s,

@@ -78,6 +78,10 @@ pub struct Row {
     pub messages: u64,
     /// Bytes sent.
     pub bytes: u64,
+    /// Bytes of pushes.
+    pub bytes_pushed: u64,
+    /// Bytes of pulls.
+    pub bytes_pulled: u64,
     /// Pushes acknowledged.
     pub pushes_acked: u64,
     /// Acknowledged updates lost.
@@ -109,6 +113,8 @@ impl Row {
             wall_time_s: o.wall_time_s,
             messages: o.messages,
             bytes: o.bytes,
+            bytes_pushed: o.bytes_pushed,
+            bytes_pulled: o.bytes_pulled,
             pushes_acked: o.pushes_acked,
             updates_lost: o.updates_lost,
             updates_duplicated: o.updates_duplicated,
@@ -282,6 +288,14 @@ pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) 
         ("sim_time_s".to_string(), metric(|r| r.sim_time_s)),
         ("wall_time_s".to_string(), metric(|r| r.wall_time_s)),
         ("messages".to_string(), metric(|r| r.messages as f64)),
+        (
+            "bytes_pushed".to_string(),
+            metric(|r| r.bytes_pushed as f64),
+        ),
+        (
+            "bytes_pulled".to_string(),
+            metric(|r| r.bytes_pulled as f64),
+        ),
         ("faults".to_string(), metric(|r| r.faults as f64)),
         (
             "updates_lost".to_string(),
@@ -586,12 +600,14 @@ impl GridReport {
         );
         let _ = writeln!(
             out,
-            "  {:<28} {:>7} {:>10} {:>22} {:>9}",
+            "  {:<28} {:>7} {:>10} {:>22} {:>9} {:>10} {:>10}",
             self.varying.join(","),
             "passed",
             "accuracy",
             "time to target p10-p90",
-            "idle"
+            "idle",
+            "pushed MB",
+            "pulled MB"
         );
         for (i, p) in self.points.iter().enumerate() {
             let label: Vec<&str> = self
@@ -605,14 +621,17 @@ impl GridReport {
             let time = t.map_or("-".into(), |t| {
                 format!("{} ({}-{})", num(t.p50), num(t.p10), num(t.p90))
             });
+            let mb = |k: &str| pc(k).map_or(f64::NAN, |a| a.p50 / 1e6);
             let _ = writeln!(
                 out,
-                "  {:<28} {:>7} {:>10} {:>22} {:>8.1}%",
+                "  {:<28} {:>7} {:>10} {:>22} {:>8.1}% {:>10.3} {:>10.3}",
                 label.join(","),
                 format!("{}/{}", s.passed, s.runs),
                 pc("final_accuracy").map_or("-".into(), |a| num(a.p50)),
                 time,
-                pc("idle_fraction").map_or(f64::NAN, |a| a.p50) * 100.0
+                pc("idle_fraction").map_or(f64::NAN, |a| a.p50) * 100.0,
+                mb("bytes_pushed"),
+                mb("bytes_pulled")
             );
         }
         out

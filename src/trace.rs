@@ -5,6 +5,7 @@
 
 use crate::check::changes::ChangesCheck;
 use crate::check::liveness::LivenessCheck;
+use crate::check::pull_filter::PullFilterCheck;
 use crate::check::replicas::ReplicasCheck;
 use crate::check::staleness::StalenessCheck;
 use crate::check::updates::UpdatesCheck;
@@ -47,6 +48,8 @@ pub struct Recorder {
     pub replicas: ReplicasCheck,
     /// The `live_changes` checker.
     pub changes: ChangesCheck,
+    /// The `pull_filter` checker.
+    pub pull_filter: PullFilterCheck,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -70,6 +73,7 @@ impl Recorder {
             liveness: LivenessCheck::new(workers),
             replicas: ReplicasCheck::default(),
             changes: ChangesCheck::default(),
+            pull_filter: PullFilterCheck::default(),
         }
     }
 
@@ -107,6 +111,7 @@ impl Recorder {
         self.liveness.observe(t, ev);
         self.replicas.observe(ev);
         self.changes.observe(t, ev);
+        self.pull_filter.observe(t, ev);
         if let Some(sink) = &mut self.sink {
             if sink.error.is_none() && (sink.low_level || !ev.is_low_level()) {
                 let line = Line {

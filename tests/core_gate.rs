@@ -9,6 +9,7 @@
 //! left waiting at the end. A planted gate bug must break property (1).
 
 use proptest::prelude::*;
+use pssim::core::codec::Payload;
 use pssim::core::{
     Bug, Bugs, Clock, Command, Consistency, Epoch, Event, Hyper, Keys, Message, NodeId,
     ProtocolConfig, RangeMap, Schedule, Seq, Server,
@@ -34,6 +35,7 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 3,
+        compression: Default::default(),
         bugs,
     })
 }
@@ -85,6 +87,7 @@ fn drive(workers: u32, clocks: u32, consistency: Consistency, bugs: Bugs, order:
                 clock: Clock(clock[w]),
                 keys: Keys::All,
                 schedule: 0,
+                base: 0,
             },
             Phase::Pushing => {
                 pushed[w] = clock[w] + 1;
@@ -98,7 +101,7 @@ fn drive(workers: u32, clocks: u32, consistency: Consistency, bugs: Bugs, order:
                     },
                     clock: Clock(clock[w]),
                     keys: Keys::All,
-                    values: vec![0.5; 4],
+                    values: Payload::Dense(vec![0.5; 4]),
                 }
             }
         };

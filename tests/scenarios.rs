@@ -276,3 +276,21 @@ fn the_large_sparse_model_learns() {
     assert_passed(&o);
     assert!(o.final_accuracy >= 0.75, "{}", context(&o));
 }
+
+#[test]
+fn compression_files_train_with_fewer_bytes() {
+    for o in passes("compression") {
+        // Top 1% of each push, with the headers: about a tenth of raw.
+        assert!(
+            (o.bytes_pushed as f64) < 0.11 * o.bytes_pushed_raw as f64,
+            "{}",
+            context(&o)
+        );
+        assert!(o.final_accuracy >= 0.95, "{}", context(&o));
+    }
+    for o in passes("compression-slow-link") {
+        assert_eq!(o.stopped, "target_accuracy", "{}", context(&o));
+        assert_eq!(o.checks["pull_filter"], Status::Pass);
+        assert!(o.compression_ratio > 2.0, "{}", context(&o));
+    }
+}

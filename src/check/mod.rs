@@ -12,6 +12,7 @@ pub mod determinism;
 pub mod intervals;
 pub mod lineage;
 pub mod liveness;
+pub mod pull_filter;
 pub mod replicas;
 pub mod staleness;
 pub mod updates;
@@ -144,6 +145,18 @@ pub enum Violation {
         /// Pushes applied by each.
         applied: (u64, u64),
     },
+    /// A worker's copy of a range differs from what the server's pull
+    /// filter recorded for it.
+    FilterDiverged {
+        /// When.
+        t: Duration,
+        /// The worker.
+        worker: WorkerId,
+        /// The range.
+        range: RangeId,
+        /// The clock of the answer applied.
+        clock: Clock,
+    },
     /// Two runs of the same seed differ.
     Nondeterministic {
         /// Hash of the first run.
@@ -239,6 +252,17 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "replicas of range {range} disagree on their {what}: {a} applied {x} pushes, {b} applied {y}"
+            ),
+            Violation::FilterDiverged {
+                t,
+                worker,
+                range,
+                clock,
+            } => write!(
+                f,
+                "at {:.6}s worker-{worker} applied a filtered answer of range {range} for clock {clock} \
+                 and does not hold the values the server recorded for it",
+                t.as_secs_f64()
             ),
             Violation::Nondeterministic {
                 first,

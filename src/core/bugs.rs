@@ -50,11 +50,16 @@ pub enum Bug {
     /// the boundary are served before the change is known. Caught by
     /// `live_changes`.
     NoFence,
+    /// Under the pull filter, servers compute a pull answer from their
+    /// record of the worker's copy without checking that the worker holds
+    /// it (the request's digest): after a lost answer the worker's copy
+    /// drifts from the server's values. Caught by `pull_filter`.
+    FilterIgnoresBase,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -67,6 +72,7 @@ impl Bug {
         Bug::AcceptOldEpoch,
         Bug::PromoteUncaught,
         Bug::NoFence,
+        Bug::FilterIgnoresBase,
     ];
 
     /// The name used on the command line.
@@ -84,6 +90,7 @@ impl Bug {
             Bug::AcceptOldEpoch => "accept_old_epoch",
             Bug::PromoteUncaught => "promote_uncaught",
             Bug::NoFence => "no_fence",
+            Bug::FilterIgnoresBase => "filter_ignores_base",
         }
     }
 
@@ -108,6 +115,9 @@ impl Bug {
             }
             Bug::PromoteUncaught => "a joining server enters the chain before it copied the range",
             Bug::NoFence => "servers prepare a live change without fencing reads past the boundary",
+            Bug::FilterIgnoresBase => {
+                "the pull filter trusts its record of a worker's copy without checking it"
+            }
         }
     }
 
@@ -122,6 +132,7 @@ impl Bug {
             Bug::AckBeforeReplicated => "no_lost_updates",
             Bug::AcceptOldEpoch | Bug::PromoteUncaught => "replicas_agree",
             Bug::NoFence => "live_changes",
+            Bug::FilterIgnoresBase => "pull_filter",
         }
     }
 }

@@ -186,6 +186,8 @@ pub struct ProtocolConfig {
     pub changes: Vec<(Duration, Change)>,
     /// The SSP bound a change to `ssp` takes when none is in force.
     pub default_bound: u32,
+    /// How pushes and pull answers are encoded (`[compression]`).
+    pub compression: super::codec::Compression,
     /// Planted bugs switched on (normally none).
     pub bugs: Bugs,
 }

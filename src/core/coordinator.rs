@@ -857,6 +857,7 @@ mod tests {
             checkpoint_every: None,
             changes: Vec::new(),
             default_bound: 3,
+            compression: Default::default(),
             bugs: Bugs::NONE,
         })
     }

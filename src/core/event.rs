@@ -97,6 +97,17 @@ pub enum Event {
         /// Staleness bound in force (`None` under ASP).
         bound: Option<u32>,
     },
+    /// A worker applied a filtered pull answer and does not hold the
+    /// values the server recorded for it (the pull filter's record and
+    /// the worker's copy diverged).
+    PullFilterMismatch {
+        /// The worker.
+        worker: WorkerId,
+        /// The range.
+        range: RangeId,
+        /// The clock of the answer.
+        clock: Clock,
+    },
     /// A worker starts computing a clock.
     WorkerClock {
         /// The worker.
@@ -229,6 +240,7 @@ impl Event {
             Event::PushApplied { .. } => "push_applied",
             Event::PushAcked { .. } => "push_acked",
             Event::PullAnswered { .. } => "pull_answered",
+            Event::PullFilterMismatch { .. } => "pull_filter_mismatch",
             Event::WorkerClock { .. } => "worker_clock",
             Event::WorkerDone { .. } => "worker_done",
             Event::Deliver { .. } => "deliver",

@@ -9,6 +9,7 @@
 //! later, over TCP.
 
 pub mod bugs;
+pub mod codec;
 pub mod config;
 pub mod coordinator;
 pub mod event;

@@ -6,6 +6,7 @@
 //! bandwidth model, so a push of `n` dense values costs `4n` bytes plus a few
 //! dozen bytes of header, as on a real wire.
 
+use super::codec::Payload;
 use super::config::Change;
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
@@ -45,8 +46,8 @@ pub struct Entry {
     pub clock: Clock,
     /// Keys of `values`.
     pub keys: Keys,
-    /// Gradient values.
-    pub values: Vec<f32>,
+    /// Gradient values, as the worker encoded them.
+    pub values: Payload,
     /// The learning rate of its clock in the head's schedule (so every
     /// replica applies the same step whatever live changes it has heard of).
     pub lr: f32,
@@ -54,7 +55,7 @@ pub struct Entry {
 
 impl Entry {
     fn wire_size(&self) -> usize {
-        8 + 4 + 12 + 4 + 4 + self.keys.wire_size() + VEC_HEADER + 4 * self.values.len()
+        8 + 4 + 12 + 4 + 4 + self.keys.wire_size() + self.values.wire_size()
     }
 }
 
@@ -107,6 +108,10 @@ pub enum Message {
         keys: Keys,
         /// Live changes the worker holds (its schedule's version).
         schedule: u64,
+        /// Digest of the values the worker holds for the range (dense pulls
+        /// under the pull filter; 0: none), so the server can send only
+        /// what changed since the answer that gave them.
+        base: u64,
     },
     /// Server -> worker: the values asked by a `PullReq`, in key order.
     PullResp {
@@ -114,10 +119,15 @@ pub enum Message {
         range: RangeId,
         /// The clock of the request answered.
         clock: Clock,
-        /// Values, one per requested key.
-        values: Vec<f32>,
+        /// Values, one per requested key (only those that changed enough
+        /// under the pull filter).
+        values: Payload,
         /// Live changes the worker lacks: (number, boundary, change).
         schedule: Vec<(u64, Clock, Change)>,
+        /// Under the pull filter: digest of the values the worker holds
+        /// once it applied this answer, as the server recorded them (0:
+        /// not filtered).
+        held: u64,
     },
     /// Worker -> head of `range`: the gradient of clock `clock`. Also sent
     /// with no keys when the minibatch touches none of the range, so servers
@@ -135,8 +145,8 @@ pub enum Message {
         clock: Clock,
         /// Keys of `values`.
         keys: Keys,
-        /// Gradient values, one per key.
-        values: Vec<f32>,
+        /// Gradient values, one per key, encoded.
+        values: Payload,
     },
     /// Server -> worker: push `seq` to `range` is applied (on every live
     /// replica).
@@ -346,15 +356,35 @@ impl Message {
         matches!(self, Message::PullReq { .. } | Message::PullResp { .. })
     }
 
+    /// Size in bytes this message would take with its model values as raw
+    /// floats (equal to [`Message::wire_size`] when nothing is compressed).
+    pub fn raw_wire_size(&self) -> usize {
+        let size = self.wire_size();
+        match self {
+            Message::PushReq { values, .. }
+            | Message::PullResp { values, .. }
+            | Message::ChainPush {
+                entry: Entry { values, .. },
+                ..
+            } => size - values.wire_size() + values.raw_size() + 4 * values.dropped_keys(),
+            _ => size,
+        }
+    }
+
     /// Size in bytes of this message on the wire.
     pub fn wire_size(&self) -> usize {
         let body = match self {
-            Message::PullReq { keys, .. } => 8 + 4 + 4 + 4 + 4 + 8 + keys.wire_size(),
+            Message::PullReq { keys, base, .. } => {
+                8 + 4 + 4 + 4 + 4 + 8 + optional(*base) + keys.wire_size()
+            }
             Message::PullResp {
-                values, schedule, ..
-            } => 4 + 4 + VEC_HEADER + 4 * values.len() + VEC_HEADER + 32 * schedule.len(),
+                values,
+                schedule,
+                held,
+                ..
+            } => 4 + 4 + values.wire_size() + VEC_HEADER + 32 * schedule.len() + optional(*held),
             Message::PushReq { keys, values, .. } => {
-                8 + 4 + 4 + 12 + 4 + keys.wire_size() + VEC_HEADER + 4 * values.len()
+                8 + 4 + 4 + 12 + 4 + keys.wire_size() + values.wire_size()
             }
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
@@ -393,12 +423,16 @@ impl Message {
                 clock,
                 keys,
                 schedule,
+                base,
             } => {
                 h.update(&epoch.0.to_le_bytes());
                 for x in [*range, *worker, *incarnation, clock.0] {
                     h.update(&x.to_le_bytes());
                 }
                 h.update(&schedule.to_le_bytes());
+                if *base != 0 {
+                    h.update(&base.to_le_bytes());
+                }
                 hash_keys(&mut h, keys);
             }
             Message::PullResp {
@@ -406,11 +440,15 @@ impl Message {
                 clock,
                 values,
                 schedule,
+                held,
             } => {
                 h.update(&range.to_le_bytes());
                 h.update(&clock.0.to_le_bytes());
-                hash_values(&mut h, values);
+                values.digest_into(&mut h);
                 h.update(format!("{schedule:?}").as_bytes());
+                if *held != 0 {
+                    h.update(&held.to_le_bytes());
+                }
             }
             Message::PushReq {
                 epoch,
@@ -427,7 +465,7 @@ impl Message {
                 }
                 h.update(&seq.n.to_le_bytes());
                 hash_keys(&mut h, keys);
-                hash_values(&mut h, values);
+                values.digest_into(&mut h);
             }
             Message::ChainPush {
                 epoch,
@@ -454,6 +492,16 @@ impl Message {
     }
 }
 
+/// An optional digest: 8 bytes when set, none when 0 (a flag in the tag
+/// byte says which).
+fn optional(digest: u64) -> usize {
+    if digest == 0 {
+        0
+    } else {
+        8
+    }
+}
+
 fn view_size(v: &View) -> usize {
     8 + VEC_HEADER
         + v.chains
@@ -470,7 +518,7 @@ fn hash_entry(h: &mut Xxh3, e: &Entry) {
     h.update(&e.seq.n.to_le_bytes());
     h.update(&e.lr.to_bits().to_le_bytes());
     hash_keys(h, &e.keys);
-    hash_values(h, &e.values);
+    e.values.digest_into(h);
 }
 
 fn hash_keys(h: &mut Xxh3, keys: &Keys) {
@@ -521,7 +569,7 @@ mod tests {
             seq: Seq::default(),
             clock: Clock(0),
             keys: Keys::All,
-            values: vec![0.0; n],
+            values: Payload::Dense(vec![0.0; n]),
         };
         assert_eq!(push(1000).wire_size() - push(0).wire_size(), 4000);
     }
@@ -531,8 +579,9 @@ mod tests {
         let resp = |v: f32| Message::PullResp {
             range: 0,
             clock: Clock(1),
-            values: vec![v],
+            values: Payload::Dense(vec![v]),
             schedule: Vec::new(),
+            held: 0,
         };
         assert_eq!(resp(1.0).digest(), resp(1.0).digest());
         assert_ne!(resp(1.0).digest(), resp(1.0 + f32::EPSILON).digest());

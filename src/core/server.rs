@@ -32,6 +32,7 @@
 //! server learns the view (its heartbeat fetches it).
 
 use super::bugs::Bug;
+use super::codec::{self, Payload};
 use super::config::{Change, ProtocolConfig, Schedule};
 use super::event::Event;
 use super::gate::{Blocked, ClockTable};
@@ -53,6 +54,8 @@ struct PendingPull {
     keys: Keys,
     /// Live changes the worker holds.
     changes: u64,
+    /// Digest of the values the worker holds (pull filter; 0: none).
+    base: u64,
 }
 
 /// One replica of a key range: its parameters and the bookkeeping that must
@@ -89,6 +92,10 @@ pub struct Replica {
     /// Learners copying this replica.
     learners: BTreeMap<NodeId, Learner>,
     pending: Vec<PendingPull>,
+    /// Pull filter: per worker, the values it holds after this replica's
+    /// last answer, and their digest. Not replicated: another replica has
+    /// no record, so its first answer is complete.
+    sent: BTreeMap<WorkerId, (u64, Vec<f32>)>,
 }
 
 impl Replica {
@@ -107,6 +114,7 @@ impl Replica {
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
             pending: Vec::new(),
+            sent: BTreeMap::new(),
         }
     }
 
@@ -129,6 +137,7 @@ impl Replica {
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
             pending: Vec::new(),
+            sent: BTreeMap::new(),
         }
     }
 
@@ -194,21 +203,21 @@ impl Replica {
         if cfg.bugs.has(Bug::AckWithoutApply) && e.seq.n % 7 == 3 {
             return false; // Planted bug: recorded, acknowledged, never applied.
         }
-        match &e.keys {
-            Keys::All => {
-                assert_eq!(
-                    e.values.len(),
-                    self.params.len(),
-                    "dense push of the wrong length"
-                );
-                for (p, g) in self.params.iter_mut().zip(&e.values) {
+        match (&e.keys, &e.values) {
+            (Keys::All, Payload::Dense(v)) => {
+                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                for (p, g) in self.params.iter_mut().zip(v) {
                     *p -= lr * g;
                 }
             }
-            Keys::List(ks) => {
-                for (&k, g) in ks.iter().zip(&e.values) {
-                    self.params[(k - self.keys.start) as usize] -= lr * g;
-                }
+            (Keys::All, v) => {
+                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                let params = &mut self.params;
+                v.for_each(|i, g| params[i] -= lr * g);
+            }
+            (Keys::List(ks), v) => {
+                let (params, start) = (&mut self.params, self.keys.start);
+                v.for_each(|i, g| params[(ks[i] - start) as usize] -= lr * g);
             }
         }
         self.applied += 1;
@@ -216,13 +225,41 @@ impl Replica {
         true
     }
 
-    fn read(&self, keys: &Keys) -> Vec<f32> {
+    /// The answer to a pull of `keys` by `worker`, who holds values with
+    /// digest `base`: under the pull filter (dense pulls), only the values
+    /// that moved at least `threshold` since this replica's last answer
+    /// to it, if the worker holds that answer; else every value. Also
+    /// returns the digest of what the worker holds once it applied the
+    /// answer (0: not filtered).
+    fn read(
+        &mut self,
+        keys: &Keys,
+        worker: WorkerId,
+        base: u64,
+        threshold: f32,
+        bugs: super::Bugs,
+    ) -> (Payload, u64) {
         match keys {
-            Keys::All => self.params.clone(),
-            Keys::List(ks) => ks
-                .iter()
-                .map(|&k| self.params[(k - self.keys.start) as usize])
-                .collect(),
+            Keys::All if threshold > 0.0 => {
+                let trust = bugs.has(Bug::FilterIgnoresBase);
+                let mut held = match self.sent.remove(&worker) {
+                    Some((digest, held)) if digest == base || trust => held,
+                    _ => vec![f32::NAN; self.params.len()], // NaN: send all
+                };
+                let p = codec::filtered(&self.params, &mut held, threshold);
+                let digest = codec::held_digest(&held);
+                self.sent.insert(worker, (digest, held));
+                (p, digest)
+            }
+            Keys::All => (Payload::Dense(self.params.clone()), 0),
+            Keys::List(ks) => (
+                Payload::Dense(
+                    ks.iter()
+                        .map(|&k| self.params[(k - self.keys.start) as usize])
+                        .collect(),
+                ),
+                0,
+            ),
         }
     }
 }
@@ -291,7 +328,7 @@ pub struct Server {
 
 /// A push waiting for a live change: sender, range, worker, seq, clock,
 /// keys, values.
-type HeldPush = (NodeId, RangeId, WorkerId, Seq, Clock, Keys, Vec<f32>);
+type HeldPush = (NodeId, RangeId, WorkerId, Seq, Clock, Keys, Payload);
 
 impl Server {
     /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
@@ -495,8 +532,16 @@ impl Server {
                 clock,
                 keys,
                 schedule,
+                base,
             } if self.admit_request(epoch, from, range, false, out) => {
-                self.on_pull(range, worker, incarnation, clock, keys, schedule, out)
+                let pull = PendingPull {
+                    worker,
+                    clock,
+                    keys,
+                    changes: schedule,
+                    base,
+                };
+                self.on_pull(range, incarnation, pull, out)
             }
             Message::Prepare { k, attempt } => self.on_prepare(k, attempt, out),
             Message::Abort { k, attempt }
@@ -595,7 +640,7 @@ impl Server {
         seq: Seq,
         clock: Clock,
         keys: Keys,
-        values: Vec<f32>,
+        values: Payload,
         out: &mut Vec<Command>,
     ) {
         let Some(rep) = self.replicas.get(&range) else {
@@ -1004,17 +1049,14 @@ impl Server {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_pull(
         &mut self,
         range: RangeId,
-        worker: WorkerId,
         incarnation: u32,
-        clock: Clock,
-        keys: Keys,
-        changes: u64,
+        pull: PendingPull,
         out: &mut Vec<Command>,
     ) {
+        let (worker, clock) = (pull.worker, pull.clock);
         let Some(rep) = self.replicas.get_mut(&range) else {
             return;
         };
@@ -1030,12 +1072,7 @@ impl Server {
         // A retry of a pull already waiting replaces it.
         rep.pending
             .retain(|p| !(p.worker == worker && p.clock == clock));
-        rep.pending.push(PendingPull {
-            worker,
-            clock,
-            keys,
-            changes,
-        });
+        rep.pending.push(pull);
         if progressed {
             self.serve_pending(range, out);
         } else {
@@ -1188,7 +1225,14 @@ impl Server {
 
     fn answer(&mut self, range: RangeId, p: &PendingPull, out: &mut Vec<Command>) {
         self.max_answered = self.max_answered.max(p.clock);
-        let rep = &self.replicas[&range];
+        let threshold = self.cfg.compression.pull_threshold;
+        let (values, held) = self.replicas.get_mut(&range).expect("held").read(
+            &p.keys,
+            p.worker,
+            p.base,
+            threshold,
+            self.cfg.bugs,
+        );
         let bound = self.schedule.at(p.clock).consistency.bound();
         out.push(Command::Emit(Event::PullAnswered {
             server: self.id,
@@ -1202,8 +1246,9 @@ impl Server {
             msg: Message::PullResp {
                 range,
                 clock: p.clock,
-                values: rep.read(&p.keys),
+                values,
                 schedule: super::config::numbered(&self.changes, p.changes),
+                held,
             },
         });
     }

@@ -5,6 +5,7 @@
 //! is retried on a timeout with exponential backoff; a retried push reuses
 //! its sequence number, so servers apply it once.
 
+use super::codec::{self, Encoder, Payload};
 use super::config::{Change, ProtocolConfig, Schedule};
 use super::event::Event;
 use super::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
@@ -76,6 +77,8 @@ pub struct Worker {
     schedule: Schedule,
     /// Live changes adopted (1, 2, ... in order).
     changes: u64,
+    /// Push compression with its error-feedback residual.
+    encoder: Encoder,
 }
 
 impl Worker {
@@ -126,6 +129,7 @@ impl Worker {
             last_loss: f64::NAN,
             schedule: cfg.schedule.clone(),
             changes: 0,
+            encoder: Encoder::default(),
             cfg,
             job,
             rng,
@@ -174,6 +178,7 @@ impl Worker {
                 clock,
                 values,
                 schedule,
+                held,
             } => {
                 // Learn the changes first: the answer may be for a clock
                 // past one of them.
@@ -184,7 +189,7 @@ impl Worker {
                     }
                     return;
                 }
-                self.on_pull_resp(range, clock, values, out)
+                self.on_pull_resp(range, clock, values, held, out)
             }
             Message::Commit {
                 k,
@@ -304,15 +309,18 @@ impl Worker {
         }
         self.phase = Phase::Pulling;
         self.waiting = 0;
+        let filter = self.cfg.compression.pull_threshold > 0.0;
         for r in 0..self.cfg.ranges.ranges() {
-            let keys = if self.job.sparse {
-                let span = self.split[r as usize].clone();
+            let span = self.split[r as usize].clone();
+            let (keys, base) = if self.job.sparse {
                 if span.is_empty() {
                     continue;
                 }
-                Keys::List(self.keys[span].to_vec())
+                (Keys::List(self.keys[span].to_vec()), 0)
+            } else if filter {
+                (Keys::All, codec::held_digest(&self.values[span]))
             } else {
-                Keys::All
+                (Keys::All, 0)
             };
             let msg = Message::PullReq {
                 epoch: self.view.epoch,
@@ -322,6 +330,7 @@ impl Worker {
                 clock: self.clock,
                 keys,
                 schedule: self.changes,
+                base,
             };
             self.send_request(r, msg, out);
         }
@@ -416,7 +425,8 @@ impl Worker {
         &mut self,
         range: RangeId,
         clock: Clock,
-        values: Vec<f32>,
+        values: Payload,
+        held: u64,
         out: &mut Vec<Command>,
     ) {
         if self.phase != Phase::Pulling || clock != self.clock {
@@ -431,7 +441,16 @@ impl Worker {
             return; // Not an answer to what we asked.
         }
         *slot = None;
-        self.values[span].copy_from_slice(&values);
+        values.write_into(&mut self.values[span.clone()]);
+        if held != 0 && codec::held_digest(&self.values[span]) != held {
+            // The server's record of our copy is wrong (our next pull's
+            // digest will not match it, so that answer is complete).
+            out.push(Command::Emit(Event::PullFilterMismatch {
+                worker: self.id,
+                range,
+                clock,
+            }));
+        }
         self.waiting -= 1;
         if self.waiting == 0 {
             self.start_compute(out);
@@ -462,6 +481,7 @@ impl Worker {
                 .gradient(&self.job.data.train, &self.batch, view, &mut self.grad);
         self.phase = Phase::Pushing;
         self.waiting = 0;
+        let dim = self.cfg.ranges.dim() as usize;
         for r in 0..self.cfg.ranges.ranges() {
             let span = self.split.get(r as usize).cloned().unwrap_or(0..0);
             let keys = if self.job.sparse {
@@ -469,6 +489,13 @@ impl Worker {
             } else {
                 Keys::All
             };
+            let (keys, values) = self.encoder.encode(
+                &self.cfg.compression,
+                dim,
+                span.start,
+                keys,
+                &self.grad[span],
+            );
             let seq = Seq {
                 incarnation: self.incarnation,
                 n: self.next_n,
@@ -481,7 +508,7 @@ impl Worker {
                 seq,
                 clock: self.clock,
                 keys,
-                values: self.grad[span].to_vec(),
+                values,
             };
             self.send_request(r, msg, out);
         }

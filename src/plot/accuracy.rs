@@ -13,16 +13,18 @@ fn accuracy_axes<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, Shift>,
     end: f64,
     margin: u32,
+    x_desc: &str,
+    y0: f64,
 ) -> Result<super::Chart2d<'a, DB>, String> {
     let mut chart = ChartBuilder::on(area)
         .margin(margin)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0f64..end, 0f64..1.0)
+        .build_cartesian_2d(0f64..end, y0..1.0)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("simulated time (s)")
+        .x_desc(x_desc)
         .y_desc("test accuracy")
         .label_style((FONT, 13))
         .light_line_style(RGBColor(238, 238, 238))
@@ -57,7 +59,7 @@ impl Chart for Accuracy<'_> {
             .map_err(err)?;
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
         // Accuracy.
-        let mut chart = accuracy_axes(&left, end, 10)?;
+        let mut chart = accuracy_axes(&left, end, 10, TIME, 0.0)?;
         chart
             .draw_series(LineSeries::new(
                 o.accuracy.iter().map(|s| (s.t_s, s.accuracy)),
@@ -124,29 +126,73 @@ pub struct Convergence<'a> {
     pub scenario: &'a str,
     /// Label and outcome of each run.
     pub runs: &'a [(String, &'a Outcome)],
+    /// What the x axis shows.
+    pub x: Progress,
+}
+
+/// The x axis of a [`Convergence`] chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Simulated seconds.
+    Time,
+    /// Megabytes of pushes and pulls sent so far.
+    Bytes,
+}
+
+const TIME: &str = "simulated time (s)";
+
+impl Progress {
+    fn at(self, s: &crate::sim::observer::Sample) -> f64 {
+        match self {
+            Progress::Time => s.t_s,
+            Progress::Bytes => (s.bytes_pushed + s.bytes_pulled) as f64 / 1e6,
+        }
+    }
 }
 
 impl Chart for Convergence<'_> {
     fn name(&self) -> &'static str {
-        "convergence"
+        match self.x {
+            Progress::Time => "convergence",
+            Progress::Bytes => "accuracy-vs-bytes",
+        }
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> PlotResult {
+        let x = self.x;
         let end = self
             .runs
             .iter()
-            .flat_map(|(_, o)| o.accuracy.last().map(|s| s.t_s))
+            .flat_map(|(_, o)| o.accuracy.last().map(|s| x.at(s)))
             .fold(1e-3, f64::max);
+        let what = match x {
+            Progress::Time => "test accuracy",
+            Progress::Bytes => "test accuracy against bytes sent",
+        };
         let root = root
             .titled(
-                &format!(
-                    "test accuracy · {} · one line per configuration",
-                    self.scenario
-                ),
+                &format!("{what} · {} · one line per configuration", self.scenario),
                 (FONT, 22),
             )
             .map_err(err)?;
-        let mut chart = accuracy_axes(&root, end, 12)?;
+        let x_desc = match x {
+            Progress::Time => TIME,
+            Progress::Bytes => "pushed + pulled (MB)",
+        };
+        // Against bytes, what matters is the last points: zoom in on them
+        // (a tenth below the lowest final accuracy).
+        let y0 = match x {
+            Progress::Time => 0.0,
+            Progress::Bytes => {
+                let low = self
+                    .runs
+                    .iter()
+                    .map(|(_, o)| o.final_accuracy)
+                    .fold(1.0, f64::min);
+                ((low - 0.1) * 10.0).floor().clamp(0.0, 9.0) / 10.0
+            }
+        };
+        let mut chart = accuracy_axes(&root, end, 12, x_desc, y0)?;
         for (i, (label, o)) in self.runs.iter().enumerate() {
             let c = palette::series(i);
             let name = if label.is_empty() {
@@ -156,7 +202,7 @@ impl Chart for Convergence<'_> {
             };
             chart
                 .draw_series(LineSeries::new(
-                    o.accuracy.iter().map(|s| (s.t_s, s.accuracy)),
+                    o.accuracy.iter().map(|s| (x.at(s), s.accuracy)),
                     c.stroke_width(2),
                 ))
                 .map_err(err)?

@@ -216,13 +216,19 @@ pub fn sweep(
             r.first.as_ref().map(|o| (label.join(" "), o))
         })
         .collect();
-    files.extend(both(
-        dir,
-        &accuracy::Convergence {
-            scenario: &scn.name,
-            runs: &runs,
-        },
-    )?);
+    for x in [accuracy::Progress::Time, accuracy::Progress::Bytes] {
+        if x == accuracy::Progress::Bytes && runs.len() < 2 {
+            continue; // Only comparisons need it.
+        }
+        files.extend(both(
+            dir,
+            &accuracy::Convergence {
+                scenario: &scn.name,
+                runs: &runs,
+                x,
+            },
+        )?);
+    }
     if let Some(points) = tradeoff_points(report) {
         files.extend(both(
             dir,

@@ -40,6 +40,10 @@ pub struct Metrics {
     pub bytes_pushed: u64,
     /// Bytes of pulls (requests and answers).
     pub bytes_pulled: u64,
+    /// What the pushes would take with raw float values.
+    pub bytes_pushed_raw: u64,
+    /// What the pulls would take with raw float values.
+    pub bytes_pulled_raw: u64,
     /// Messages lost (loss, partition, dead receiver).
     pub dropped: u64,
     /// Per message kind.
@@ -57,6 +61,8 @@ impl Metrics {
             bytes: 0,
             bytes_pushed: 0,
             bytes_pulled: 0,
+            bytes_pushed_raw: 0,
+            bytes_pulled_raw: 0,
             dropped: 0,
             by_kind: BTreeMap::new(),
             series: Vec::new(),
@@ -84,8 +90,10 @@ impl Metrics {
         self.bytes += size;
         if msg.is_push() {
             self.bytes_pushed += size;
+            self.bytes_pushed_raw += msg.raw_wire_size() as u64;
         } else if msg.is_pull() {
             self.bytes_pulled += size;
+            self.bytes_pulled_raw += msg.raw_wire_size() as u64;
         }
         let k = self.by_kind.entry(msg.kind()).or_default();
         k.count += 1;

@@ -23,6 +23,10 @@ pub struct Sample {
     pub min_clock: u32,
     /// Highest clock among live workers.
     pub max_clock: u32,
+    /// Bytes of pushes sent so far.
+    pub bytes_pushed: u64,
+    /// Bytes of pulls sent so far.
+    pub bytes_pulled: u64,
 }
 
 impl World {
@@ -88,6 +92,8 @@ impl World {
             loss,
             min_clock: clocks.iter().copied().min().unwrap_or(0),
             max_clock: clocks.iter().copied().max().unwrap_or(0),
+            bytes_pushed: self.metrics.bytes_pushed,
+            bytes_pulled: self.metrics.bytes_pulled,
         }
     }
 }

@@ -200,6 +200,9 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         bytes: 0,
         bytes_pushed: 0,
         bytes_pulled: 0,
+        bytes_pushed_raw: 0,
+        bytes_pulled_raw: 0,
+        compression_ratio: 1.0,
         messages_dropped: 0,
         pushes_acked: 0,
         updates_lost: 0,
@@ -215,7 +218,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         time_to_target_s: None,
         stopped: String::new(),
         panic: None,
-        not_simulated: not_simulated(scn),
+        not_simulated: Vec::new(),
         accuracy: Vec::new(),
         series: Vec::new(),
         series_interval_s: 0.0,
@@ -240,6 +243,12 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.bytes = end.metrics.bytes;
     o.bytes_pushed = end.metrics.bytes_pushed;
     o.bytes_pulled = end.metrics.bytes_pulled;
+    o.bytes_pushed_raw = end.metrics.bytes_pushed_raw;
+    o.bytes_pulled_raw = end.metrics.bytes_pulled_raw;
+    let sent = o.bytes_pushed + o.bytes_pulled;
+    if sent > 0 {
+        o.compression_ratio = (o.bytes_pushed_raw + o.bytes_pulled_raw) as f64 / sent as f64;
+    }
     o.messages_dropped = end.metrics.dropped;
     o.events = end.recorder.events();
     o.trace_hash = end.recorder.hash_hex();
@@ -303,6 +312,11 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.add_check(&recorder.changes.report(!scn.changes.is_empty()));
     o.add_check(
         &recorder
+            .pull_filter
+            .report(scn.compression.pull_threshold > 0.0),
+    );
+    o.add_check(
+        &recorder
             .replicas
             .report(scn.check.replicas_agree, end.quiet),
     );
@@ -314,15 +328,6 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
     o.add_check(&counts.report);
     o.add_check(&accuracy::check(end.final_accuracy, scn.check.min_accuracy));
     o.add_check(&determinism::check(false, "", "", &[], &[]));
-}
-
-/// What the scenario asks for that this version does not simulate yet.
-fn not_simulated(scn: &Scenario) -> Vec<String> {
-    let mut v = Vec::new();
-    if scn.compression != crate::scenario::Compression::default() {
-        v.push("[compression]: pushes and pulls are sent uncompressed".to_string());
-    }
-    v
 }
 
 /// Width of the throughput series' buckets: a fifth of the observer's

@@ -83,8 +83,25 @@ pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConf
             })
             .collect(),
         default_bound: t.staleness,
+        compression: compression(&scn.compression),
         bugs,
     })
+}
+
+/// The core's view of `[compression]`.
+pub fn compression(z: &scenario::Compression) -> crate::core::codec::Compression {
+    use crate::core::codec::{Compression, Scheme};
+    Compression {
+        scheme: match z.kind {
+            scenario::CompressionKind::None => Scheme::None,
+            scenario::CompressionKind::TopK => Scheme::TopK {
+                ratio: z.ratio as f32,
+            },
+            scenario::CompressionKind::Quantize => Scheme::Quantize { bits: z.bits },
+        },
+        error_feedback: z.error_feedback,
+        pull_threshold: z.pull_threshold as f32,
+    }
 }
 
 /// Test accuracy of scikit-learn's LogisticRegression (C=1) on the real data
