@@ -128,6 +128,11 @@ pub enum Message {
         /// once it applied this answer, as the server recorded them (0:
         /// not filtered).
         held: u64,
+        /// For an answer with only the values that changed: the digest of
+        /// the copy it applies to (the request's `base`); a worker whose
+        /// copy differs ignores it — it was meant for an earlier request
+        /// or an earlier life. 0: a complete answer.
+        base: u64,
     },
     /// Worker -> head of `range`: the gradient of clock `clock`. Also sent
     /// with no keys when the minibatch touches none of the range, so servers
@@ -381,8 +386,16 @@ impl Message {
                 values,
                 schedule,
                 held,
+                base,
                 ..
-            } => 4 + 4 + values.wire_size() + VEC_HEADER + 32 * schedule.len() + optional(*held),
+            } => {
+                4 + 4
+                    + values.wire_size()
+                    + VEC_HEADER
+                    + 32 * schedule.len()
+                    + optional(*held)
+                    + optional(*base)
+            }
             Message::PushReq { keys, values, .. } => {
                 8 + 4 + 4 + 12 + 4 + keys.wire_size() + values.wire_size()
             }
@@ -441,13 +454,16 @@ impl Message {
                 values,
                 schedule,
                 held,
+                base,
             } => {
                 h.update(&range.to_le_bytes());
                 h.update(&clock.0.to_le_bytes());
                 values.digest_into(&mut h);
                 h.update(format!("{schedule:?}").as_bytes());
-                if *held != 0 {
-                    h.update(&held.to_le_bytes());
+                for d in [held, base] {
+                    if *d != 0 {
+                        h.update(&d.to_le_bytes());
+                    }
                 }
             }
             Message::PushReq {
@@ -582,6 +598,7 @@ mod tests {
             values: Payload::Dense(vec![v]),
             schedule: Vec::new(),
             held: 0,
+            base: 0,
         };
         assert_eq!(resp(1.0).digest(), resp(1.0).digest());
         assert_ne!(resp(1.0).digest(), resp(1.0 + f32::EPSILON).digest());

@@ -230,7 +230,8 @@ impl Replica {
     /// that moved at least `threshold` since this replica's last answer
     /// to it, if the worker holds that answer; else every value. Also
     /// returns the digest of what the worker holds once it applied the
-    /// answer (0: not filtered).
+    /// answer (0: not filtered), and for a partial answer the digest of
+    /// the copy it applies to.
     fn read(
         &mut self,
         keys: &Keys,
@@ -238,7 +239,7 @@ impl Replica {
         base: u64,
         threshold: f32,
         bugs: super::Bugs,
-    ) -> (Payload, u64) {
+    ) -> (Payload, u64, u64) {
         match keys {
             Keys::All if threshold > 0.0 => {
                 let trust = bugs.has(Bug::FilterIgnoresBase);
@@ -249,15 +250,21 @@ impl Replica {
                 let p = codec::filtered(&self.params, &mut held, threshold);
                 let digest = codec::held_digest(&held);
                 self.sent.insert(worker, (digest, held));
-                (p, digest)
+                let applies_to = if matches!(p, Payload::Dense(_)) {
+                    0
+                } else {
+                    base
+                };
+                (p, digest, applies_to)
             }
-            Keys::All => (Payload::Dense(self.params.clone()), 0),
+            Keys::All => (Payload::Dense(self.params.clone()), 0, 0),
             Keys::List(ks) => (
                 Payload::Dense(
                     ks.iter()
                         .map(|&k| self.params[(k - self.keys.start) as usize])
                         .collect(),
                 ),
+                0,
                 0,
             ),
         }
@@ -1226,7 +1233,7 @@ impl Server {
     fn answer(&mut self, range: RangeId, p: &PendingPull, out: &mut Vec<Command>) {
         self.max_answered = self.max_answered.max(p.clock);
         let threshold = self.cfg.compression.pull_threshold;
-        let (values, held) = self.replicas.get_mut(&range).expect("held").read(
+        let (values, held, base) = self.replicas.get_mut(&range).expect("held").read(
             &p.keys,
             p.worker,
             p.base,
@@ -1249,6 +1256,7 @@ impl Server {
                 values,
                 schedule: super::config::numbered(&self.changes, p.changes),
                 held,
+                base,
             },
         });
     }

@@ -179,6 +179,7 @@ impl Worker {
                 values,
                 schedule,
                 held,
+                base,
             } => {
                 // Learn the changes first: the answer may be for a clock
                 // past one of them.
@@ -189,7 +190,7 @@ impl Worker {
                     }
                     return;
                 }
-                self.on_pull_resp(range, clock, values, held, out)
+                self.on_pull_resp(range, clock, values, (held, base), out)
             }
             Message::Commit {
                 k,
@@ -426,7 +427,7 @@ impl Worker {
         range: RangeId,
         clock: Clock,
         values: Payload,
-        held: u64,
+        (held, base): (u64, u64),
         out: &mut Vec<Command>,
     ) {
         if self.phase != Phase::Pulling || clock != self.clock {
@@ -439,6 +440,12 @@ impl Worker {
         let span = self.split[range as usize].clone();
         if values.len() != span.len() {
             return; // Not an answer to what we asked.
+        }
+        if base != 0 && codec::held_digest(&self.values[span.clone()]) != base {
+            // Only the changes since a copy we no longer hold (an answer
+            // to an earlier request, or to our previous life): the answer
+            // to the current request is on its way.
+            return;
         }
         *slot = None;
         values.write_into(&mut self.values[span.clone()]);
