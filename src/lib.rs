@@ -20,6 +20,7 @@
 //! - [`scenario`]: the scenario file format.
 //! - [`sim`]: the madsim host: nodes, network, faults, compute time.
 //! - [`check`]: properties checked over a run's events.
+//! - [`net`]: real mode: the same core over TCP (`pssim node`, `pssim local`).
 
 #[cfg(not(any(madsim, ps_real)))]
 compile_error!(
@@ -32,6 +33,7 @@ pub mod bench;
 pub mod check;
 pub mod core;
 pub mod ml;
+pub mod net;
 pub mod outcome;
 pub mod plot;
 pub mod report;
