@@ -445,7 +445,6 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     stats: Arc<Mutex<SendStats>>,
 ) {
-    use tokio::io::AsyncWriteExt;
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
@@ -460,14 +459,13 @@ async fn write_loop(
             stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             continue;
         };
-        buf.clear();
-        let frame = Frame::Msg(msg);
-        let size = frame::encode_into(&frame, &mut buf);
+        let mut frame = Frame::Msg(msg);
+        let res = frame::write_frame(stream, &mut frame, &mut buf).await;
         let Frame::Msg(msg) = frame else {
-            unreachable!()
+            unreachable!("a message frame stays one")
         };
-        match stream.write_all(&buf).await {
-            Ok(()) => stats
+        match res {
+            Ok(size) => stats
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .sent(&msg, size),
