@@ -4,6 +4,8 @@
 //! each of its ranges must take over, training must finish, and the
 //! checkers, run over the merged events of every process, must find no
 //! acknowledged update lost.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 use serde_json::Value;
 use std::process::Command;

@@ -1,9 +1,14 @@
 //! The `pssim` command line: parse flags, call the library, print.
+// The real build (`cargo build-real`) runs only `pssim node`: the
+// simulator's commands are compiled out there.
+#![cfg_attr(not(madsim), allow(dead_code, unused_imports, unused_macros))]
 
 use clap::{Args, Parser, Subcommand};
 use pssim::core::{Bug, Bugs};
 use pssim::scenario::{self, Scenario, ScenarioError};
+#[cfg(madsim)]
 use pssim::sim::{self, RunOptions};
+#[cfg(madsim)]
 use pssim::sweep;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -234,6 +239,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
+        #[cfg(madsim)]
         None => {
             // The main job: the default scenario, with its plots.
             let mut args = cli.run.clone();
@@ -241,11 +247,13 @@ fn main() -> ExitCode {
                 .get_or_insert_with(|| PathBuf::from("plots/default"));
             run(DEFAULT_SOURCE, DEFAULT_SCENARIO, &args)
         }
+        #[cfg(madsim)]
         Some(Cmd::Run { file, args }) => match read(&file) {
             Ok(text) => run(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
         },
         Some(Cmd::Check { files }) => check(&files),
+        #[cfg(madsim)]
         Some(Cmd::Shrink {
             file,
             seed,
@@ -265,6 +273,7 @@ fn main() -> ExitCode {
             ),
             Err(e) => bad_input(&e),
         },
+        #[cfg(madsim)]
         Some(Cmd::Sweep { file, args }) => match read(&file) {
             Ok(text) => sweep(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
@@ -276,7 +285,20 @@ fn main() -> ExitCode {
             }
             0
         }
+        #[cfg(madsim)]
         Some(Cmd::Bench { json }) => bench(json.as_deref()),
+        #[cfg(not(madsim))]
+        None
+        | Some(
+            Cmd::Run { .. }
+            | Cmd::Shrink { .. }
+            | Cmd::Sweep { .. }
+            | Cmd::Bench { .. }
+            | Cmd::Local { .. },
+        ) => bad_input(
+            &"this pssim is the real build (cargo build-real): it runs `pssim node`; \
+                         simulations and `pssim local` need the default build (cargo build)",
+        ),
         Some(Cmd::Node {
             cluster,
             role,
@@ -284,6 +306,7 @@ fn main() -> ExitCode {
             incarnation,
             exit_on_eof,
         }) => node(&cluster, role, id.as_deref(), incarnation, exit_on_eof),
+        #[cfg(madsim)]
         Some(Cmd::Local {
             file,
             in_process,
@@ -336,6 +359,7 @@ fn load(source: &str, text: &str, sets: &[String]) -> Result<Scenario, ScenarioE
     scenario::parse(&text, source)
 }
 
+#[cfg(madsim)]
 fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     let mut scn = match load(source, text, &args.sets) {
         Ok(s) => s,
@@ -393,6 +417,7 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     o.exit_code()
 }
 
+#[cfg(madsim)]
 fn shrink(
     source: &str,
     text: &str,
@@ -479,6 +504,7 @@ fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
     Ok(bugs)
 }
 
+#[cfg(madsim)]
 fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
     // `--set key=a,b,c` makes a grid: one sweep per combination.
     let (points, varying) = sweep::grid(&args.sets);
@@ -606,6 +632,7 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
     }
 }
 
+#[cfg(madsim)]
 fn write_out(dir: &Path, o: &pssim::outcome::Outcome, summary: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(o)?)?;
@@ -675,6 +702,7 @@ fn node(
     }
 }
 
+#[cfg(madsim)]
 fn local(file: &Path, opts: &pssim::net::local::LocalOptions, json: bool) -> i32 {
     let scn = match scenario::load(file) {
         Ok(s) => s,
@@ -692,6 +720,7 @@ fn local(file: &Path, opts: &pssim::net::local::LocalOptions, json: bool) -> i32
     o.exit_code()
 }
 
+#[cfg(madsim)]
 fn bench(json: Option<&Path>) -> i32 {
     let default = match scenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE) {
         Ok(s) => s,

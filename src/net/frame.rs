@@ -405,7 +405,8 @@ mod tests {
 
     #[test]
     fn dense_payload_costs_four_bytes_a_float() {
-        assert_eq!(encode(&push(2000)).len() - encode(&push(1000)).len(), 4000);
+        assert_eq!(encode(&push(3000)).len() - encode(&push(2000)).len(), 4000);
+        assert_eq!(encode(&push(1000)).len() - encode(&push(0)).len(), 4000);
     }
 
     #[test]

@@ -9,13 +9,17 @@
 //!
 //! Real tokio (not madsim's) is used: it runs outside any madsim runtime,
 //! so this module works in the default (`--cfg madsim`) build as well as in
-//! the real build (`cargo build-real`).
+//! the real build (`cargo build-real`). The real build has `pssim node`
+//! only: `local` and `judge` build the simulator's `Outcome`, which needs
+//! the default build.
 
 pub mod bench;
 pub mod cluster;
 pub mod events;
 pub mod frame;
 pub mod host;
+#[cfg(madsim)]
 pub mod judge;
+#[cfg(madsim)]
 pub mod local;
 pub mod node;
