@@ -9,6 +9,9 @@
 //! - Default scenario: simulated time per wall time.
 //! - Sweep scaling: seeds per second of a sweep of the default scenario
 //!   with 2 parallel jobs, against the same sweep with 1 job.
+//! - Real mode: push+pull of 10^7 floats through the TCP host on loopback
+//!   (ps-lite's `test_kv_app_benchmark`), against raw TCP moving the same
+//!   bytes (`crate::net::bench`).
 
 use crate::core::{
     Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,
@@ -246,6 +249,17 @@ pub fn run_all(default: &Scenario) -> Vec<Measurement> {
         copy / 1e9,
         0.5,
     ));
+    match crate::net::bench::push_pull(10_000_000, 5) {
+        Ok(pp) => out.push(Measurement::ratio(
+            "real TCP: push+pull of 10^7 floats",
+            pp.host_bps / 1e9,
+            "GB/s",
+            "raw TCP loopback, same bytes",
+            pp.raw_bps / 1e9,
+            0.5,
+        )),
+        Err(e) => eprintln!("real TCP benchmark skipped: {e}"),
+    }
     let r = sim::run_once(
         default,
         &RunOptions {

@@ -20,6 +20,7 @@
 //! - [`scenario`]: the scenario file format.
 //! - [`sim`]: the madsim host: nodes, network, faults, compute time.
 //! - [`check`]: properties checked over a run's events.
+//! - [`net`]: real mode: the same core over TCP (`pssim node`, `pssim local`).
 
 #[cfg(not(any(madsim, ps_real)))]
 compile_error!(
@@ -28,16 +29,33 @@ compile_error!(
      RUSTFLAGS=\"--cfg madsim ...\"."
 );
 
+// The real build (`cargo build-real`, `--cfg ps_real`) has no simulator:
+// the modules that need madsim's runtime, and those built on a simulated
+// run's outcome, are left out; `net` (`pssim node`) and what it needs stay.
+#[cfg(madsim)]
 pub mod bench;
 pub mod check;
 pub mod core;
 pub mod ml;
+pub mod net;
+#[cfg(madsim)]
 pub mod outcome;
+#[cfg(madsim)]
 pub mod plot;
+#[cfg(madsim)]
 pub mod report;
 pub mod scenario;
+#[cfg(madsim)]
 pub mod shrink;
+#[cfg(madsim)]
 pub mod sim;
+/// The real build keeps only the simulator's madsim-free scenario setup.
+#[cfg(not(madsim))]
+pub mod sim {
+    pub mod setup;
+}
+#[cfg(madsim)]
 pub mod summary;
+#[cfg(madsim)]
 pub mod sweep;
 pub mod trace;

@@ -1,6 +1,8 @@
 //! Live changes (`[[change]]`): every node switches at the coordinator's
 //! clock boundary, and a change made live gives the same model as the same
 //! schedule configured from the start.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Plots: every chart is written as PNG and SVG, and rerunning a seed gives
 //! byte-identical files (bundled font, deterministic runs).
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

@@ -11,6 +11,8 @@
 //! run: `PSSIM_CASES=5000 cargo test --release --test properties`), and
 //! `PSSIM_SEED` the sequence of cases (default 1: CI runs the same cases
 //! every time).
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

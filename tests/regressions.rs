@@ -1,6 +1,8 @@
 //! The regression corpus: every scenario and seed that once exposed a bug,
 //! pinned in `tests/regressions/` with a comment on what it caught. Each
 //! must pass now.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

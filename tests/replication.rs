@@ -1,6 +1,8 @@
 //! Chain replication and failover: the replication scenarios of the
 //! library, each over several seeds, and the replication bugs each caught
 //! by a checker within 100 seeds of a chaos scenario.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The scenario format: the contract's example parses and round-trips,
 //! every class of bad input gets a precise error (file, line, column,
 //! field, what is valid), mutated files never panic, and the CLI exits 2.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 use proptest::prelude::*;
 use pssim::scenario::{

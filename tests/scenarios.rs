@@ -1,6 +1,8 @@
 //! The scenario library: every file in `scenarios/` shows one thing, and
 //! these tests run each over several seeds asserting the outcome
 //! docs/scenarios.md promises for it.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

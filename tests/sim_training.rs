@@ -1,6 +1,8 @@
 //! The simulator end to end: real training under BSP, SSP and ASP,
 //! bit-identical BSP and SSP(0), determinism, and every foundation checker
 //! failing on its planted bug.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! checkers on healthy runs, on faulty runs and on planted bugs. Two
 //! checkers that agree, built separately, are the evidence that the
 //! verdicts are right.
+// Needs the simulator build (not `cargo test-real`).
+#![cfg(madsim)]
 
 mod common;
 

@@ -1,9 +1,14 @@
 //! The `pssim` command line: parse flags, call the library, print.
+// The real build (`cargo build-real`) runs only `pssim node`: the
+// simulator's commands are compiled out there.
+#![cfg_attr(not(madsim), allow(dead_code, unused_imports, unused_macros))]
 
 use clap::{Args, Parser, Subcommand};
 use pssim::core::{Bug, Bugs};
 use pssim::scenario::{self, Scenario, ScenarioError};
+#[cfg(madsim)]
 use pssim::sim::{self, RunOptions};
+#[cfg(madsim)]
 use pssim::sweep;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -96,12 +101,69 @@ enum Cmd {
     },
     /// List the planted protocol bugs (`--bug NAME`).
     Bugs,
+    /// Run one node of a real cluster over TCP (see docs/real-mode.md).
+    Node {
+        /// The cluster file (TOML): the scenario and every node's address.
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+        /// The node's role; `--id` is then its index.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        /// The node: an index with `--role`, or a name (`server-1`,
+        /// `worker-0`, `coordinator`).
+        #[arg(long, value_name = "N|NAME")]
+        id: Option<String>,
+        /// Life number: 0 at the start of the job, then 1, 2, ... for
+        /// restarts (a restarted server copies its ranges back).
+        #[arg(long, default_value_t = 0)]
+        incarnation: u32,
+        /// Exit when stdin closes (for a supervisor such as `pssim local`).
+        #[arg(long, hide = true)]
+        exit_on_eof: bool,
+    },
+    /// Run a scenario's cluster for real over TCP on loopback, and judge it
+    /// like a simulated run.
+    Local {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Run the nodes as tasks of this process instead of child
+        /// processes.
+        #[arg(long)]
+        in_process: bool,
+        /// Seed of the workers' minibatch order (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the outcome as one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Give up (and fail) if training has not finished after this long.
+        #[arg(long, value_name = "DURATION", default_value = "120s")]
+        timeout: String,
+        /// Write the merged event trace (JSON Lines) to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Keep the cluster file, events and node logs in DIR (default: a
+        /// temporary directory, removed after a successful run).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Measure performance against baselines taken in the same run.
     Bench {
         /// Also write the measurements as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+}
+
+/// A node's role in a real cluster.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Role {
+    /// A parameter server.
+    Server,
+    /// A worker.
+    Worker,
+    /// The coordinator.
+    Coordinator,
 }
 
 #[derive(Args, Clone)]
@@ -177,6 +239,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
+        #[cfg(madsim)]
         None => {
             // The main job: the default scenario, with its plots.
             let mut args = cli.run.clone();
@@ -184,11 +247,13 @@ fn main() -> ExitCode {
                 .get_or_insert_with(|| PathBuf::from("plots/default"));
             run(DEFAULT_SOURCE, DEFAULT_SCENARIO, &args)
         }
+        #[cfg(madsim)]
         Some(Cmd::Run { file, args }) => match read(&file) {
             Ok(text) => run(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
         },
         Some(Cmd::Check { files }) => check(&files),
+        #[cfg(madsim)]
         Some(Cmd::Shrink {
             file,
             seed,
@@ -208,6 +273,7 @@ fn main() -> ExitCode {
             ),
             Err(e) => bad_input(&e),
         },
+        #[cfg(madsim)]
         Some(Cmd::Sweep { file, args }) => match read(&file) {
             Ok(text) => sweep(&file.display().to_string(), &text, &args),
             Err(e) => bad_input(&e),
@@ -219,7 +285,53 @@ fn main() -> ExitCode {
             }
             0
         }
+        #[cfg(madsim)]
         Some(Cmd::Bench { json }) => bench(json.as_deref()),
+        #[cfg(not(madsim))]
+        None
+        | Some(
+            Cmd::Run { .. }
+            | Cmd::Shrink { .. }
+            | Cmd::Sweep { .. }
+            | Cmd::Bench { .. }
+            | Cmd::Local { .. },
+        ) => bad_input(
+            &"this pssim is the real build (cargo build-real): it runs `pssim node`; \
+                         simulations and `pssim local` need the default build (cargo build)",
+        ),
+        Some(Cmd::Node {
+            cluster,
+            role,
+            id,
+            incarnation,
+            exit_on_eof,
+        }) => node(&cluster, role, id.as_deref(), incarnation, exit_on_eof),
+        #[cfg(madsim)]
+        Some(Cmd::Local {
+            file,
+            in_process,
+            seed,
+            json,
+            timeout,
+            trace,
+            dir,
+        }) => {
+            let timeout = match humantime::parse_duration(&timeout) {
+                Ok(t) => t,
+                Err(e) => {
+                    return ExitCode::from(bad_input(&format!("--timeout {timeout:?}: {e}")) as u8)
+                }
+            };
+            let opts = pssim::net::local::LocalOptions {
+                in_process,
+                seed,
+                timeout,
+                trace,
+                dir,
+                exe: None,
+            };
+            local(&file, &opts, json)
+        }
     };
     ExitCode::from(code as u8)
 }
@@ -247,6 +359,7 @@ fn load(source: &str, text: &str, sets: &[String]) -> Result<Scenario, ScenarioE
     scenario::parse(&text, source)
 }
 
+#[cfg(madsim)]
 fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     let mut scn = match load(source, text, &args.sets) {
         Ok(s) => s,
@@ -304,6 +417,7 @@ fn run(source: &str, text: &str, args: &RunArgs) -> i32 {
     o.exit_code()
 }
 
+#[cfg(madsim)]
 fn shrink(
     source: &str,
     text: &str,
@@ -390,6 +504,7 @@ fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
     Ok(bugs)
 }
 
+#[cfg(madsim)]
 fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
     // `--set key=a,b,c` makes a grid: one sweep per combination.
     let (points, varying) = sweep::grid(&args.sets);
@@ -517,6 +632,7 @@ fn sweep(source: &str, text: &str, args: &SweepArgs) -> i32 {
     }
 }
 
+#[cfg(madsim)]
 fn write_out(dir: &Path, o: &pssim::outcome::Outcome, summary: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("outcome.json"), serde_json::to_string_pretty(o)?)?;
@@ -546,6 +662,65 @@ fn check(files: &[PathBuf]) -> i32 {
     code
 }
 
+fn node(
+    cluster: &Path,
+    role: Option<Role>,
+    id: Option<&str>,
+    incarnation: u32,
+    exit_on_eof: bool,
+) -> i32 {
+    use pssim::core::NodeId;
+    let id = match (role, id) {
+        (Some(Role::Coordinator), None | Some("0")) | (None, Some("coordinator")) => {
+            Ok(NodeId::Coordinator)
+        }
+        (Some(role @ (Role::Server | Role::Worker)), Some(n)) => match n.parse::<u32>() {
+            Ok(i) if matches!(role, Role::Server) => Ok(NodeId::Server(i)),
+            Ok(i) => Ok(NodeId::Worker(i)),
+            Err(_) => Err(format!(
+                "--id {n:?}: with --role, the id is an index (0, 1, ...)"
+            )),
+        },
+        (None, Some(name)) => name.parse::<NodeId>().map_err(|e| format!("--id: {e}")),
+        (Some(_), None) => Err("--id: which server or worker (an index)?".to_string()),
+        (Some(Role::Coordinator), Some(n)) => {
+            Err(format!("--id {n:?}: there is one coordinator; omit --id"))
+        }
+        (None, None) => Err("name the node: --role server|worker|coordinator --id N".to_string()),
+    };
+    let id = match id {
+        Ok(id) => id,
+        Err(e) => return bad_input(&e),
+    };
+    let cluster = match pssim::net::cluster::Cluster::load(cluster) {
+        Ok(c) => c,
+        Err(e) => return bad_input(&e),
+    };
+    match pssim::net::node::run(&cluster, id, incarnation, exit_on_eof) {
+        Ok(()) => 0,
+        Err(e) => bad_input(&e),
+    }
+}
+
+#[cfg(madsim)]
+fn local(file: &Path, opts: &pssim::net::local::LocalOptions, json: bool) -> i32 {
+    let scn = match scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    let o = match pssim::net::local::run(&scn, file, opts) {
+        Ok(o) => o,
+        Err(e) => return bad_input(&e),
+    };
+    if json {
+        say!("{}", serde_json::to_string(&o).expect("outcome serializes"));
+    } else {
+        say_raw!("{}", pssim::summary::render(&scn, &o));
+    }
+    o.exit_code()
+}
+
+#[cfg(madsim)]
 fn bench(json: Option<&Path>) -> i32 {
     let default = match scenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE) {
         Ok(s) => s,

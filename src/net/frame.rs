@@ -1,0 +1,467 @@
+//! The wire format of the TCP host: length-prefixed frames.
+//!
+//! ```text
+//! ┌─────────────┬─────────┬─────┬───────────────────────────────────────────┐
+//! │ len: u32 LE │ version │ tag │ body                                      │
+//! └─────────────┴─────────┴─────┴───────────────────────────────────────────┘
+//!   len counts every byte after itself
+//!   tag 0: body = bincode of `Frame`
+//!   tag 1: body = head_len: u32 LE, head: bincode of `Frame` with its float
+//!          vector emptied, count: u64 LE, count f32 LE values
+//! ```
+//!
+//! Tag 1 carries the model values of big pushes, pulls, chain pushes and
+//! snapshots straight from and into the message's own vector (no
+//! per-float encoding, no intermediate buffer): the bulk of the bytes goes
+//! at memory speed. Everything else is plain serde (bincode 1.3: fixed-width
+//! little-endian integers).
+//!
+//! The first frame on a connection is [`Frame::Hello`], naming the sender;
+//! every later one is a [`Frame::Msg`]. A frame longer than the reader's
+//! limit, cut short, with another version or tag, or a body that does not
+//! decode is a [`FrameError`]: the reader closes that connection (and only
+//! that one).
+
+use crate::core::{Message, NodeId};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The version byte this build writes and accepts.
+pub const VERSION: u8 = 1;
+
+/// Bytes before the body: length, version and tag.
+pub const HEADER_BYTES: usize = 6;
+
+/// Default largest frame a reader accepts (`len`): 256 MiB, room for a
+/// push of 64 million floats.
+pub const DEFAULT_MAX_FRAME_BYTES: u32 = 256 << 20;
+
+/// Float vectors at least this long travel in bulk (tag 1).
+const BULK_MIN_FLOATS: usize = 1024;
+
+const TAG_PLAIN: u8 = 0;
+const TAG_BULK: u8 = 1;
+
+/// What a frame carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// First frame of a connection: who is sending, in which life.
+    Hello {
+        /// The sender.
+        from: NodeId,
+        /// The sender's incarnation (0 in its first life).
+        incarnation: u32,
+    },
+    /// A protocol message from the sender named by the hello.
+    Msg(Message),
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// `len` is above the reader's limit, or too small for the header.
+    #[error("frame of {len} bytes is outside 2..={max} bytes")]
+    BadLength {
+        /// The length prefix read.
+        len: u32,
+        /// The reader's limit.
+        max: u32,
+    },
+    /// The version byte is not [`VERSION`].
+    #[error("frame version {0} (this build speaks version {VERSION})")]
+    BadVersion(u8),
+    /// The tag byte is neither 0 (plain) nor 1 (bulk floats).
+    #[error("frame tag {0} (expected 0 or 1)")]
+    BadTag(u8),
+    /// The connection ended inside a frame.
+    #[error("connection closed inside a frame ({got} of {want} bytes)")]
+    Truncated {
+        /// Bytes of the frame received.
+        got: usize,
+        /// Bytes the frame announced (length prefix included).
+        want: usize,
+    },
+    /// The body is not a valid frame.
+    #[error("undecodable frame body: {0}")]
+    Decode(String),
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The big float vector of a frame, if it has one worth sending in bulk.
+fn floats_mut(frame: &mut Frame) -> Option<&mut Vec<f32>> {
+    let v = match frame {
+        Frame::Msg(Message::PushReq { values, .. } | Message::PullResp { values, .. }) => values,
+        Frame::Msg(Message::ChainPush { entry, .. }) => &mut entry.values,
+        Frame::Msg(Message::Snapshot { state, .. }) => &mut state.params,
+        _ => return None,
+    };
+    (v.len() >= BULK_MIN_FLOATS).then_some(v)
+}
+
+/// The floats' memory as bytes (little-endian machines: their wire form).
+fn as_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 is 4 plain bytes with no padding; the slice covers
+    // exactly the memory of `v`.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: as above; every bit pattern is a valid f32.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// Converts floats between the wire (little-endian) and this machine.
+fn fix_endianness(v: &mut [f32]) {
+    if cfg!(target_endian = "big") {
+        for x in v {
+            *x = f32::from_bits(x.to_bits().swap_bytes());
+        }
+    }
+}
+
+/// Encodes the header and the bincode part of `frame` into `buf` (cleared
+/// first); the floats to write after it (bulk), if any, are left taken
+/// out of the frame and returned. Put them back with [`restore`].
+fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Vec<f32>> {
+    buf.clear();
+    let bulk = floats_mut(frame).map(std::mem::take);
+    let tag = if bulk.is_some() { TAG_BULK } else { TAG_PLAIN };
+    buf.extend_from_slice(&[0, 0, 0, 0, VERSION, tag]);
+    if bulk.is_some() {
+        buf.extend_from_slice(&[0; 4]);
+    }
+    bincode::serialize_into(&mut *buf, &*frame).expect("every Frame serializes");
+    let mut len = buf.len() - 4;
+    if let Some(v) = &bulk {
+        let head_len = (buf.len() - HEADER_BYTES - 4) as u32;
+        buf[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&head_len.to_le_bytes());
+        buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        len += 8 + 4 * v.len();
+    }
+    let len = u32::try_from(len).expect("a frame fits in 4 GiB");
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    bulk
+}
+
+fn restore(frame: &mut Frame, bulk: Option<Vec<f32>>) {
+    if let Some(v) = bulk {
+        if let Some(slot) = floats_mut_any(frame) {
+            *slot = v;
+        }
+    }
+}
+
+/// The float vector a bulk frame's head leaves empty.
+fn floats_mut_any(frame: &mut Frame) -> Option<&mut Vec<f32>> {
+    match frame {
+        Frame::Msg(Message::PushReq { values, .. } | Message::PullResp { values, .. }) => {
+            Some(values)
+        }
+        Frame::Msg(Message::ChainPush { entry, .. }) => Some(&mut entry.values),
+        Frame::Msg(Message::Snapshot { state, .. }) => Some(&mut state.params),
+        _ => None,
+    }
+}
+
+/// Writes `frame`; returns its size in bytes. `scratch` is reused between
+/// calls. The frame is unchanged afterwards (its floats are lent out).
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    frame: &mut Frame,
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    let mut bulk = encode_head(frame, scratch);
+    let mut size = scratch.len();
+    let mut res = w.write_all(scratch).await;
+    if let (Ok(()), Some(v)) = (&res, bulk.as_mut()) {
+        fix_endianness(v);
+        res = w.write_all(as_bytes(v)).await;
+        fix_endianness(v);
+        size += 4 * v.len();
+    }
+    restore(frame, bulk);
+    res.map(|()| size)
+}
+
+/// The encoding of `frame`, whole.
+pub fn encode(frame: &Frame) -> Vec<u8> {
+    let mut f = frame.clone();
+    let mut buf = Vec::new();
+    if let Some(mut v) = encode_head(&mut f, &mut buf) {
+        fix_endianness(&mut v);
+        buf.extend_from_slice(as_bytes(&v));
+    }
+    buf
+}
+
+fn decode_head(tag: u8, head: &[u8]) -> Result<Frame, FrameError> {
+    use bincode::Options as _;
+    // The encoding of `bincode::serialize`, and nothing after it.
+    let frame: Frame = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .reject_trailing_bytes()
+        .deserialize(head)
+        .map_err(|e| FrameError::Decode(e.to_string()))?;
+    if tag == TAG_BULK && !matches!(&frame, Frame::Msg(m) if carries_bulk(m)) {
+        return Err(FrameError::Decode(
+            "a bulk frame must carry a push, pull answer, chain push or snapshot".into(),
+        ));
+    }
+    Ok(frame)
+}
+
+fn carries_bulk(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::PushReq { .. }
+            | Message::PullResp { .. }
+            | Message::ChainPush { .. }
+            | Message::Snapshot { .. }
+    )
+}
+
+fn check_len(len: u32, max: u32) -> Result<u32, FrameError> {
+    if len < 2 || len > max {
+        return Err(FrameError::BadLength { len, max });
+    }
+    Ok(len)
+}
+
+fn check_header(version: u8, tag: u8) -> Result<(), FrameError> {
+    if version != VERSION {
+        return Err(FrameError::BadVersion(version));
+    }
+    if tag != TAG_PLAIN && tag != TAG_BULK {
+        return Err(FrameError::BadTag(tag));
+    }
+    Ok(())
+}
+
+/// Where the parts of a bulk frame's body lie: the head's length and the
+/// float count, checked against the frame's length.
+fn bulk_layout(body_len: usize, head_len: u32, count: u64) -> Result<usize, FrameError> {
+    let want = 4u64 + u64::from(head_len) + 8 + count.saturating_mul(4);
+    if want != body_len as u64 {
+        return Err(FrameError::Decode(format!(
+            "bulk frame of {body_len} body bytes announces {want}"
+        )));
+    }
+    Ok(count as usize)
+}
+
+/// Decodes one whole frame from the front of `bytes`: the frame and the
+/// bytes it used. For tests and tools; the host reads with [`read_frame`].
+pub fn decode(bytes: &[u8], max_frame_bytes: u32) -> Result<(Frame, usize), FrameError> {
+    let truncated = |want| FrameError::Truncated {
+        got: bytes.len(),
+        want,
+    };
+    let len_bytes: [u8; 4] = bytes.get(..4).ok_or(truncated(4))?.try_into().expect("4");
+    let len = check_len(u32::from_le_bytes(len_bytes), max_frame_bytes)? as usize;
+    let total = 4 + len;
+    let frame = bytes.get(..total).ok_or(truncated(total))?;
+    check_header(frame[4], frame[5])?;
+    let body = &frame[HEADER_BYTES..];
+    if frame[5] == TAG_PLAIN {
+        return Ok((decode_head(TAG_PLAIN, body)?, total));
+    }
+    let short = || FrameError::Decode("bulk frame too short for its head".into());
+    let head_len = u32::from_le_bytes(body.get(..4).ok_or_else(short)?.try_into().expect("4"));
+    let head_end = 4 + head_len as usize;
+    let count_bytes = body.get(head_end..head_end + 8).ok_or_else(short)?;
+    let count = u64::from_le_bytes(count_bytes.try_into().expect("8"));
+    let count = bulk_layout(body.len(), head_len, count)?;
+    let mut f = decode_head(TAG_BULK, &body[4..head_end])?;
+    let mut v = vec![0f32; count];
+    as_bytes_mut(&mut v).copy_from_slice(&body[head_end + 8..]);
+    fix_endianness(&mut v);
+    restore(&mut f, Some(v));
+    Ok((f, total))
+}
+
+/// Reads exactly `buf.len()` bytes; `got_before` bytes of the frame were
+/// read already (for the error).
+async fn fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    got_before: usize,
+    want: usize,
+) -> Result<(), FrameError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]).await? {
+            0 => {
+                return Err(FrameError::Truncated {
+                    got: got_before + got,
+                    want,
+                })
+            }
+            n => got += n,
+        }
+    }
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` when the peer closed the connection between
+/// frames. `buf` holds the non-bulk part and is reused between calls; bulk
+/// floats are read straight into the message's vector.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max_frame_bytes: u32,
+) -> Result<Option<Frame>, FrameError> {
+    let mut header = [0u8; HEADER_BYTES];
+    let n = r.read(&mut header).await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let len = if n >= 4 {
+        u32::from_le_bytes(header[..4].try_into().expect("4"))
+    } else {
+        // The length prefix arrived in pieces.
+        fill(r, &mut header[n..4], n, 4).await?;
+        u32::from_le_bytes(header[..4].try_into().expect("4"))
+    };
+    let len = check_len(len, max_frame_bytes)? as usize;
+    let want = 4 + len;
+    let have = n.max(4);
+    fill(r, &mut header[have..], have, want).await?;
+    check_header(header[4], header[5])?;
+    let body_len = len - 2;
+    if header[5] == TAG_PLAIN {
+        buf.clear();
+        buf.resize(body_len, 0);
+        fill(r, buf, HEADER_BYTES, want).await?;
+        return decode_head(TAG_PLAIN, buf).map(Some);
+    }
+    let mut head_len = [0u8; 4];
+    if body_len < 12 {
+        return Err(FrameError::Decode(
+            "bulk frame too short for its head".into(),
+        ));
+    }
+    fill(r, &mut head_len, HEADER_BYTES, want).await?;
+    let head_len = u32::from_le_bytes(head_len);
+    if u64::from(head_len) + 12 > body_len as u64 {
+        return Err(FrameError::Decode(
+            "bulk frame too short for its head".into(),
+        ));
+    }
+    buf.clear();
+    buf.resize(head_len as usize + 8, 0);
+    fill(r, buf, HEADER_BYTES + 4, want).await?;
+    let (head, count) = buf.split_at(head_len as usize);
+    let count = bulk_layout(
+        body_len,
+        head_len,
+        u64::from_le_bytes(count.try_into().expect("8")),
+    )?;
+    let mut f = decode_head(TAG_BULK, head)?;
+    let mut v = vec![0f32; count];
+    fill(r, as_bytes_mut(&mut v), want - 4 * count, want).await?;
+    fix_endianness(&mut v);
+    restore(&mut f, Some(v));
+    Ok(Some(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Clock, Epoch, Keys, Seq};
+
+    fn push(n: usize) -> Frame {
+        Frame::Msg(Message::PushReq {
+            epoch: Epoch(3),
+            range: 1,
+            worker: 2,
+            seq: Seq {
+                incarnation: 1,
+                n: 7,
+            },
+            clock: Clock(5),
+            keys: Keys::All,
+            values: (0..n).map(|i| i as f32 * 0.5).collect(),
+        })
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        for f in [
+            Frame::Hello {
+                from: NodeId::Server(3),
+                incarnation: 2,
+            },
+            push(0),
+            push(1000),
+            push(5000),
+        ] {
+            let bytes = encode(&f);
+            let (back, used) = decode(&bytes, DEFAULT_MAX_FRAME_BYTES).unwrap();
+            assert_eq!((back, used), (f, bytes.len()));
+        }
+    }
+
+    #[test]
+    fn dense_payload_costs_four_bytes_a_float() {
+        assert_eq!(encode(&push(3000)).len() - encode(&push(2000)).len(), 4000);
+        assert_eq!(encode(&push(1000)).len() - encode(&push(0)).len(), 4000);
+    }
+
+    #[test]
+    fn frames_written_are_read_back() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (mut a, mut b) = tokio::io::duplex(1 << 16);
+            let frames = vec![push(3), push(5000), push(0)];
+            let sent = frames.clone();
+            let writer = tokio::spawn(async move {
+                let mut scratch = Vec::new();
+                for mut f in sent {
+                    let before = f.clone();
+                    let n = write_frame(&mut a, &mut f, &mut scratch).await.unwrap();
+                    assert_eq!(f, before, "the frame is lent, not consumed");
+                    assert_eq!(n, encode(&f).len());
+                }
+            });
+            let mut buf = Vec::new();
+            for f in &frames {
+                let got = read_frame(&mut b, &mut buf, 1 << 20).await.unwrap();
+                assert_eq!(got.as_ref(), Some(f));
+            }
+            writer.await.unwrap();
+            assert!(read_frame(&mut b, &mut buf, 1 << 20)
+                .await
+                .unwrap()
+                .is_none());
+        });
+    }
+
+    #[test]
+    fn bad_frames_are_typed_errors() {
+        let good = encode(&push(10));
+        assert!(matches!(
+            decode(&good[..good.len() - 1], 1 << 20),
+            Err(FrameError::Truncated { .. })
+        ));
+        assert!(matches!(
+            decode(&good, 8),
+            Err(FrameError::BadLength { max: 8, .. })
+        ));
+        let mut v2 = good.clone();
+        v2[4] = 9;
+        assert!(matches!(
+            decode(&v2, 1 << 20),
+            Err(FrameError::BadVersion(9))
+        ));
+        let mut tag = good.clone();
+        tag[5] = 7;
+        assert!(matches!(decode(&tag, 1 << 20), Err(FrameError::BadTag(7))));
+        let mut junk = good.clone();
+        junk[6] = 0xff;
+        assert!(matches!(decode(&junk, 1 << 20), Err(FrameError::Decode(_))));
+    }
+}

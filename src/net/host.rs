@@ -1,0 +1,562 @@
+//! The TCP host: one protocol node (the unchanged sans-IO core) driven by
+//! tokio over real sockets and the real clock.
+//!
+//! ```text
+//!  peers ──TCP──► accept ─► reader task per connection (hello, then frames)
+//!                                 │ Input::Msg
+//!  timer tasks (tokio::time) ─────┼──► node task: core::Node ──► Commands
+//!  compute tasks ─────────────────┘        │ Send ─► writer task per peer ──TCP──► peer
+//!                                          │ Emit ─► EventSink (real elapsed time)
+//!                                          │ Persist ─► durable slot (survives a kill
+//!                                          │            of the task, not of the process)
+//!  control (finish) ──────────────────────►│ status (done / quiet / epoch) ─► watch
+//! ```
+//!
+//! Every node listens on its address; a node sends on its own outbound
+//! connection to the receiver's listener (one per peer, opened on first
+//! use, hello first). A send that fails drops the message, as a real
+//! network loses it: the protocol's retries and heartbeats recover. A bad
+//! frame closes only the connection it came on.
+
+use super::events::EventSink;
+use super::frame::{self, Frame, FrameError};
+use crate::core::{
+    Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, RangeId,
+    Server, Timer, Worker,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed connection attempt, messages to that peer are dropped
+/// for this long instead of each waiting for its own attempt.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Everything a node needs to run.
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// Who it is.
+    pub id: NodeId,
+    /// Its life number (0 first; a restarted node gets the next).
+    pub incarnation: u32,
+    /// Protocol parameters (every node of a cluster has the same).
+    pub cfg: Arc<ProtocolConfig>,
+    /// What workers train (servers and the coordinator need none).
+    pub job: Option<Arc<Job>>,
+    /// Seeds a worker's minibatch generator (with its id and incarnation).
+    pub seed: u64,
+    /// Every node's listening address.
+    pub peers: Arc<BTreeMap<NodeId, SocketAddr>>,
+    /// Time zero of the cluster: `now` for the core and event stamps.
+    pub origin: Instant,
+    /// Compute time charged per minibatch (the gradient itself is computed
+    /// for real in `on_compute_done`).
+    pub step_time: Duration,
+    /// Largest frame accepted.
+    pub max_frame_bytes: u32,
+    /// The node's durable storage; survives the node task (in-process
+    /// restarts).
+    pub durable: Arc<Mutex<Option<Durable>>>,
+    /// Where events go.
+    pub events: EventSink,
+}
+
+/// What a node reports of itself, for the run's end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// A worker that finished its clocks (always true for other nodes).
+    pub done: bool,
+    /// A server with nothing left to replicate or copy (always true for
+    /// other nodes).
+    pub quiet: bool,
+    /// The view epoch the node holds (0 for workers).
+    pub epoch: u64,
+}
+
+/// Messages and bytes a node sent (bytes are real frame sizes).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SendStats {
+    /// Messages written to a socket.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes of pushes (`push_req`, `chain_push`).
+    pub bytes_pushed: u64,
+    /// Bytes of pulls (`pull_req`, `pull_resp`).
+    pub bytes_pulled: u64,
+    /// Messages dropped: no connection to the peer, or the write failed.
+    pub dropped: u64,
+    /// Per message kind: count and bytes.
+    pub by_kind: BTreeMap<String, (u64, u64)>,
+}
+
+impl SendStats {
+    fn sent(&mut self, msg: &Message, size: usize) {
+        let size = size as u64;
+        self.messages += 1;
+        self.bytes += size;
+        if msg.is_push() {
+            self.bytes_pushed += size;
+        } else if msg.is_pull() {
+            self.bytes_pulled += size;
+        }
+        let k = self.by_kind.entry(msg.kind().to_string()).or_default();
+        k.0 += 1;
+        k.1 += size;
+    }
+
+    /// Adds another node's counts.
+    pub fn add(&mut self, o: &SendStats) {
+        self.messages += o.messages;
+        self.bytes += o.bytes;
+        self.bytes_pushed += o.bytes_pushed;
+        self.bytes_pulled += o.bytes_pulled;
+        self.dropped += o.dropped;
+        for (k, (n, b)) in &o.by_kind {
+            let e = self.by_kind.entry(k.clone()).or_default();
+            e.0 += n;
+            e.1 += b;
+        }
+    }
+}
+
+/// A server's replica at the end of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FinalReplica {
+    /// The range.
+    pub range: RangeId,
+    /// Its parameters.
+    pub params: Vec<f32>,
+    /// Digest of the parameters' bits (hex).
+    pub digest: String,
+    /// Pushes applied.
+    pub applied: u64,
+    /// Digest of the set of pushes applied (hex).
+    pub applied_set: String,
+    /// Digest of the clock table (hex).
+    pub clock_table: String,
+    /// Digest of the dedup table (hex).
+    pub dedup_table: String,
+}
+
+/// A node's account at the end of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// The node.
+    pub id: NodeId,
+    /// What it sent.
+    pub stats: SendStats,
+    /// A server's replicas.
+    pub replicas: Vec<FinalReplica>,
+    /// Its last status.
+    pub status: Status,
+    /// A worker's clock.
+    pub clock: u32,
+}
+
+/// Orders for a running node.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop and report.
+    Finish(oneshot::Sender<NodeReport>),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    /// Orders.
+    pub control: mpsc::Sender<Control>,
+    /// Its status, updated after every input.
+    pub status: watch::Receiver<Status>,
+    /// The node task; aborting it kills the node (its listener, its
+    /// connections and its timers go with it).
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// Stops the node and returns its report (`None` if it already died).
+    pub async fn finish(&self) -> Option<NodeReport> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::Finish(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// An input for the node task.
+enum Input {
+    Msg { from: NodeId, msg: Message },
+    Timer(Timer),
+    ComputeDone,
+}
+
+/// Starts a node on `listener` (bound to its address). Must be called
+/// inside a tokio runtime.
+pub fn spawn_node(opts: NodeOptions, listener: TcpListener) -> NodeHandle {
+    let (control_tx, control_rx) = mpsc::channel(4);
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let task = tokio::spawn(run(opts, listener, control_rx, status_tx));
+    NodeHandle {
+        control: control_tx,
+        status: status_rx,
+        task,
+    }
+}
+
+fn boot(opts: &NodeOptions) -> Node {
+    let durable = opts
+        .durable
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match opts.id {
+        NodeId::Coordinator => {
+            let state = match durable {
+                Some(Durable::Coordinator(s)) => Some(s),
+                _ => None,
+            };
+            Node::Coordinator(Coordinator::new(opts.cfg.clone(), state))
+        }
+        NodeId::Server(s) if opts.incarnation == 0 => {
+            Node::Server(Server::new(s, opts.cfg.clone()))
+        }
+        NodeId::Server(s) => Node::Server(Server::restarted(s, opts.cfg.clone(), durable)),
+        NodeId::Worker(w) => {
+            let seed = opts.seed ^ (u64::from(w) << 32 | u64::from(opts.incarnation));
+            Node::Worker(Worker::new(
+                w,
+                opts.incarnation,
+                opts.cfg.clone(),
+                opts.job.clone().expect("a worker is started with its job"),
+                ChaCha8Rng::seed_from_u64(seed),
+            ))
+        }
+    }
+}
+
+fn status_of(node: &Node) -> Status {
+    match node {
+        Node::Worker(w) => Status {
+            done: w.is_done(),
+            quiet: true,
+            epoch: 0,
+        },
+        Node::Server(s) => Status {
+            done: true,
+            quiet: s.is_quiet(),
+            epoch: s.view().epoch.0,
+        },
+        Node::Coordinator(c) => Status {
+            done: true,
+            quiet: true,
+            epoch: c.view().epoch.0,
+        },
+    }
+}
+
+fn report_of(node: &Node, stats: SendStats) -> NodeReport {
+    let mut replicas = Vec::new();
+    let mut clock = 0;
+    match node {
+        Node::Server(s) => {
+            for (&range, rep) in s.replicas() {
+                let (table, dedup) = rep.table_digests();
+                replicas.push(FinalReplica {
+                    range,
+                    params: rep.params.clone(),
+                    digest: format!("{:016x}", rep.params_digest()),
+                    applied: rep.applied,
+                    applied_set: format!("{:016x}", rep.applied_digest),
+                    clock_table: format!("{table:016x}"),
+                    dedup_table: format!("{dedup:016x}"),
+                });
+            }
+        }
+        Node::Worker(w) => clock = w.clock().0,
+        Node::Coordinator(_) => {}
+    }
+    NodeReport {
+        id: match node {
+            Node::Server(s) => s.id(),
+            Node::Worker(w) => NodeId::Worker(w.id()),
+            Node::Coordinator(_) => NodeId::Coordinator,
+        },
+        stats,
+        replicas,
+        status: status_of(node),
+        clock,
+    }
+}
+
+async fn run(
+    opts: NodeOptions,
+    listener: TcpListener,
+    mut control: mpsc::Receiver<Control>,
+    status: watch::Sender<Status>,
+) {
+    // Every task of the node lives in `tasks`: dropping it (the node task
+    // ends or is aborted) closes the listener, the connections and the
+    // timers at once, as a crash would.
+    let mut tasks = JoinSet::new();
+    let (tx, mut inputs) = mpsc::unbounded_channel::<Input>();
+    let stats = Arc::new(Mutex::new(SendStats::default()));
+    tasks.spawn(accept_loop(
+        listener,
+        opts.id,
+        opts.max_frame_bytes,
+        tx.clone(),
+    ));
+    let mut outbox = Outbox {
+        me: opts.id,
+        incarnation: opts.incarnation,
+        peers: opts.peers.clone(),
+        writers: BTreeMap::new(),
+        stats: stats.clone(),
+    };
+    let mut node = boot(&opts);
+    if opts.incarnation > 0 {
+        opts.events
+            .record(opts.origin, Event::Restart { node: opts.id });
+    }
+    let mut out = Vec::new();
+    node.on_start(opts.origin.elapsed(), &mut out);
+    execute(&opts, &mut out, &mut outbox, &mut tasks, &tx);
+    status.send_replace(status_of(&node));
+    loop {
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { break };
+                let now = opts.origin.elapsed();
+                match input {
+                    Input::Msg { from, msg } => node.on_message(now, from, msg, &mut out),
+                    Input::Timer(t) => node.on_timer(now, t, &mut out),
+                    Input::ComputeDone => node.on_compute_done(now, &mut out),
+                }
+                execute(&opts, &mut out, &mut outbox, &mut tasks, &tx);
+                let s = status_of(&node);
+                status.send_if_modified(|old| std::mem::replace(old, s) != s);
+            }
+            c = control.recv() => {
+                match c {
+                    Some(Control::Finish(reply)) => {
+                        let stats = stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let _ = reply.send(report_of(&node, stats));
+                    }
+                    None => {}
+                }
+                break;
+            }
+        }
+        // Reap finished timer and compute tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+}
+
+fn execute(
+    opts: &NodeOptions,
+    out: &mut Vec<Command>,
+    outbox: &mut Outbox,
+    tasks: &mut JoinSet<()>,
+    tx: &mpsc::UnboundedSender<Input>,
+) {
+    for cmd in out.drain(..) {
+        match cmd {
+            Command::Send { to, msg } => outbox.send(to, msg, tasks),
+            Command::SetTimer { timer, after } => {
+                let tx = tx.clone();
+                tasks.spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Input::Timer(timer));
+                });
+            }
+            Command::Compute { .. } => {
+                let tx = tx.clone();
+                let step = opts.step_time;
+                if step.is_zero() {
+                    let _ = tx.send(Input::ComputeDone);
+                } else {
+                    tasks.spawn(async move {
+                        tokio::time::sleep(step).await;
+                        let _ = tx.send(Input::ComputeDone);
+                    });
+                }
+            }
+            Command::Emit(ev) => opts.events.record(opts.origin, ev),
+            Command::Persist(d) => {
+                *opts.durable.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+            }
+        }
+    }
+}
+
+/// Outbound connections, one writer task per peer.
+struct Outbox {
+    me: NodeId,
+    incarnation: u32,
+    peers: Arc<BTreeMap<NodeId, SocketAddr>>,
+    writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+    stats: Arc<Mutex<SendStats>>,
+}
+
+impl Outbox {
+    fn send(&mut self, to: NodeId, msg: Message, tasks: &mut JoinSet<()>) {
+        let Some(&addr) = self.peers.get(&to) else {
+            eprintln!("pssim {}: no address for {to}; message dropped", self.me);
+            return;
+        };
+        let writer = self.writers.entry(to).or_insert_with(|| {
+            let (wtx, wrx) = mpsc::unbounded_channel();
+            let hello = Frame::Hello {
+                from: self.me,
+                incarnation: self.incarnation,
+            };
+            tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
+            wtx
+        });
+        if writer.send(msg).is_err() {
+            self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.set_nodelay(true)?;
+    s.write_all(&frame::encode(hello)).await?;
+    Ok(s)
+}
+
+async fn write_loop(
+    hello: Frame,
+    addr: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    stats: Arc<Mutex<SendStats>>,
+) {
+    let mut conn: Option<TcpStream> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    let mut buf = Vec::new();
+    while let Some(msg) = rx.recv().await {
+        if conn.is_none() && tokio::time::Instant::now() >= retry_at {
+            match connect(addr, &hello).await {
+                Ok(s) => conn = Some(s),
+                Err(_) => retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF,
+            }
+        }
+        let Some(stream) = conn.as_mut() else {
+            stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+            continue;
+        };
+        let mut frame = Frame::Msg(msg);
+        let res = frame::write_frame(stream, &mut frame, &mut buf).await;
+        let Frame::Msg(msg) = frame else {
+            unreachable!("a message frame stays one")
+        };
+        match res {
+            Ok(size) => stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sent(&msg, size),
+            Err(_) => {
+                conn = None;
+                stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+            }
+        }
+        if buf.capacity() > 1 << 20 {
+            // Do not keep a large push's buffer for the small messages after.
+            buf = Vec::new();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    me: NodeId,
+    max_frame_bytes: u32,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut readers = JoinSet::new();
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                readers.spawn(read_loop(stream, peer, me, max_frame_bytes, tx.clone()));
+            }
+            Err(e) => {
+                eprintln!("pssim {me}: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        while readers.try_join_next().is_some() {}
+    }
+}
+
+/// Reads one inbound connection: a hello, then messages, until the peer
+/// closes it or sends something that is not a frame.
+async fn read_loop(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    me: NodeId,
+    max_frame_bytes: u32,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut buf = Vec::new();
+    let hello = tokio::time::timeout(
+        HELLO_TIMEOUT,
+        frame::read_frame(&mut stream, &mut buf, max_frame_bytes),
+    )
+    .await;
+    let from = match hello {
+        Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
+        Ok(Ok(None)) => return,
+        Ok(Ok(Some(Frame::Msg(m)))) => {
+            eprintln!(
+                "pssim {me}: connection from {peer} sent {} before its hello; closing it",
+                m.kind()
+            );
+            return;
+        }
+        Ok(Err(e)) => {
+            eprintln!("pssim {me}: connection from {peer}: {e}; closing it");
+            return;
+        }
+        Err(_) => {
+            eprintln!("pssim {me}: connection from {peer} sent no hello within {HELLO_TIMEOUT:?}; closing it");
+            return;
+        }
+    };
+    loop {
+        match frame::read_frame(&mut stream, &mut buf, max_frame_bytes).await {
+            Ok(Some(Frame::Msg(msg))) => {
+                if tx.send(Input::Msg { from, msg }).is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Frame::Hello { .. })) => {
+                eprintln!("pssim {me}: {from} ({peer}) said hello twice; closing the connection");
+                return;
+            }
+            Ok(None) => return,
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => {
+                eprintln!("pssim {me}: connection from {from} ({peer}): {e}; closing it");
+                return;
+            }
+        }
+        if buf.capacity() > 1 << 20 {
+            buf = Vec::new();
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! `pssim local`: a whole scenario's cluster on loopback, as child
+//! processes of this binary (`pssim node`) or as tasks of this process
+//! (`--in-process`), supervised to the end of training, then judged like
+//! a simulated run.
+//!
+//! The supervisor starts every node, injects the scenario's crashes of
+//! servers and workers (a crash kills the process or task, a
+//! `restart_after` starts the next incarnation), waits until every worker
+//! has finished and the servers are quiet, asks every node for its final
+//! report, merges the events by time and hands them to [`judge`].
+
+use super::cluster::{self, Layout};
+use super::events::{self, EventSink, Stamped};
+use super::host::{self, NodeHandle, NodeOptions, NodeReport, Status};
+use super::judge::{judge, RealRun};
+use crate::core::{Durable, Event, NodeId, View};
+use crate::outcome::Outcome;
+use crate::scenario::{FaultKind, Scenario};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How to run a cluster locally.
+#[derive(Clone, Debug)]
+pub struct LocalOptions {
+    /// Nodes as tasks of this process instead of child processes.
+    pub in_process: bool,
+    /// Seed of the workers' generators (default: the scenario's).
+    pub seed: Option<u64>,
+    /// Stop (and fail) if training has not finished after this long.
+    pub timeout: Duration,
+    /// Write the merged events as JSON Lines here.
+    pub trace: Option<PathBuf>,
+    /// Keep the cluster file, the events and the nodes' logs here instead
+    /// of a temporary directory that is removed afterwards.
+    pub dir: Option<PathBuf>,
+    /// The `pssim` binary for child processes (default: this one).
+    pub exe: Option<PathBuf>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            in_process: false,
+            seed: None,
+            timeout: Duration::from_secs(120),
+            trace: None,
+            dir: None,
+            exe: None,
+        }
+    }
+}
+
+/// One planned action of the supervisor.
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Kill(NodeId),
+    Restart(NodeId),
+}
+
+/// What a real run honours of a scenario: the crashes it injects, and the
+/// rest it ignores (said in the outcome's `not_simulated`).
+fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<String>) {
+    let mut actions = Vec::new();
+    let mut ignored = vec![
+        "[network]: the real (loopback) network is used, not the modelled latency and bandwidth"
+            .to_string(),
+        "[check] liveness and determinism: not judged in real mode (a wall-clock timeout instead)"
+            .to_string(),
+    ];
+    for (i, f) in scn.faults.iter().enumerate() {
+        match &f.kind {
+            FaultKind::Crash {
+                node,
+                restart_after,
+            } if in_process || *node != NodeId::Coordinator => {
+                actions.push((f.at, Action::Kill(*node)));
+                if let Some(r) = restart_after {
+                    actions.push((f.at + *r, Action::Restart(*node)));
+                }
+            }
+            FaultKind::Crash { .. } => ignored.push(format!(
+                "[[fault]] #{} crash of the coordinator: not injected with separate processes \
+                 (its durable state lives in memory; use --in-process)",
+                i + 1
+            )),
+            k => ignored.push(format!(
+                "[[fault]] #{} {} at {:?}: not injected in real mode (only crashes are)",
+                i + 1,
+                k.name(),
+                f.at
+            )),
+        }
+    }
+    actions.sort_by_key(|(t, _)| *t);
+    if scn.chaos.is_some() {
+        ignored.push("[chaos]: not injected in real mode".into());
+    }
+    if scn.compute.jitter > 0.0 {
+        ignored.push("[compute] jitter: every step takes step_time".into());
+    }
+    if scn.training.target_accuracy.is_some() {
+        ignored.push("[training] target_accuracy: not observed during a real run".into());
+    }
+    if scn.compression != crate::scenario::Compression::default() {
+        ignored.push("[compression]: pushes and pulls are sent uncompressed".into());
+    }
+    (actions, ignored)
+}
+
+/// Runs the nodes of a cluster; the supervisor's view of them.
+trait Backend {
+    /// Starts (or restarts) a node.
+    fn start(&mut self, id: NodeId, incarnation: u32) -> Result<(), String>;
+    /// Kills a node; returns once it is dead.
+    fn kill(&mut self, id: NodeId);
+    /// Waits up to `dt` for status news.
+    fn poll(&mut self, dt: Duration);
+    /// A live node's last status.
+    fn status(&self, id: NodeId) -> Option<Status>;
+    /// Stops every live node and collects their reports.
+    fn finish(&mut self) -> Result<Vec<NodeReport>, String>;
+    /// Every node's events, merged by time.
+    fn events(&mut self) -> Result<Vec<Stamped>, String>;
+}
+
+/// Runs a scenario's cluster on loopback and judges it. `source` names the
+/// scenario file (it is read again by child processes).
+pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome, String> {
+    let wall = Instant::now();
+    let seed = opts.seed.unwrap_or(scn.seed);
+    let (actions, ignored) = plan(scn, opts.in_process);
+    let (temp, dir) = match &opts.dir {
+        Some(d) => (false, d.clone()),
+        None => {
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let d =
+                std::env::temp_dir().join(format!("pssim-local-{}-{nanos}", std::process::id()));
+            (true, d)
+        }
+    };
+    let events_dir = dir.join("events");
+    std::fs::create_dir_all(&events_dir)
+        .map_err(|e| format!("cannot create {}: {e}", events_dir.display()))?;
+    let (peers, held) = cluster::loopback_layout(scn)
+        .map_err(|e| format!("cannot find free loopback ports: {e}"))?;
+    let origin = Instant::now();
+    let origin_unix_us = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let job = Arc::new(crate::sim::setup::job(scn));
+    let mut backend: Box<dyn Backend> = if opts.in_process {
+        Box::new(InProcess::new(
+            scn,
+            &job,
+            seed,
+            peers.clone(),
+            held,
+            origin,
+        )?)
+    } else {
+        drop(held);
+        let scenario =
+            std::fs::canonicalize(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        let cluster_file = dir.join("cluster.toml");
+        cluster::write(
+            &cluster_file,
+            &Layout {
+                scenario,
+                seed,
+                events_dir: Some(events_dir.clone()),
+                origin_unix_us: Some(origin_unix_us),
+                step_time: None,
+                peers: peers.clone(),
+            },
+        )
+        .map_err(|e| format!("cannot write {}: {e}", cluster_file.display()))?;
+        let exe = match &opts.exe {
+            Some(e) => e.clone(),
+            None => std::env::current_exe().map_err(|e| format!("cannot find pssim: {e}"))?,
+        };
+        Box::new(Processes::new(
+            exe,
+            cluster_file,
+            events_dir.clone(),
+            dir.clone(),
+        ))
+    };
+    let result = supervise(scn, &mut *backend, &peers, &actions, origin, opts.timeout);
+    let outcome = result.map(|sup| {
+        let initial = View::initial(scn.cluster.servers, scn.cluster.replication);
+        let mut logs = vec![vec![Stamped {
+            t: Duration::ZERO,
+            ev: Event::View {
+                epoch: initial.epoch,
+                chains: initial.chains,
+            },
+        }]];
+        logs.push(sup.own);
+        logs.push(sup.events);
+        let mut how = format!("pssim local {}", source.display());
+        if opts.in_process {
+            how.push_str(" --in-process");
+        }
+        how.push_str(&format!(" --seed {seed}"));
+        judge(
+            scn,
+            &job,
+            RealRun {
+                events: events::merge(logs),
+                reports: sup.reports,
+                end: sup.end,
+                wall_s: wall.elapsed().as_secs_f64(),
+                stopped: sup.stopped,
+                quiet: sup.quiet,
+                not_simulated: ignored,
+                seed,
+                reproduce: how,
+                trace: opts.trace.clone(),
+            },
+        )
+    });
+    drop(backend);
+    if temp && outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+struct Supervised {
+    own: Vec<Stamped>,
+    events: Vec<Stamped>,
+    reports: Vec<NodeReport>,
+    end: Duration,
+    stopped: &'static str,
+    quiet: bool,
+}
+
+fn supervise(
+    scn: &Scenario,
+    b: &mut dyn Backend,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+    actions: &[(Duration, Action)],
+    origin: Instant,
+    timeout: Duration,
+) -> Result<Supervised, String> {
+    let mut incarnation: BTreeMap<NodeId, u32> = peers.keys().map(|&id| (id, 0)).collect();
+    let mut up: BTreeMap<NodeId, bool> = peers.keys().map(|&id| (id, true)).collect();
+    for &id in peers.keys() {
+        b.start(id, 0)?;
+    }
+    let mut own = Vec::new();
+    let mut next = 0;
+    let workers: Vec<NodeId> = peers
+        .keys()
+        .copied()
+        .filter(|n| n.worker().is_some())
+        .collect();
+    let (end, stopped) = loop {
+        let now = origin.elapsed();
+        while let Some(&(at, action)) = actions.get(next) {
+            if at > now {
+                break;
+            }
+            next += 1;
+            match action {
+                Action::Kill(id) if up[&id] => {
+                    b.kill(id);
+                    up.insert(id, false);
+                    own.push(Stamped {
+                        t: origin.elapsed(),
+                        ev: Event::Crash { node: id },
+                    });
+                }
+                Action::Restart(id) if !up[&id] => {
+                    let inc = incarnation.get_mut(&id).expect("every node has an entry");
+                    *inc += 1;
+                    b.start(id, *inc)?;
+                    up.insert(id, true);
+                }
+                _ => {}
+            }
+        }
+        // A crashed worker that will not come back counts as finished.
+        let returns = |id: NodeId| {
+            actions[next..]
+                .iter()
+                .any(|(_, a)| matches!(a, Action::Restart(n) if *n == id))
+        };
+        let done = workers.iter().all(|&w| match b.status(w) {
+            Some(s) => s.done,
+            None => !up[&w] && !returns(w),
+        });
+        if done {
+            break (origin.elapsed(), "finished");
+        }
+        if now >= timeout {
+            break (now, "max_time");
+        }
+        b.poll(Duration::from_millis(5));
+    };
+    // Let replication settle before the replicas are compared, as the
+    // simulator does: every live server quiet and on the coordinator's view.
+    let grace_until = origin.elapsed() + scn.cluster.heartbeat_timeout * 8;
+    let quiet = |b: &dyn Backend| {
+        let epoch = b.status(NodeId::Coordinator).map(|s| s.epoch);
+        peers.keys().filter(|n| n.server().is_some()).all(|&s| {
+            b.status(s)
+                .is_none_or(|st| st.quiet && (epoch.is_none() || Some(st.epoch) == epoch))
+        })
+    };
+    while stopped == "finished" && !quiet(b) && origin.elapsed() < grace_until {
+        b.poll(Duration::from_millis(5));
+    }
+    let quiet = quiet(b);
+    let reports = b.finish()?;
+    let events = b.events()?;
+    Ok(Supervised {
+        own,
+        events,
+        reports,
+        end,
+        stopped,
+        quiet,
+    })
+}
+
+/// Nodes as tasks of this process, on one tokio runtime.
+struct InProcess {
+    rt: tokio::runtime::Runtime,
+    base: NodeOptions,
+    nodes: BTreeMap<NodeId, NodeHandle>,
+    durable: BTreeMap<NodeId, Arc<Mutex<Option<Durable>>>>,
+    listeners: BTreeMap<NodeId, std::net::TcpListener>,
+    log: Arc<Mutex<Vec<Stamped>>>,
+}
+
+impl InProcess {
+    fn new(
+        scn: &Scenario,
+        job: &Arc<crate::core::Job>,
+        seed: u64,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        held: Vec<std::net::TcpListener>,
+        origin: Instant,
+    ) -> Result<InProcess, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let cfg = crate::sim::setup::protocol_config(scn, job.model.dim(), crate::core::Bugs::NONE);
+        let listeners = peers.keys().copied().zip(held).collect();
+        Ok(InProcess {
+            rt,
+            base: NodeOptions {
+                id: NodeId::Coordinator,
+                incarnation: 0,
+                cfg,
+                job: Some(job.clone()),
+                seed,
+                peers: Arc::new(peers),
+                origin,
+                step_time: scn.compute.step_time,
+                max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
+                durable: Arc::default(),
+                events: EventSink::Memory(log.clone()),
+            },
+            nodes: BTreeMap::new(),
+            durable: BTreeMap::new(),
+            listeners,
+            log,
+        })
+    }
+}
+
+impl Backend for InProcess {
+    fn start(&mut self, id: NodeId, incarnation: u32) -> Result<(), String> {
+        let addr = self.base.peers[&id];
+        let _guard = self.rt.enter();
+        let listener = match self.listeners.remove(&id) {
+            Some(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l)),
+            // A restart binds the address again.
+            None => self.rt.block_on(tokio::net::TcpListener::bind(addr)),
+        }
+        .map_err(|e| format!("{id}: cannot listen on {addr}: {e}"))?;
+        let opts = NodeOptions {
+            id,
+            incarnation,
+            durable: self.durable.entry(id).or_default().clone(),
+            ..self.base.clone()
+        };
+        self.nodes.insert(id, host::spawn_node(opts, listener));
+        Ok(())
+    }
+
+    fn kill(&mut self, id: NodeId) {
+        if let Some(h) = self.nodes.remove(&id) {
+            h.task.abort();
+            let _ = self.rt.block_on(h.task);
+        }
+    }
+
+    fn poll(&mut self, dt: Duration) {
+        std::thread::sleep(dt);
+    }
+
+    fn status(&self, id: NodeId) -> Option<Status> {
+        self.nodes.get(&id).map(|h| *h.status.borrow())
+    }
+
+    fn finish(&mut self) -> Result<Vec<NodeReport>, String> {
+        let nodes = std::mem::take(&mut self.nodes);
+        self.rt.block_on(async {
+            let mut reports = Vec::new();
+            for (id, h) in nodes {
+                match h.finish().await {
+                    Some(r) => reports.push(r),
+                    None => return Err(format!("{id} died before reporting")),
+                }
+                let _ = h.task.await;
+            }
+            Ok(reports)
+        })
+    }
+
+    fn events(&mut self) -> Result<Vec<Stamped>, String> {
+        Ok(std::mem::take(
+            &mut *self.log.lock().unwrap_or_else(|e| e.into_inner()),
+        ))
+    }
+}
+
+/// What a child's stdout said.
+enum Said {
+    Status(Status),
+    Final(Box<NodeReport>),
+    Closed,
+}
+
+struct ChildNode {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    incarnation: u32,
+    status: Option<Status>,
+}
+
+/// Nodes as child processes (`pssim node`).
+struct Processes {
+    exe: PathBuf,
+    cluster_file: PathBuf,
+    events_dir: PathBuf,
+    log_dir: PathBuf,
+    children: BTreeMap<NodeId, ChildNode>,
+    tx: mpsc::Sender<(NodeId, u32, Said)>,
+    rx: mpsc::Receiver<(NodeId, u32, Said)>,
+    finals: BTreeMap<NodeId, NodeReport>,
+}
+
+impl Processes {
+    fn new(exe: PathBuf, cluster_file: PathBuf, events_dir: PathBuf, log_dir: PathBuf) -> Self {
+        let (tx, rx) = mpsc::channel();
+        Processes {
+            exe,
+            cluster_file,
+            events_dir,
+            log_dir,
+            children: BTreeMap::new(),
+            tx,
+            rx,
+            finals: BTreeMap::new(),
+        }
+    }
+
+    fn handle(&mut self, id: NodeId, inc: u32, said: Said) {
+        let Some(c) = self.children.get_mut(&id).filter(|c| c.incarnation == inc) else {
+            return;
+        };
+        match said {
+            Said::Status(s) => c.status = Some(s),
+            Said::Final(r) => {
+                self.finals.insert(id, *r);
+            }
+            Said::Closed => {}
+        }
+    }
+}
+
+impl Backend for Processes {
+    fn start(&mut self, id: NodeId, incarnation: u32) -> Result<(), String> {
+        let log_path = self.log_dir.join(format!("{id}-{incarnation}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        let mut child = std::process::Command::new(&self.exe)
+            .arg("node")
+            .arg("--cluster")
+            .arg(&self.cluster_file)
+            .args(["--id", &id.to_string()])
+            .args(["--incarnation", &incarnation.to_string()])
+            .arg("--exit-on-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let tx = self.tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let said = if let Some(j) = line.strip_prefix("status ") {
+                    serde_json::from_str(j).ok().map(Said::Status)
+                } else if let Some(j) = line.strip_prefix("final ") {
+                    serde_json::from_str(j)
+                        .ok()
+                        .map(|r| Said::Final(Box::new(r)))
+                } else {
+                    None
+                };
+                if let Some(s) = said {
+                    if tx.send((id, incarnation, s)).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send((id, incarnation, Said::Closed));
+        });
+        let stdin = child.stdin.take();
+        self.children.insert(
+            id,
+            ChildNode {
+                child,
+                stdin,
+                incarnation,
+                status: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn kill(&mut self, id: NodeId) {
+        if let Some(mut c) = self.children.remove(&id) {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+        }
+    }
+
+    fn poll(&mut self, dt: Duration) {
+        if let Ok((id, inc, said)) = self.rx.recv_timeout(dt) {
+            self.handle(id, inc, said);
+            while let Ok((id, inc, said)) = self.rx.try_recv() {
+                self.handle(id, inc, said);
+            }
+        }
+    }
+
+    fn status(&self, id: NodeId) -> Option<Status> {
+        self.children.get(&id).map(|c| c.status.unwrap_or_default())
+    }
+
+    fn finish(&mut self) -> Result<Vec<NodeReport>, String> {
+        for c in self.children.values_mut() {
+            if let Some(stdin) = c.stdin.as_mut() {
+                let _ = stdin.write_all(b"finish\n").and_then(|()| stdin.flush());
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.finals.len() < self.children.len() && Instant::now() < deadline {
+            self.poll(Duration::from_millis(20));
+        }
+        let missing: Vec<String> = self
+            .children
+            .keys()
+            .filter(|id| !self.finals.contains_key(id))
+            .map(|id| id.to_string())
+            .collect();
+        for (_, mut c) in std::mem::take(&mut self.children) {
+            drop(c.stdin.take());
+            if c.child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+                let _ = c.child.kill();
+            }
+            let _ = c.child.wait();
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "no final report from {} (their logs are in {})",
+                missing.join(", "),
+                self.log_dir.display()
+            ));
+        }
+        Ok(std::mem::take(&mut self.finals).into_values().collect())
+    }
+
+    fn events(&mut self) -> Result<Vec<Stamped>, String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.events_dir)
+            .map_err(|e| format!("{}: {e}", self.events_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        let logs = files
+            .iter()
+            .map(|f| events::read_jsonl(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(events::merge(logs))
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in self.children.values_mut() {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+        }
+    }
+}
