@@ -4,6 +4,8 @@
 //! `pull_filter` check against its planted bug. Numbers are in
 //! docs/scenarios.md and docs/performance.md.
 
+#![cfg(madsim)]
+
 mod common;
 
 use common::*;

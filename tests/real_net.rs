@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use pssim::core::codec::Payload;
 use pssim::core::{
     Bugs, Clock, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig, RangeMap,
     Schedule,
@@ -37,6 +38,7 @@ fn config() -> Arc<ProtocolConfig> {
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 0,
+        compression: Default::default(),
         bugs: Bugs::NONE,
     })
 }
@@ -80,7 +82,7 @@ impl Hostile {
                     seq: pssim::core::Seq::default(),
                     clock: Clock(0),
                     keys: Keys::All,
-                    values: vec![1.0; 2000],
+                    values: Payload::Dense(vec![1.0; 2000]),
                 }));
                 b.extend_from_slice(&push[..k % push.len()]);
                 (b, false)
@@ -131,6 +133,7 @@ fn pull(clock: u32) -> Message {
         clock: Clock(clock),
         keys: Keys::All,
         schedule: 0,
+        base: 0,
     }
 }
 
@@ -293,8 +296,10 @@ proptest! {
         let f = Frame::Msg(Message::PullResp {
             range: 0,
             clock: Clock(3),
-            values: (0..n).map(|i| i as f32).collect(),
+            values: Payload::Dense((0..n).map(|i| i as f32).collect()),
             schedule: Vec::new(),
+            held: 0,
+            base: 0,
         });
         let bytes = frame::encode(&f);
         let k = cut.index(bytes.len());

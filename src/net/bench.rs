@@ -6,6 +6,7 @@
 use super::events::EventSink;
 use super::frame::{self, Frame};
 use super::host::{self, NodeOptions};
+use crate::core::codec::Payload;
 use crate::core::{
     Bugs, Clock, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig, RangeMap,
     Schedule, Seq,
@@ -47,6 +48,7 @@ fn config(n: u32) -> Arc<ProtocolConfig> {
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 0,
+        compression: Default::default(),
         bugs: Bugs::NONE,
     })
 }
@@ -150,10 +152,14 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             },
             clock,
             keys: Keys::All,
-            values: std::mem::take(&mut grad),
+            values: Payload::Dense(std::mem::take(&mut grad)),
         });
         frame::write_frame(&mut to_server, &mut push, &mut wbuf).await?;
-        if let Frame::Msg(Message::PushReq { values, .. }) = push {
+        if let Frame::Msg(Message::PushReq {
+            values: Payload::Dense(values),
+            ..
+        }) = push
+        {
             grad = values;
         }
         if let Some(a) = accept.take() {
@@ -169,6 +175,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             clock: Clock(round + 1),
             keys: Keys::All,
             schedule: 0,
+            base: 0,
         });
         frame::write_frame(&mut to_server, &mut pull, &mut wbuf).await?;
         let values = expect(from_server, &mut rbuf, "pull_resp").await?;

@@ -122,6 +122,11 @@ enum Wire {
         clock: Clock,
         bound: Option<u32>,
     },
+    PullFilterMismatch {
+        worker: WorkerId,
+        range: RangeId,
+        clock: Clock,
+    },
     WorkerClock {
         worker: WorkerId,
         clock: Clock,
@@ -240,6 +245,15 @@ impl Wire {
                 worker,
                 clock,
                 bound,
+            },
+            Wire::PullFilterMismatch {
+                worker,
+                range,
+                clock,
+            } => Event::PullFilterMismatch {
+                worker,
+                range,
+                clock,
             },
             Wire::WorkerClock { worker, clock } => Event::WorkerClock { worker, clock },
             Wire::WorkerDone { worker, clock } => Event::WorkerDone { worker, clock },

@@ -22,6 +22,8 @@
 //! decode is a [`FrameError`]: the reader closes that connection (and only
 //! that one).
 
+use crate::core::codec::Payload;
+use crate::core::msg::Entry;
 use crate::core::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -91,12 +93,7 @@ pub enum FrameError {
 
 /// The big float vector of a frame, if it has one worth sending in bulk.
 fn floats_mut(frame: &mut Frame) -> Option<&mut Vec<f32>> {
-    let v = match frame {
-        Frame::Msg(Message::PushReq { values, .. } | Message::PullResp { values, .. }) => values,
-        Frame::Msg(Message::ChainPush { entry, .. }) => &mut entry.values,
-        Frame::Msg(Message::Snapshot { state, .. }) => &mut state.params,
-        _ => return None,
-    };
+    let v = floats_mut_any(frame)?;
     (v.len() >= BULK_MIN_FLOATS).then_some(v)
 }
 
@@ -153,13 +150,29 @@ fn restore(frame: &mut Frame, bulk: Option<Vec<f32>>) {
     }
 }
 
-/// The float vector a bulk frame's head leaves empty.
+/// The raw float vector of a frame (a bulk frame's head leaves it empty):
+/// dense payloads and snapshots. Compressed payloads are small and travel
+/// in the bincode head.
 fn floats_mut_any(frame: &mut Frame) -> Option<&mut Vec<f32>> {
     match frame {
-        Frame::Msg(Message::PushReq { values, .. } | Message::PullResp { values, .. }) => {
-            Some(values)
-        }
-        Frame::Msg(Message::ChainPush { entry, .. }) => Some(&mut entry.values),
+        Frame::Msg(
+            Message::PushReq {
+                values: Payload::Dense(values),
+                ..
+            }
+            | Message::PullResp {
+                values: Payload::Dense(values),
+                ..
+            }
+            | Message::ChainPush {
+                entry:
+                    Entry {
+                        values: Payload::Dense(values),
+                        ..
+                    },
+                ..
+            },
+        ) => Some(values),
         Frame::Msg(Message::Snapshot { state, .. }) => Some(&mut state.params),
         _ => None,
     }
@@ -204,22 +217,14 @@ fn decode_head(tag: u8, head: &[u8]) -> Result<Frame, FrameError> {
         .reject_trailing_bytes()
         .deserialize(head)
         .map_err(|e| FrameError::Decode(e.to_string()))?;
-    if tag == TAG_BULK && !matches!(&frame, Frame::Msg(m) if carries_bulk(m)) {
+    let mut frame = frame;
+    if tag == TAG_BULK && floats_mut_any(&mut frame).is_none() {
         return Err(FrameError::Decode(
-            "a bulk frame must carry a push, pull answer, chain push or snapshot".into(),
+            "a bulk frame must carry dense values (push, pull answer, chain push) or a snapshot"
+                .into(),
         ));
     }
     Ok(frame)
-}
-
-fn carries_bulk(m: &Message) -> bool {
-    matches!(
-        m,
-        Message::PushReq { .. }
-            | Message::PullResp { .. }
-            | Message::ChainPush { .. }
-            | Message::Snapshot { .. }
-    )
 }
 
 fn check_len(len: u32, max: u32) -> Result<u32, FrameError> {
@@ -382,7 +387,7 @@ mod tests {
             },
             clock: Clock(5),
             keys: Keys::All,
-            values: (0..n).map(|i| i as f32 * 0.5).collect(),
+            values: Payload::Dense((0..n).map(|i| i as f32 * 0.5).collect()),
         })
     }
 

@@ -95,6 +95,12 @@ pub struct SendStats {
     pub bytes_pushed: u64,
     /// Bytes of pulls (`pull_req`, `pull_resp`).
     pub bytes_pulled: u64,
+    /// What the pushes would have taken with raw float values.
+    #[serde(default)]
+    pub bytes_pushed_raw: u64,
+    /// What the pulls would have taken with every value sent raw.
+    #[serde(default)]
+    pub bytes_pulled_raw: u64,
     /// Messages dropped: no connection to the peer, or the write failed.
     pub dropped: u64,
     /// Per message kind: count and bytes.
@@ -106,10 +112,14 @@ impl SendStats {
         let size = size as u64;
         self.messages += 1;
         self.bytes += size;
+        // Raw: the real frame plus what compression saved (as modelled).
+        let saved = (msg.raw_wire_size() - msg.wire_size()) as u64;
         if msg.is_push() {
             self.bytes_pushed += size;
+            self.bytes_pushed_raw += size + saved;
         } else if msg.is_pull() {
             self.bytes_pulled += size;
+            self.bytes_pulled_raw += size + saved;
         }
         let k = self.by_kind.entry(msg.kind().to_string()).or_default();
         k.0 += 1;
@@ -122,6 +132,8 @@ impl SendStats {
         self.bytes += o.bytes;
         self.bytes_pushed += o.bytes_pushed;
         self.bytes_pulled += o.bytes_pulled;
+        self.bytes_pushed_raw += o.bytes_pushed_raw;
+        self.bytes_pulled_raw += o.bytes_pulled_raw;
         self.dropped += o.dropped;
         for (k, (n, b)) in &o.by_kind {
             let e = self.by_kind.entry(k.clone()).or_default();

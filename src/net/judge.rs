@@ -157,6 +157,16 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         bytes: stats.bytes,
         bytes_pushed: stats.bytes_pushed,
         bytes_pulled: stats.bytes_pulled,
+        bytes_pushed_raw: stats.bytes_pushed_raw,
+        bytes_pulled_raw: stats.bytes_pulled_raw,
+        compression_ratio: {
+            let sent = stats.bytes_pushed + stats.bytes_pulled;
+            if sent == 0 {
+                1.0
+            } else {
+                (stats.bytes_pushed_raw + stats.bytes_pulled_raw) as f64 / sent as f64
+            }
+        },
         messages_dropped: stats.dropped,
         pushes_acked: 0,
         updates_lost: 0,
@@ -183,6 +193,8 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
             loss,
             min_clock,
             max_clock: clocks.iter().copied().max().unwrap_or(0),
+            bytes_pushed: stats.bytes_pushed,
+            bytes_pulled: stats.bytes_pulled,
         }],
         series_interval_s: interval.as_secs_f64(),
         series: metrics.series.clone(),
@@ -212,6 +224,11 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
     // wall-clock timeout instead (`stopped: max_time`).
     o.add_check(&recorder.liveness.report(run.end, false));
     o.add_check(&recorder.changes.report(!scn.changes.is_empty()));
+    o.add_check(
+        &recorder
+            .pull_filter
+            .report(scn.compression.pull_threshold > 0.0),
+    );
     o.add_check(
         &recorder
             .replicas

@@ -106,9 +106,6 @@ fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<Strin
     if scn.training.target_accuracy.is_some() {
         ignored.push("[training] target_accuracy: not observed during a real run".into());
     }
-    if scn.compression != crate::scenario::Compression::default() {
-        ignored.push("[compression]: pushes and pulls are sent uncompressed".into());
-    }
     (actions, ignored)
 }
 
