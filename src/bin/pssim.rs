@@ -3,6 +3,11 @@
 // simulator's commands are compiled out there.
 #![cfg_attr(not(madsim), allow(dead_code, unused_imports, unused_macros))]
 
+/// Large blocks from mimalloc, small ones from the system (see
+/// `pssim::net::alloc`).
+#[global_allocator]
+static ALLOC: pssim::net::alloc::Split = pssim::net::alloc::Split;
+
 use clap::{Args, Parser, Subcommand};
 use pssim::core::{Bug, Bugs};
 use pssim::scenario::{self, Scenario, ScenarioError};

@@ -13,6 +13,7 @@
 //! only: `local` and `judge` build the simulator's `Outcome`, which needs
 //! the default build.
 
+pub mod alloc;
 pub mod bench;
 pub mod cluster;
 pub mod events;
