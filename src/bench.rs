@@ -301,6 +301,65 @@ pub fn run_all(default: &Scenario) -> Vec<Measurement> {
     out
 }
 
+/// The scale scenario `pssim bench --scale` times (scenarios/scale.toml).
+pub const SCALE_SCENARIO: &str = include_str!("../scenarios/scale.toml");
+
+/// The scale benchmark: one run of the scale scenario (sparse logistic
+/// regression, 10^6 features, 16 servers, 128 workers, 1000 clocks): its
+/// wall time and the process's peak memory (`VmHWM`, Linux; 0 elsewhere).
+pub fn run_scale(scn: &Scenario) -> Vec<Measurement> {
+    let r = sim::run_once(
+        scn,
+        &RunOptions {
+            seed: scn.seed,
+            ..RunOptions::default()
+        },
+    );
+    let o = &r.outcome;
+    let plain = |name: String, value: f64, unit: &str| Measurement {
+        name,
+        value,
+        unit: unit.into(),
+        baseline: None,
+        baseline_name: None,
+        ratio: None,
+        goal: None,
+    };
+    vec![
+        plain(
+            format!(
+                "scale: {} workers, {} servers, {} clocks",
+                scn.cluster.workers, scn.cluster.servers, scn.training.clocks
+            ),
+            o.wall_time_s,
+            "wall s (goal < 60)",
+        ),
+        plain(
+            format!("scale: {} messages", o.messages),
+            o.messages as f64 / o.wall_time_s.max(1e-9),
+            "msg/s",
+        ),
+        plain(
+            format!("scale: final accuracy {:.4}", o.final_accuracy),
+            peak_memory_bytes() as f64 / (1 << 20) as f64,
+            "MiB peak memory",
+        ),
+    ]
+}
+
+/// The process's peak resident memory in bytes (`VmHWM` of
+/// /proc/self/status; 0 where that does not exist).
+pub fn peak_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// The table `pssim bench` prints.
 pub fn table(ms: &[Measurement]) -> String {
     let mut s = format!(

@@ -157,6 +157,11 @@ enum Cmd {
         /// Also write the measurements as JSON to FILE.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Run only the scale benchmark (scenarios/scale.toml: 10^6
+        /// features, 16 servers, 128 workers, 1000 clocks; about a minute):
+        /// wall time and peak memory.
+        #[arg(long)]
+        scale: bool,
     },
 }
 
@@ -291,7 +296,7 @@ fn main() -> ExitCode {
             0
         }
         #[cfg(madsim)]
-        Some(Cmd::Bench { json }) => bench(json.as_deref()),
+        Some(Cmd::Bench { json, scale }) => bench(json.as_deref(), scale),
         #[cfg(not(madsim))]
         None
         | Some(
@@ -726,12 +731,18 @@ fn local(file: &Path, opts: &pssim::net::local::LocalOptions, json: bool) -> i32
 }
 
 #[cfg(madsim)]
-fn bench(json: Option<&Path>) -> i32 {
-    let default = match scenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE) {
-        Ok(s) => s,
-        Err(e) => return bad_input(&e),
+fn bench(json: Option<&Path>, scale: bool) -> i32 {
+    let ms = if scale {
+        match scenario::parse(pssim::bench::SCALE_SCENARIO, "scenarios/scale.toml") {
+            Ok(s) => pssim::bench::run_scale(&s),
+            Err(e) => return bad_input(&e),
+        }
+    } else {
+        match scenario::parse(DEFAULT_SCENARIO, DEFAULT_SOURCE) {
+            Ok(s) => pssim::bench::run_all(&s),
+            Err(e) => return bad_input(&e),
+        }
     };
-    let ms = pssim::bench::run_all(&default);
     say_raw!("{}", pssim::bench::table(&ms));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&ms).expect("measurements serialize");

@@ -2,44 +2,53 @@
 //! worker arrive clock after clock, so the sets the checkers keep collapse
 //! to a handful of intervals however long the run.
 
-use std::collections::BTreeMap;
-
-/// Disjoint, non-adjacent intervals `[start, end)`, keyed by start.
+/// Disjoint, non-adjacent intervals `[start, end)`, sorted by start. A
+/// sorted vector, not a tree: the sets hold a handful of intervals and are
+/// queried on every read of a run (for every member), where a binary
+/// search over a few entries beats walking a B-tree.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IntervalSet {
-    spans: BTreeMap<u64, u64>,
+    spans: Vec<(u64, u64)>,
 }
 
 impl IntervalSet {
+    /// Index of the span that starts at or before `x` (the only one that
+    /// can hold `x`), if any.
+    fn at_or_before(&self, x: u64) -> Option<usize> {
+        self.spans.partition_point(|&(s, _)| s <= x).checked_sub(1)
+    }
+
     /// Adds `x`; returns false if it was already present.
     pub fn insert(&mut self, x: u64) -> bool {
-        if self.contains(x) {
-            return false;
+        let i = self.at_or_before(x);
+        if let Some(i) = i {
+            if x < self.spans[i].1 {
+                return false;
+            }
         }
-        let left = self
-            .spans
-            .range(..=x)
-            .next_back()
-            .filter(|(_, &e)| e == x)
-            .map(|(&s, _)| s);
-        let right_end = self.spans.remove(&(x + 1));
-        let start = left.unwrap_or(x);
-        let end = right_end.unwrap_or(x + 1);
-        self.spans.insert(start, end);
+        let joins_left = i.filter(|&i| self.spans[i].1 == x);
+        let next = i.map_or(0, |i| i + 1);
+        let joins_right = (next < self.spans.len() && self.spans[next].0 == x + 1).then_some(next);
+        match (joins_left, joins_right) {
+            (Some(l), Some(r)) => {
+                self.spans[l].1 = self.spans[r].1;
+                self.spans.remove(r);
+            }
+            (Some(l), None) => self.spans[l].1 = x + 1,
+            (None, Some(r)) => self.spans[r].0 = x,
+            (None, None) => self.spans.insert(next, (x, x + 1)),
+        }
         true
     }
 
     /// Whether `x` is present.
     pub fn contains(&self, x: u64) -> bool {
-        self.spans
-            .range(..=x)
-            .next_back()
-            .is_some_and(|(_, &e)| x < e)
+        self.at_or_before(x).is_some_and(|i| x < self.spans[i].1)
     }
 
     /// Number of integers present.
     pub fn len(&self) -> u64 {
-        self.spans.iter().map(|(s, e)| e - s).sum()
+        self.spans.iter().map(|&(s, e)| e - s).sum()
     }
 
     /// Whether the set is empty.
@@ -47,17 +56,21 @@ impl IntervalSet {
         self.spans.is_empty()
     }
 
+    /// The first number at or after `from` not in the set (`from` itself
+    /// if it is missing): everything in `[from, first_missing(from))` is in.
+    pub fn first_missing(&self, from: u64) -> u64 {
+        match self.at_or_before(from) {
+            Some(i) if self.spans[i].1 > from => self.spans[i].1,
+            _ => from,
+        }
+    }
+
     /// The sub-intervals of `[from, to)` not in the set, in order.
     pub fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut at = from;
-        let first = self
-            .spans
-            .range(..=from)
-            .next_back()
-            .map(|(&s, _)| s)
-            .unwrap_or(from);
-        for (&s, &e) in self.spans.range(first..) {
+        let first = self.at_or_before(from).unwrap_or(0);
+        for &(s, e) in &self.spans[first..] {
             if at >= to || s >= to {
                 break;
             }
@@ -77,7 +90,7 @@ impl IntervalSet {
 
     /// The intervals, in order.
     pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.spans.iter().map(|(&s, &e)| (s, e))
+        self.spans.iter().copied()
     }
 
     /// Number of integers of `self` not in `other`.
@@ -110,6 +123,8 @@ mod tests {
             let gaps: BTreeSet<u64> = s.gaps(from, to).iter().flat_map(|&(a, b)| a..b).collect();
             let expect: BTreeSet<u64> = (from..to).filter(|x| !model.contains(x)).collect();
             prop_assert_eq!(gaps, expect);
+            let first = (from..).find(|x| !model.contains(x)).expect("finite set");
+            prop_assert_eq!(s.first_missing(from), first);
             // Spans are disjoint and never adjacent.
             let spans: Vec<_> = s.spans().collect();
             for w in spans.windows(2) {

@@ -155,6 +155,9 @@ impl StalenessCheck {
                         continue;
                     }
                     let have = rep.state.get(&w).unwrap_or(&empty);
+                    if have.first_missing(u64::from(start)) > u64::from(last_needed) {
+                        continue; // The usual case: nothing missing.
+                    }
                     let acked = self.acked.get(&(range, w)).unwrap_or(&empty);
                     for (a, b) in have.gaps(u64::from(start), u64::from(last_needed) + 1) {
                         for k in a..b {
@@ -207,7 +210,7 @@ impl StalenessCheck {
             .map(|(w, &(_, start))| {
                 let have = rep.state.get(w).unwrap_or(&empty);
                 let start = u64::from(start).min(c);
-                have.gaps(start, c).first().map_or(c, |&(a, _)| a)
+                have.first_missing(start).min(c)
             })
             .min()
             .unwrap_or(c);

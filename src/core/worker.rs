@@ -62,6 +62,8 @@ pub struct Worker {
     batch: Vec<u32>,
     /// Sparse: the batch's keys, sorted; `values`/`grad` align with them.
     keys: Vec<u32>,
+    /// Sparse: where each non-zero of the batch sits in `keys`.
+    slots: Vec<u32>,
     /// Per range: the slice of `keys` (sparse) or of the key space (dense).
     split: Vec<Range<usize>>,
     values: Vec<f32>,
@@ -111,6 +113,7 @@ impl Worker {
             order_pos: usize::MAX,
             batch: Vec::new(),
             keys: Vec::new(),
+            slots: Vec::new(),
             split: if job.sparse { Vec::new() } else { dense_split },
             values: if job.sparse {
                 Vec::new()
@@ -301,9 +304,12 @@ impl Worker {
         }));
         self.sample_batch();
         if self.job.sparse {
-            self.job
-                .model
-                .batch_keys(&self.job.data.train, &self.batch, &mut self.keys);
+            self.job.model.batch_keys_slotted(
+                &self.job.data.train,
+                &self.batch,
+                &mut self.keys,
+                &mut self.slots,
+            );
             self.cfg.ranges.split_sorted(&self.keys, &mut self.split);
             self.values.resize(self.keys.len(), 0.0);
             self.grad.resize(self.keys.len(), 0.0);
@@ -478,14 +484,23 @@ impl Worker {
         if self.phase != Phase::Computing {
             return;
         }
-        let view = ParamView {
-            keys: self.job.sparse.then_some(&self.keys[..]),
-            values: &self.values,
+        let (model, data) = (&self.job.model, &self.job.data.train);
+        self.last_loss = if self.job.sparse {
+            model.gradient_slotted(
+                data,
+                &self.batch,
+                &self.keys,
+                &self.slots,
+                &self.values,
+                &mut self.grad,
+            )
+        } else {
+            let view = ParamView {
+                keys: None,
+                values: &self.values,
+            };
+            model.gradient(data, &self.batch, view, &mut self.grad)
         };
-        self.last_loss =
-            self.job
-                .model
-                .gradient(&self.job.data.train, &self.batch, view, &mut self.grad);
         self.phase = Phase::Pushing;
         self.waiting = 0;
         let dim = self.cfg.ranges.dim() as usize;

@@ -110,6 +110,121 @@ impl Model {
         out.dedup();
     }
 
+    /// As [`Model::batch_keys`], and also where each non-zero of each row
+    /// sits in `keys`: `slots` lists, row by row (in `rows` order) and per
+    /// output, the position of every non-zero's key, so that
+    /// [`Model::gradient_slotted`] needs no search. Dense rows leave
+    /// `slots` empty.
+    pub fn batch_keys_slotted(
+        &self,
+        data: &Matrix,
+        rows: &[u32],
+        keys: &mut Vec<u32>,
+        slots: &mut Vec<u32>,
+    ) {
+        keys.clear();
+        slots.clear();
+        // (key, slot index); biases get no slot (index u32::MAX).
+        let mut pairs: Vec<u64> = Vec::new();
+        for &i in rows {
+            match data.row(i as usize) {
+                Row::Dense(_) => {
+                    slots.clear();
+                    return self.batch_keys(data, rows, keys);
+                }
+                Row::Sparse(idx, _) => {
+                    for o in 0..self.outputs {
+                        for &j in idx {
+                            let slot = pairs.len() as u64;
+                            pairs.push(u64::from(self.key(o, j as usize)) << 32 | slot);
+                        }
+                    }
+                }
+            }
+        }
+        let n = pairs.len();
+        pairs.extend(
+            (0..self.outputs).map(|o| u64::from(self.key(o, self.features)) << 32 | 0xffff_ffff),
+        );
+        pairs.sort_unstable();
+        slots.resize(n, 0);
+        for p in pairs {
+            let (key, slot) = ((p >> 32) as u32, p as u32);
+            if keys.last() != Some(&key) {
+                keys.push(key);
+            }
+            if slot != u32::MAX {
+                slots[slot as usize] = (keys.len() - 1) as u32;
+            }
+        }
+    }
+
+    /// [`Model::gradient`] of a sparse batch whose key positions
+    /// [`Model::batch_keys_slotted`] found: the same arithmetic in the same
+    /// order (bit-identical results), without searching the key list.
+    pub fn gradient_slotted(
+        &self,
+        data: &Matrix,
+        rows: &[u32],
+        keys: &[u32],
+        slots: &[u32],
+        values: &[f32],
+        grad: &mut [f32],
+    ) -> f64 {
+        let params = ParamView {
+            keys: Some(keys),
+            values,
+        };
+        if slots.is_empty() {
+            return self.gradient(data, rows, params, grad);
+        }
+        assert_eq!(grad.len(), values.len());
+        grad.fill(0.0);
+        if rows.is_empty() {
+            return 0.0;
+        }
+        let scale = 1.0 / rows.len() as f32;
+        let bias: Vec<usize> = (0..self.outputs)
+            .map(|o| params.pos(self.key(o, self.features)))
+            .collect();
+        let mut z = vec![0f32; self.outputs];
+        let mut loss = 0f64;
+        let mut at = 0;
+        for &i in rows {
+            let Row::Sparse(idx, vals) = data.row(i as usize) else {
+                unreachable!("slots are found for sparse rows only");
+            };
+            let label = data.labels[i as usize] as usize;
+            let n = idx.len();
+            let row_slots = &slots[at..at + n * self.outputs];
+            at += n * self.outputs;
+            for (o, zo) in z.iter_mut().enumerate() {
+                let mut s = values[bias[o]];
+                for (&p, &xj) in row_slots[o * n..(o + 1) * n].iter().zip(vals) {
+                    s += values[p as usize] * xj;
+                }
+                *zo = s;
+            }
+            loss += self.errors(&mut z, label);
+            for (o, &err) in z.iter().enumerate() {
+                let e = err * scale;
+                if e == 0.0 {
+                    continue;
+                }
+                for (&p, &xj) in row_slots[o * n..(o + 1) * n].iter().zip(vals) {
+                    grad[p as usize] += e * xj;
+                }
+                grad[bias[o]] += e;
+            }
+        }
+        if self.l2 > 0.0 {
+            for (g, &w) in grad.iter_mut().zip(values) {
+                *g += self.l2 * w;
+            }
+        }
+        loss / rows.len() as f64
+    }
+
     /// Writes the mean gradient over `rows` into `grad` (aligned with
     /// `params.values`) and returns the mean loss.
     pub fn gradient(
@@ -429,6 +544,15 @@ mod tests {
         for (i, &k) in keys.iter().enumerate() {
             assert_eq!(gs[i], gd[k as usize]);
         }
+        // The slotted path: the same keys, the same bits, no search.
+        let (mut keys2, mut slots) = (Vec::new(), Vec::new());
+        m.batch_keys_slotted(&d.train, &rows, &mut keys2, &mut slots);
+        assert_eq!(keys2, keys);
+        assert!(!slots.is_empty());
+        let mut gz = vec![0f32; keys.len()];
+        let lz = m.gradient_slotted(&d.train, &rows, &keys, &slots, &vals, &mut gz);
+        assert_eq!(lz.to_bits(), ls.to_bits());
+        assert!(gz.iter().zip(&gs).all(|(a, b)| a.to_bits() == b.to_bits()));
         let touched: f32 = gs.iter().map(|g| g.abs()).sum();
         let all: f32 = gd.iter().map(|g| g.abs()).sum();
         assert!(
