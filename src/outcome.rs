@@ -131,6 +131,44 @@ pub struct FaultRecord {
 
 impl Outcome {
     /// Adds a check's verdict.
+    /// Fills the update counts and adds every check the recorder's
+    /// checkers judged, for a run of `scn` that ended at `end` with final
+    /// test accuracy `accuracy`; `liveness` says whether liveness applies
+    /// (simulated time windows), `quiet` whether replication had settled.
+    /// Determinism is judged apart (it needs a second run).
+    pub fn judge(
+        &mut self,
+        recorder: &mut crate::trace::Recorder,
+        scn: &crate::scenario::Scenario,
+        end: std::time::Duration,
+        (liveness, quiet): (bool, bool),
+        accuracy: f64,
+    ) {
+        let counts = recorder.updates.finish(scn.check.no_lost_updates);
+        self.pushes_acked = counts.acked;
+        self.updates_lost = counts.lost;
+        self.updates_duplicated = counts.duplicated;
+        let staleness_applies = scn.training.consistency != crate::scenario::Consistency::Asp;
+        let reports = [
+            recorder.liveness.report(end, liveness),
+            recorder.changes.report(!scn.changes.is_empty()),
+            recorder
+                .pull_filter
+                .report(scn.compression.pull_threshold > 0.0),
+            recorder.replicas.report(scn.check.replicas_agree, quiet),
+            recorder
+                .staleness
+                .report(scn.check.staleness_bound && staleness_applies),
+            counts.report,
+            crate::check::accuracy::check(accuracy, scn.check.min_accuracy),
+            crate::check::determinism::check(false, "", "", &[], &[]),
+        ];
+        for r in &reports {
+            self.add_check(r);
+        }
+    }
+
+    /// Adds one check's verdict.
     pub fn add_check(&mut self, r: &Report) {
         self.checks.insert(r.name.to_string(), r.status);
         if r.status == Status::Fail {

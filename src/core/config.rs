@@ -84,10 +84,13 @@ impl Change {
             clock: boundary,
             learning_rate: self.learning_rate.map(super::event::Bits),
             staleness: self.staleness,
-            consistency: self.consistency.map(|c| match c {
-                Consistency::Bsp => "bsp",
-                Consistency::Ssp(_) => "ssp",
-                Consistency::Asp => "asp",
+            consistency: self.consistency.map(|c| {
+                match c {
+                    Consistency::Bsp => "bsp",
+                    Consistency::Ssp(_) => "ssp",
+                    Consistency::Asp => "asp",
+                }
+                .into()
             }),
             batch_size: self.batch_size,
         }

@@ -3,27 +3,34 @@
 //! ../shared/scenario-format.md; `t_us` is added by the recorder).
 
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
-/// One event. Serialized with `"ev": "<snake_case variant>"`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+/// A name in an event (a fault, message or timer kind): borrowed from the
+/// code that reports it, owned when read back from a trace. Hashes and
+/// compares as the string.
+pub type Name = Cow<'static, str>;
+
+/// One event. Serialized with `"ev": "<snake_case variant>"`; read back by
+/// real mode from each node's JSON Lines (`crate::net::events`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "ev", rename_all = "snake_case")]
 pub enum Event {
     /// A fault begins.
     FaultStart {
         /// Fault kind (`crash`, `partition`, `clog`, `loss`, `straggler`,
         /// `slow_link`).
-        fault: &'static str,
+        fault: Name,
         /// Nodes it touches (empty for network-wide loss).
         nodes: Vec<NodeId>,
         /// Human-readable parameters ("rate 0.05", "4x").
-        #[serde(skip_serializing_if = "String::is_empty")]
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
     },
     /// A fault heals.
     FaultEnd {
         /// Fault kind.
-        fault: &'static str,
+        fault: Name,
         /// Nodes it touched.
         nodes: Vec<NodeId>,
     },
@@ -130,7 +137,7 @@ pub enum Event {
         /// Receiver.
         to: NodeId,
         /// Message kind.
-        msg: &'static str,
+        msg: Name,
         /// Size on the wire.
         size_bytes: u32,
         /// Digest of the whole message.
@@ -143,16 +150,16 @@ pub enum Event {
         /// Receiver.
         to: NodeId,
         /// Message kind.
-        msg: &'static str,
+        msg: Name,
         /// Why (`loss`, `partition`, `down`).
-        reason: &'static str,
+        reason: Name,
     },
     /// A node's timer fires (in the trace hash; not written by default).
     Timer {
         /// The node.
         node: NodeId,
         /// Timer kind.
-        timer: &'static str,
+        timer: Name,
     },
     /// `server` now holds everything `from` had applied for `range`
     /// (state transfer done).
@@ -194,7 +201,7 @@ pub enum Event {
         staleness: Option<u32>,
         /// New consistency model, if changed.
         #[serde(skip_serializing_if = "Option::is_none")]
-        consistency: Option<&'static str>,
+        consistency: Option<Name>,
         /// New batch size, if changed.
         #[serde(skip_serializing_if = "Option::is_none")]
         batch_size: Option<u32>,
@@ -281,5 +288,11 @@ impl std::hash::Hash for Bits {
 impl Serialize for Bits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f32(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bits {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        f32::deserialize(d).map(Bits)
     }
 }

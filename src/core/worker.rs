@@ -30,6 +30,27 @@ pub struct Job {
     pub sparse: bool,
 }
 
+/// Training examples a loss estimate uses at most (a fixed prefix of the
+/// shuffled training split).
+const LOSS_ROWS: usize = 512;
+
+impl Job {
+    /// Test accuracy of `params` (every key of the model) and the mean
+    /// training loss over a fixed prefix of the training split.
+    pub fn evaluate(&self, params: &[f32]) -> (crate::ml::Evaluation, f64) {
+        let test = self.model.evaluate(params, &self.data.test);
+        let train = &self.data.train;
+        let rows: Vec<u32> = (0..train.rows().min(LOSS_ROWS) as u32).collect();
+        let mut scratch = vec![0f32; params.len()];
+        let view = ParamView {
+            keys: None,
+            values: params,
+        };
+        let loss = self.model.gradient(train, &rows, view, &mut scratch);
+        (test, loss)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Waiting to be admitted (after a restart).

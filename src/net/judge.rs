@@ -5,10 +5,10 @@
 
 use super::events::Stamped;
 use super::host::{NodeReport, SendStats};
-use crate::check::{accuracy, determinism};
+
 use crate::core::{Event, Job, NodeId, View};
 use crate::outcome::Outcome;
-use crate::scenario::{Consistency, Scenario};
+use crate::scenario::Scenario;
 use crate::sim::metrics::{KindStats, Metrics};
 use crate::sim::observer::Sample;
 use crate::trace::Recorder;
@@ -103,19 +103,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
     run.events
         .extend(finals.into_iter().map(|ev| Stamped { t: t_end, ev }));
 
-    let test = job.model.evaluate(&params, &job.data.test);
-    let train = &job.data.train;
-    let rows: Vec<u32> = (0..train.rows().min(512) as u32).collect();
-    let mut scratch = vec![0f32; params.len()];
-    let loss = job.model.gradient(
-        train,
-        &rows,
-        crate::ml::ParamView {
-            keys: None,
-            values: &params,
-        },
-        &mut scratch,
-    );
+    let (test, loss) = job.evaluate(&params);
 
     let mut recorder = Recorder::new(scn.cluster.workers, cfg_ranges.ranges());
     let trace_error = run
@@ -216,32 +204,15 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         failovers: Vec::new(),
         swarm: None,
     };
-    let counts = recorder.updates.finish(scn.check.no_lost_updates);
-    o.pushes_acked = counts.acked;
-    o.updates_lost = counts.lost;
-    o.updates_duplicated = counts.duplicated;
     // Liveness is judged against simulated time windows; a real run has a
     // wall-clock timeout instead (`stopped: max_time`).
-    o.add_check(&recorder.liveness.report(run.end, false));
-    o.add_check(&recorder.changes.report(!scn.changes.is_empty()));
-    o.add_check(
-        &recorder
-            .pull_filter
-            .report(scn.compression.pull_threshold > 0.0),
+    o.judge(
+        &mut recorder,
+        scn,
+        run.end,
+        (false, run.quiet),
+        test.accuracy,
     );
-    o.add_check(
-        &recorder
-            .replicas
-            .report(scn.check.replicas_agree, run.quiet),
-    );
-    o.add_check(
-        &recorder
-            .staleness
-            .report(scn.check.staleness_bound && scn.training.consistency != Consistency::Asp),
-    );
-    o.add_check(&counts.report);
-    o.add_check(&accuracy::check(test.accuracy, scn.check.min_accuracy));
-    o.add_check(&determinism::check(false, "", "", &[], &[]));
     if run.stopped != "finished" {
         o.passed = false;
         o.violations.insert(

@@ -153,7 +153,7 @@ pub async fn inject(shared: Shared, plan: Plan) {
 
 fn begin(w: &mut World, f: &Planned) {
     w.record(Event::FaultStart {
-        fault: f.kind.name(),
+        fault: f.kind.name().into(),
         nodes: f.kind.nodes(),
         detail: f.detail(),
     });
@@ -193,7 +193,7 @@ fn heal(w: &mut World, f: &Planned) {
         }
     }
     w.record(Event::FaultEnd {
-        fault: f.kind.name(),
+        fault: f.kind.name().into(),
         nodes: f.kind.nodes(),
     });
 }

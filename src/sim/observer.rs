@@ -6,10 +6,6 @@ use crate::core::{Node, NodeId};
 use crate::ml::Evaluation;
 use serde::Serialize;
 
-/// Training examples the observer's loss estimate uses at most (a fixed
-/// prefix of the shuffled training split).
-const LOSS_ROWS: usize = 512;
-
 /// One observation.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Sample {
@@ -57,22 +53,7 @@ impl World {
 
     /// Test accuracy and training loss of the current parameters.
     pub fn evaluate(&self) -> (Evaluation, f64) {
-        let params = self.assemble();
-        let model = &self.job.model;
-        let test = model.evaluate(&params, &self.job.data.test);
-        let train = &self.job.data.train;
-        let rows: Vec<u32> = (0..train.rows().min(LOSS_ROWS) as u32).collect();
-        let mut scratch = vec![0f32; params.len()];
-        let loss = model.gradient(
-            train,
-            &rows,
-            crate::ml::ParamView {
-                keys: None,
-                values: &params,
-            },
-            &mut scratch,
-        );
-        (test, loss)
+        self.job.evaluate(&self.assemble())
     }
 
     /// Observes the job now.

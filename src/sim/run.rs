@@ -9,7 +9,7 @@ use super::node::node_main;
 use super::observer::Sample;
 use super::setup;
 use super::world::{lock, World};
-use crate::check::{accuracy, determinism};
+use crate::check::determinism;
 use crate::core::{Bugs, Event, Node, NodeId};
 use crate::outcome::{FaultRecord, Outcome};
 use crate::scenario::Scenario;
@@ -300,34 +300,13 @@ fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
         .map(|(&(w, b), &n)| (w, b, n))
         .collect();
     let mut recorder = end.recorder;
-    let liveness = recorder
-        .liveness
-        .report(end.end, scn.check.liveness.is_some());
-    let counts = recorder.updates.finish(scn.check.no_lost_updates);
-    o.pushes_acked = counts.acked;
-    o.updates_lost = counts.lost;
-    o.updates_duplicated = counts.duplicated;
-    let staleness_applies = scn.training.consistency != crate::scenario::Consistency::Asp;
-    o.add_check(&liveness);
-    o.add_check(&recorder.changes.report(!scn.changes.is_empty()));
-    o.add_check(
-        &recorder
-            .pull_filter
-            .report(scn.compression.pull_threshold > 0.0),
+    o.judge(
+        &mut recorder,
+        scn,
+        end.end,
+        (scn.check.liveness.is_some(), end.quiet),
+        end.final_accuracy,
     );
-    o.add_check(
-        &recorder
-            .replicas
-            .report(scn.check.replicas_agree, end.quiet),
-    );
-    o.add_check(
-        &recorder
-            .staleness
-            .report(scn.check.staleness_bound && staleness_applies),
-    );
-    o.add_check(&counts.report);
-    o.add_check(&accuracy::check(end.final_accuracy, scn.check.min_accuracy));
-    o.add_check(&determinism::check(false, "", "", &[], &[]));
 }
 
 /// Width of the throughput series' buckets: a fifth of the observer's

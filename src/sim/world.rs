@@ -300,7 +300,7 @@ impl World {
                     let ev = Event::Deliver {
                         from,
                         to: id,
-                        msg: msg.kind(),
+                        msg: msg.kind().into(),
                         size_bytes: msg.wire_size() as u32,
                         digest: msg.digest(),
                     };
@@ -313,7 +313,7 @@ impl World {
                         now,
                         Event::Timer {
                             node: id,
-                            timer: timer.name(),
+                            timer: timer.name().into(),
                         },
                     );
                     let node = self.slots[idx].node.as_mut().expect("checked above");
@@ -444,8 +444,8 @@ impl World {
                 Event::Drop {
                     from,
                     to,
-                    msg: msg.kind(),
-                    reason: "down",
+                    msg: msg.kind().into(),
+                    reason: "down".into(),
                 },
             );
             return;
@@ -462,8 +462,8 @@ impl World {
                 Event::Drop {
                     from,
                     to,
-                    msg: msg.kind(),
-                    reason,
+                    msg: msg.kind().into(),
+                    reason: reason.into(),
                 },
             ),
             Fate::Hold => self.held.entry((from, to)).or_default().push(msg),
