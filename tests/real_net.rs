@@ -4,10 +4,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use pssim::core::codec::Payload;
-use pssim::core::{
-    Bugs, Clock, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig, RangeMap,
-    Schedule,
-};
+use pssim::core::{Clock, Epoch, Keys, Message, NodeId, ProtocolConfig};
 use pssim::net::events::EventSink;
 use pssim::net::frame::{self, Frame, FrameError};
 use pssim::net::host::{self, NodeOptions};
@@ -21,26 +18,7 @@ const MAX_FRAME: u32 = 1 << 20;
 const DIM: u32 = 64;
 
 fn config() -> Arc<ProtocolConfig> {
-    Arc::new(ProtocolConfig {
-        servers: 1,
-        workers: 1,
-        replication: 1,
-        ranges: RangeMap::new(DIM, 1),
-        clocks: u32::MAX,
-        schedule: Schedule::constant(Hyper {
-            consistency: Consistency::Asp,
-            learning_rate: 0.1,
-            batch_size: 1,
-        }),
-        request_timeout: Duration::from_secs(10),
-        heartbeat_interval: Duration::from_secs(3600),
-        heartbeat_timeout: Duration::from_secs(7200),
-        checkpoint_every: None,
-        changes: Vec::new(),
-        default_bound: 0,
-        compression: Default::default(),
-        bugs: Bugs::NONE,
-    })
+    pssim::net::bench::single_server_config(DIM)
 }
 
 /// What a hostile client writes.

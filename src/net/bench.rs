@@ -30,7 +30,9 @@ pub struct PushPull {
     pub raw_bps: f64,
 }
 
-fn config(n: u32) -> Arc<ProtocolConfig> {
+/// One server holding one range of `n` keys for one ASP worker, with
+/// timeouts and heartbeats too long to matter: a server to drive by hand.
+pub fn single_server_config(n: u32) -> Arc<ProtocolConfig> {
     Arc::new(ProtocolConfig {
         servers: 1,
         workers: 1,
@@ -102,7 +104,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
         NodeOptions {
             id: NodeId::Server(0),
             incarnation: 0,
-            cfg: config(n),
+            cfg: single_server_config(n),
             job: None,
             seed: 0,
             peers: Arc::new(peers),
