@@ -33,6 +33,10 @@ pub struct Outcome {
     pub wall_time_s: f64,
     /// Simulated time per real time.
     pub speedup: f64,
+    /// A real-mode run (`pssim local`): `sim_time_s` is then real seconds
+    /// of training.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub real: bool,
     /// Messages sent.
     pub messages: u64,
     /// Bytes sent.

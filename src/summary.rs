@@ -29,11 +29,19 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
         "  cluster    {} server(s) x{} replication, {} worker(s), 1 coordinator · {consistency} · {} clocks · lr {} · batch {}",
         c.servers, c.replication, c.workers, t.clocks, t.learning_rate, t.batch_size
     );
-    let _ = writeln!(
-        s,
-        "  time       {:.3} s simulated in {:.3} s wall ({:.0}x) · stopped: {}",
-        o.sim_time_s, o.wall_time_s, o.speedup, o.stopped
-    );
+    if o.real {
+        let _ = writeln!(
+            s,
+            "  time       {:.3} s of real training over TCP ({:.3} s wall with start-up) · stopped: {}",
+            o.sim_time_s, o.wall_time_s, o.stopped
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  time       {:.3} s simulated in {:.3} s wall ({:.0}x) · stopped: {}",
+            o.sim_time_s, o.wall_time_s, o.speedup, o.stopped
+        );
+    }
     let _ = writeln!(
         s,
         "  network    {} messages, {} ({} pushed, {} pulled), {} dropped",
@@ -55,8 +63,13 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
     if !o.accuracy.is_empty() {
         let _ = writeln!(
             s,
-            "  accuracy   {}  (test accuracy over simulated time)",
-            sparkline(o)
+            "  accuracy   {}  (test accuracy over {})",
+            sparkline(o),
+            if o.real {
+                "the run: real runs are judged at the end only"
+            } else {
+                "simulated time"
+            }
         );
         let _ = writeln!(s, "             {}", timeline(o, 6));
     }

@@ -141,6 +141,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         sim_time_s: end_s,
         wall_time_s: run.wall_s,
         speedup: end_s / run.wall_s.max(1e-9),
+        real: true,
         messages: stats.messages,
         bytes: stats.bytes,
         bytes_pushed: stats.bytes_pushed,

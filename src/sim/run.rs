@@ -196,6 +196,7 @@ fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
         sim_time_s: 0.0,
         wall_time_s: 0.0,
         speedup: 0.0,
+        real: false,
         messages: 0,
         bytes: 0,
         bytes_pushed: 0,
