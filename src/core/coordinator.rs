@@ -797,29 +797,16 @@ impl Coordinator {
             })
             .collect();
         let mut changed = false;
-        // When heard of last (never: first), to remove the longest silent
-        // first.
-        let seen = |n: &NodeId| {
-            n.server()
-                .and_then(|s| self.servers.get(&s))
-                .map(|&(t, _)| t)
-        };
         for chain in &mut self.view.chains {
-            // The last replica stays: there is nothing to fail over to, and
-            // a server that is only cut off still holds the range's state
-            // (if it restarted empty, its heartbeat says so). Of several
-            // silent replicas, the one heard from last stays: the others
-            // went quiet first, as a crashed one does while a live one is
-            // only losing heartbeats (a crashed one kept as the last
-            // replica would come back empty and lose the range).
-            while chain.len() > 1 {
-                let Some(i) = (0..chain.len())
-                    .filter(|&i| silent.contains(&chain[i]))
-                    .min_by_key(|&i| (seen(&chain[i]), i))
-                else {
-                    break;
-                };
-                chain.remove(i);
+            // Silent replicas leave only while a replica of the chain is
+            // heard from: with every replica silent there is nothing to fail
+            // over to, and the coordinator cannot tell a crashed replica
+            // from one whose heartbeats are lost — keeping the wrong one
+            // would bring the range back empty. A replica that restarted
+            // empty says so in its heartbeat and leaves then.
+            if chain.iter().any(|n| !silent.contains(n)) && chain.iter().any(|n| silent.contains(n))
+            {
+                chain.retain(|n| !silent.contains(n));
                 changed = true;
             }
         }
