@@ -104,17 +104,6 @@ pub enum Event {
         /// Staleness bound in force (`None` under ASP).
         bound: Option<u32>,
     },
-    /// A worker applied a filtered pull answer and does not hold the
-    /// values the server recorded for it (the pull filter's record and
-    /// the worker's copy diverged).
-    PullFilterMismatch {
-        /// The worker.
-        worker: WorkerId,
-        /// The range.
-        range: RangeId,
-        /// The clock of the answer.
-        clock: Clock,
-    },
     /// A worker starts computing a clock.
     WorkerClock {
         /// The worker.
@@ -230,6 +219,19 @@ pub enum Event {
         clock_table: String,
         /// Hex digest of its dedup table.
         dedup_table: String,
+    },
+    // New kinds go last: the trace hash includes each event's variant
+    // index, so inserting one earlier would change every run's hash.
+    /// A worker applied a filtered pull answer and does not hold the
+    /// values the server recorded for it (the pull filter's record and
+    /// the worker's copy diverged).
+    PullFilterMismatch {
+        /// The worker.
+        worker: WorkerId,
+        /// The range.
+        range: RangeId,
+        /// The clock of the answer.
+        clock: Clock,
     },
 }
 
