@@ -90,31 +90,14 @@ impl Model {
     /// The sorted keys the given rows touch (their non-zero features and
     /// the biases, for every output).
     pub fn batch_keys(&self, data: &Matrix, rows: &[u32], out: &mut Vec<u32>) {
-        out.clear();
-        for &i in rows {
-            match data.row(i as usize) {
-                Row::Dense(_) => {
-                    out.clear();
-                    out.extend(0..self.dim());
-                    return;
-                }
-                Row::Sparse(idx, _) => {
-                    for o in 0..self.outputs {
-                        out.extend(idx.iter().map(|&j| self.key(o, j as usize)));
-                    }
-                }
-            }
-        }
-        out.extend((0..self.outputs).map(|o| self.key(o, self.features)));
-        out.sort_unstable();
-        out.dedup();
+        self.batch_keys_slotted(data, rows, out, &mut Vec::new());
     }
 
     /// As [`Model::batch_keys`], and also where each non-zero of each row
     /// sits in `keys`: `slots` lists, row by row (in `rows` order) and per
     /// output, the position of every non-zero's key, so that
-    /// [`Model::gradient_slotted`] needs no search. Dense rows leave
-    /// `slots` empty.
+    /// [`Model::gradient_slotted`] needs no search. Dense rows touch every
+    /// key and leave `slots` empty.
     pub fn batch_keys_slotted(
         &self,
         data: &Matrix,
@@ -129,8 +112,8 @@ impl Model {
         for &i in rows {
             match data.row(i as usize) {
                 Row::Dense(_) => {
-                    slots.clear();
-                    return self.batch_keys(data, rows, keys);
+                    keys.extend(0..self.dim());
+                    return;
                 }
                 Row::Sparse(idx, _) => {
                     for o in 0..self.outputs {
@@ -159,9 +142,8 @@ impl Model {
         }
     }
 
-    /// [`Model::gradient`] of a sparse batch whose key positions
-    /// [`Model::batch_keys_slotted`] found: the same arithmetic in the same
-    /// order (bit-identical results), without searching the key list.
+    /// [`Model::gradient`] of a batch whose key positions
+    /// [`Model::batch_keys_slotted`] found, without searching the key list.
     pub fn gradient_slotted(
         &self,
         data: &Matrix,
@@ -178,6 +160,90 @@ impl Model {
         if slots.is_empty() {
             return self.gradient(data, rows, params, grad);
         }
+        self.sparse_gradient(data, rows, slots, params, grad)
+    }
+
+    /// Writes the mean gradient over `rows` into `grad` (aligned with
+    /// `params.values`) and returns the mean loss.
+    pub fn gradient(
+        &self,
+        data: &Matrix,
+        rows: &[u32],
+        params: ParamView<'_>,
+        grad: &mut [f32],
+    ) -> f64 {
+        if rows
+            .first()
+            .is_some_and(|&i| matches!(data.row(i as usize), Row::Sparse(..)))
+        {
+            // Sparse rows: each non-zero's position, then the sparse path.
+            let mut slots = Vec::new();
+            for &i in rows {
+                if let Row::Sparse(idx, _) = data.row(i as usize) {
+                    for o in 0..self.outputs {
+                        slots.extend(
+                            idx.iter()
+                                .map(|&j| params.pos(self.key(o, j as usize)) as u32),
+                        );
+                    }
+                }
+            }
+            return self.sparse_gradient(data, rows, &slots, params, grad);
+        }
+        assert_eq!(grad.len(), params.values.len());
+        grad.fill(0.0);
+        if rows.is_empty() {
+            return 0.0;
+        }
+        let scale = 1.0 / rows.len() as f32;
+        let mut z = vec![0f32; self.outputs];
+        let mut loss = 0f64;
+        for &i in rows {
+            let Row::Dense(x) = data.row(i as usize) else {
+                unreachable!("a matrix's rows are all dense or all sparse");
+            };
+            let label = data.labels[i as usize] as usize;
+            self.scores(
+                Row::Dense(x),
+                |o, j| params.values[params.pos(self.key(o, j))],
+                &mut z,
+            );
+            loss += self.errors(&mut z, label);
+            // z now holds d(loss)/d(score) per output.
+            for (o, &err) in z.iter().enumerate() {
+                let e = err * scale;
+                if e == 0.0 {
+                    continue;
+                }
+                let base = params.pos(self.key(o, 0));
+                if params.keys.is_none() {
+                    for (g, &xj) in grad[base..base + x.len()].iter_mut().zip(x) {
+                        *g += e * xj;
+                    }
+                } else {
+                    for (j, &xj) in x.iter().enumerate() {
+                        grad[params.pos(self.key(o, j))] += e * xj;
+                    }
+                }
+                grad[params.pos(self.key(o, self.features))] += e;
+            }
+        }
+        self.add_l2(grad, params.values);
+        loss / rows.len() as f64
+    }
+
+    /// The gradient of sparse rows whose non-zeros sit at `slots` of the
+    /// parameters (row by row, per output, as
+    /// [`Model::batch_keys_slotted`] lists them).
+    fn sparse_gradient(
+        &self,
+        data: &Matrix,
+        rows: &[u32],
+        slots: &[u32],
+        params: ParamView<'_>,
+        grad: &mut [f32],
+    ) -> f64 {
+        let values = params.values;
         assert_eq!(grad.len(), values.len());
         grad.fill(0.0);
         if rows.is_empty() {
@@ -192,7 +258,7 @@ impl Model {
         let mut at = 0;
         for &i in rows {
             let Row::Sparse(idx, vals) = data.row(i as usize) else {
-                unreachable!("slots are found for sparse rows only");
+                unreachable!("a matrix's rows are all dense or all sparse");
             };
             let label = data.labels[i as usize] as usize;
             let n = idx.len();
@@ -206,6 +272,7 @@ impl Model {
                 *zo = s;
             }
             loss += self.errors(&mut z, label);
+            // z now holds d(loss)/d(score) per output.
             for (o, &err) in z.iter().enumerate() {
                 let e = err * scale;
                 if e == 0.0 {
@@ -217,74 +284,17 @@ impl Model {
                 grad[bias[o]] += e;
             }
         }
+        self.add_l2(grad, values);
+        loss / rows.len() as f64
+    }
+
+    /// Adds the L2 term's gradient.
+    fn add_l2(&self, grad: &mut [f32], values: &[f32]) {
         if self.l2 > 0.0 {
             for (g, &w) in grad.iter_mut().zip(values) {
                 *g += self.l2 * w;
             }
         }
-        loss / rows.len() as f64
-    }
-
-    /// Writes the mean gradient over `rows` into `grad` (aligned with
-    /// `params.values`) and returns the mean loss.
-    pub fn gradient(
-        &self,
-        data: &Matrix,
-        rows: &[u32],
-        params: ParamView<'_>,
-        grad: &mut [f32],
-    ) -> f64 {
-        assert_eq!(grad.len(), params.values.len());
-        grad.fill(0.0);
-        if rows.is_empty() {
-            return 0.0;
-        }
-        let scale = 1.0 / rows.len() as f32;
-        let mut z = vec![0f32; self.outputs];
-        let mut loss = 0f64;
-        for &i in rows {
-            let row = data.row(i as usize);
-            let label = data.labels[i as usize] as usize;
-            self.scores(
-                row,
-                |o, j| params.values[params.pos(self.key(o, j))],
-                &mut z,
-            );
-            loss += self.errors(&mut z, label);
-            // z now holds d(loss)/d(score) per output.
-            for (o, &err) in z.iter().enumerate() {
-                let e = err * scale;
-                if e == 0.0 {
-                    continue;
-                }
-                match row {
-                    Row::Dense(x) => {
-                        let base = params.pos(self.key(o, 0));
-                        if params.keys.is_none() {
-                            for (g, &xj) in grad[base..base + x.len()].iter_mut().zip(x) {
-                                *g += e * xj;
-                            }
-                        } else {
-                            for (j, &xj) in x.iter().enumerate() {
-                                grad[params.pos(self.key(o, j))] += e * xj;
-                            }
-                        }
-                    }
-                    Row::Sparse(idx, vals) => {
-                        for (&j, &xj) in idx.iter().zip(vals) {
-                            grad[params.pos(self.key(o, j as usize))] += e * xj;
-                        }
-                    }
-                }
-                grad[params.pos(self.key(o, self.features))] += e;
-            }
-        }
-        if self.l2 > 0.0 {
-            for (g, &w) in grad.iter_mut().zip(params.values) {
-                *g += self.l2 * w;
-            }
-        }
-        loss / rows.len() as f64
     }
 
     /// Scores `z[o] = w_o . x + b_o`, reading weights through `w(o, j)`.
