@@ -373,7 +373,7 @@ pub fn filtered(current: &[f32], held: &mut [f32], threshold: f32) -> Payload {
     let mut idx = Vec::new();
     let mut vals = Vec::new();
     for (i, (&c, h)) in current.iter().zip(held.iter_mut()).enumerate() {
-        // A NaN difference (nothing held yet) counts as moved.
+        // A NaN difference (a diverged value) counts as moved.
         let moved = (c - *h).abs().partial_cmp(&threshold) != Some(std::cmp::Ordering::Less);
         if moved {
             idx.push(i as u32);

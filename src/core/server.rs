@@ -243,11 +243,13 @@ impl Replica {
         match keys {
             Keys::All if threshold > 0.0 => {
                 let trust = bugs.has(Bug::FilterIgnoresBase);
-                let mut held = match self.sent.remove(&worker) {
-                    Some((digest, held)) if digest == base || trust => held,
-                    _ => vec![f32::NAN; self.params.len()], // NaN: send all
+                let (p, held) = match self.sent.remove(&worker) {
+                    Some((digest, mut held)) if digest == base || trust => {
+                        (codec::filtered(&self.params, &mut held, threshold), held)
+                    }
+                    // The worker does not hold our last answer: all of it.
+                    _ => (Payload::Dense(self.params.clone()), self.params.clone()),
                 };
-                let p = codec::filtered(&self.params, &mut held, threshold);
                 let digest = codec::held_digest(&held);
                 self.sent.insert(worker, (digest, held));
                 let applies_to = if matches!(p, Payload::Dense(_)) {
