@@ -33,6 +33,24 @@ fn accuracy_axes<'a, DB: DrawingBackend + 'a>(
     Ok(chart)
 }
 
+/// The scikit-learn reference accuracy, if known, dashed across `0..end`.
+fn reference<'a, DB: DrawingBackend + 'a>(
+    chart: &mut super::Chart2d<'a, DB>,
+    r: Option<f64>,
+    end: f64,
+) -> PlotResult {
+    match r {
+        Some(r) => dashed(
+            chart,
+            vec![(0.0, r), (end, r)],
+            (8, 5),
+            palette::GREY,
+            format!("scikit-learn reference {r:.4}"),
+        ),
+        None => Ok(()),
+    }
+}
+
 /// The chart.
 pub struct Accuracy<'a> {
     /// The scenario run.
@@ -70,15 +88,7 @@ impl Chart for Accuracy<'_> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], palette::BLUE.stroke_width(2))
             });
-        if let Some(r) = o.reference_accuracy {
-            dashed(
-                &mut chart,
-                vec![(0.0, r), (end, r)],
-                (8, 5),
-                palette::GREY,
-                format!("scikit-learn reference {r:.4}"),
-            )?;
-        }
+        reference(&mut chart, o.reference_accuracy, end)?;
         if let Some(t) = o.target_accuracy {
             dashed(
                 &mut chart,
@@ -211,15 +221,8 @@ impl Chart for Convergence<'_> {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        if let Some(r) = self.runs.first().and_then(|(_, o)| o.reference_accuracy) {
-            dashed(
-                &mut chart,
-                vec![(0.0, r), (end, r)],
-                (8, 5),
-                palette::GREY,
-                format!("scikit-learn reference {r:.4}"),
-            )?;
-        }
+        let r = self.runs.first().and_then(|(_, o)| o.reference_accuracy);
+        reference(&mut chart, r, end)?;
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
