@@ -1,26 +1,36 @@
 //! pssim: a deterministic simulator for parameter-server machine learning.
 //!
-//! Data flows through the modules like this:
+//! Layers, from the bottom up (each imports only those below it, and the
+//! two hosts never import each other):
 //!
 //! ```text
-//!  scenario (TOML) ──► sim::run ──► madsim runtime (seeded clock + RNG)
-//!                        │             one task per node, driving:
-//!                        │               core::{Server, Worker, Coordinator}
-//!                        │             messages over sim::net (latency,
-//!                        │             bandwidth, faults)
-//!                        ▼
-//!                   trace events ──► check::* (one property per file)
-//!                        │        └─► trace hash, JSONL trace
-//!                        ▼
-//!                   outcome (JSON / summary)
+//!  core (protocol, sans-IO) · ml (data, models) · scenario (file format)
+//!    │
+//!  check (one property per file) · trace (recorder: hash, checkers, JSONL)
+//!    │
+//!  run (host-neutral: scenario → config/job, fault plan, collector,
+//!    │   metrics, timelines, failovers, outcome assembly)
+//!    ├──────────────────────────────┐
+//!  sim (madsim host)              net (TCP host)
+//!    │  seeded clock + network       real sockets + clock
+//!    └──────────► events ──► run::collect ──► run::assemble ──► Outcome
+//!
+//!  outcome · summary · plot · report   (verdicts and views: no host)
+//!  sweep · shrink · bench              (tools that drive the simulator)
+//!  cli                                 (the command line; bin/ is a shell)
 //! ```
 //!
 //! - [`core`]: the protocol as sans-IO state machines.
 //! - [`ml`]: data sets and models (what the workers compute).
 //! - [`scenario`]: the scenario file format.
+//! - [`check`]: properties checked over a run's events; [`trace`] feeds them.
+//! - [`run`]: what both hosts share, from a scenario to an [`outcome::Outcome`].
 //! - [`sim`]: the madsim host: nodes, network, faults, compute time.
-//! - [`check`]: properties checked over a run's events.
 //! - [`net`]: real mode: the same core over TCP (`pssim node`, `pssim local`).
+//! - [`outcome`], [`summary`], [`plot`], [`report`]: what a run reports.
+//! - [`sweep`], [`shrink`], [`bench`]: seeds in parallel, delta debugging,
+//!   performance against same-run baselines.
+//! - [`cli`]: every `pssim` command's body, callable from tests.
 
 #[cfg(not(any(madsim, ps_real)))]
 compile_error!(
@@ -29,33 +39,25 @@ compile_error!(
      RUSTFLAGS=\"--cfg madsim ...\"."
 );
 
-// The real build (`cargo build-real`, `--cfg ps_real`) has no simulator:
-// the modules that need madsim's runtime, and those built on a simulated
-// run's outcome, are left out; `net` (`pssim node`) and what it needs stay.
+// The real build (`cargo build-real`, `--cfg ps_real`) leaves out the
+// simulator and the tools that drive it (`bench`, `shrink`, and the part of
+// `sweep` that runs seeds); everything else is host-neutral or real mode.
 #[cfg(madsim)]
 pub mod bench;
 pub mod check;
+pub mod cli;
 pub mod core;
 pub mod ml;
 pub mod net;
-#[cfg(madsim)]
 pub mod outcome;
-#[cfg(madsim)]
 pub mod plot;
-#[cfg(madsim)]
 pub mod report;
+pub mod run;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod shrink;
 #[cfg(madsim)]
 pub mod sim;
-/// The real build keeps only the simulator's madsim-free scenario setup.
-#[cfg(not(madsim))]
-pub mod sim {
-    pub mod setup;
-}
-#[cfg(madsim)]
 pub mod summary;
-#[cfg(madsim)]
 pub mod sweep;
 pub mod trace;

@@ -2,9 +2,11 @@
 //! (`pssim run --json`) plus the series behind the summary and the plots.
 
 use crate::check::{Report, Status};
-use crate::sim::faults::Origin;
-use crate::sim::metrics::{Bucket, KindStats};
-use crate::sim::observer::Sample;
+use crate::run::failover::Failover;
+use crate::run::metrics::{Bucket, KindStats};
+use crate::run::plan::Origin;
+use crate::run::sample::Sample;
+use crate::run::timeline::Segment;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -108,9 +110,9 @@ pub struct Outcome {
     pub fault_timeline: Vec<crate::scenario::Fault>,
     /// Per-worker timelines (not in the JSON: see the timeline plot).
     #[serde(skip)]
-    pub timeline: Vec<crate::sim::timeline::Segment>,
+    pub timeline: Vec<Segment>,
     /// Server crashes and the time their ranges took to serve again.
-    pub failovers: Vec<crate::sim::failover::Failover>,
+    pub failovers: Vec<Failover>,
     /// What `[chaos]` chose for this seed (swarm testing), if it is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<String>,

@@ -105,8 +105,8 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
                 None => "   never".to_string(),
             };
             let origin = match f.origin {
-                crate::sim::faults::Origin::Chaos => " [chaos]",
-                crate::sim::faults::Origin::Scenario => "",
+                crate::run::plan::Origin::Chaos => " [chaos]",
+                crate::run::plan::Origin::Scenario => "",
             };
             let nodes = if f.nodes.len() > 4 {
                 format!("{} nodes", f.nodes.len())

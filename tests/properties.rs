@@ -276,7 +276,7 @@ fn check(scn: &Scenario, bugs: Bugs) -> Result<(), TestCaseError> {
     if o.updates_duplicated > 0 {
         return Err(fail("a push was applied twice"));
     }
-    if pssim::sim::chaos::within_fault_model(&scn.cluster, &scn.faults) {
+    if pssim::run::chaos::within_fault_model(&scn.cluster, &scn.faults) {
         for c in [
             "no_lost_updates",
             "replicas_agree",

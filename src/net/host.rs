@@ -17,13 +17,18 @@
 //! use, hello first). A send that fails drops the message, as a real
 //! network loses it: the protocol's retries and heartbeats recover. A bad
 //! frame closes only the connection it came on.
+//!
+//! May import: `crate::core`, `crate::run`, `super` (net), tokio. Never:
+//! `crate::sim` (hosts never import each other), madsim.
 
 use super::events::EventSink;
 use super::frame::{self, Frame, FrameError};
 use crate::core::{
-    Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, RangeId,
-    Server, Timer, Worker,
+    Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, Server,
+    Timer, Worker,
 };
+pub use crate::run::finals::FinalReplica;
+use crate::run::metrics::{KindStats, Traffic};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -126,6 +131,24 @@ impl SendStats {
         k.1 += size;
     }
 
+    /// The totals, as a run reports them.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            messages: self.messages,
+            bytes: self.bytes,
+            bytes_pushed: self.bytes_pushed,
+            bytes_pulled: self.bytes_pulled,
+            bytes_pushed_raw: self.bytes_pushed_raw,
+            bytes_pulled_raw: self.bytes_pulled_raw,
+            dropped: self.dropped,
+            by_kind: self
+                .by_kind
+                .iter()
+                .map(|(k, &(count, bytes))| (k.clone(), KindStats { count, bytes }))
+                .collect(),
+        }
+    }
+
     /// Adds another node's counts.
     pub fn add(&mut self, o: &SendStats) {
         self.messages += o.messages;
@@ -141,25 +164,6 @@ impl SendStats {
             e.1 += b;
         }
     }
-}
-
-/// A server's replica at the end of a run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FinalReplica {
-    /// The range.
-    pub range: RangeId,
-    /// Its parameters.
-    pub params: Vec<f32>,
-    /// Digest of the parameters' bits (hex).
-    pub digest: String,
-    /// Pushes applied.
-    pub applied: u64,
-    /// Digest of the set of pushes applied (hex).
-    pub applied_set: String,
-    /// Digest of the clock table (hex).
-    pub clock_table: String,
-    /// Digest of the dedup table (hex).
-    pub dedup_table: String,
 }
 
 /// A node's account at the end of a run.
@@ -282,16 +286,7 @@ fn report_of(node: &Node, stats: SendStats) -> NodeReport {
     match node {
         Node::Server(s) => {
             for (&range, rep) in s.replicas() {
-                let (table, dedup) = rep.table_digests();
-                replicas.push(FinalReplica {
-                    range,
-                    params: rep.params.clone(),
-                    digest: format!("{:016x}", rep.params_digest()),
-                    applied: rep.applied,
-                    applied_set: format!("{:016x}", rep.applied_digest),
-                    clock_table: format!("{table:016x}"),
-                    dedup_table: format!("{dedup:016x}"),
-                });
+                replicas.push(FinalReplica::of(range, rep));
             }
         }
         Node::Worker(w) => clock = w.clock().0,

@@ -1,16 +1,24 @@
 //! From a real run's merged events and the nodes' final reports to the same
-//! [`Outcome`] a simulated run has: the checkers run over the events
-//! exactly as in simulation; what only a simulation can promise
-//! (determinism, the trace hash) is skipped.
+//! [`Outcome`] a simulated run has: the events go through the same
+//! host-neutral collector and assembly as a simulation's
+//! (`crate::run::{collect, assemble}`), so the checkers judge them exactly
+//! as in simulation; what only a simulation can promise (determinism, the
+//! trace hash) is skipped.
+//!
+//! May import: `crate::run`, `crate::core`, `crate::outcome`,
+//! `crate::scenario`, `crate::trace`, `super` (net). Never: `crate::sim`.
 
 use super::events::Stamped;
 use super::host::{NodeReport, SendStats};
 
 use crate::core::{Event, Job, NodeId, View};
 use crate::outcome::Outcome;
+use crate::run::assemble::{self, End, Header};
+use crate::run::collect::Collector;
+use crate::run::finals::{self, FinalReplica};
+use crate::run::metrics::Metrics;
+use crate::run::sample::Sample;
 use crate::scenario::Scenario;
-use crate::sim::metrics::{KindStats, Metrics};
-use crate::sim::observer::Sample;
 use crate::trace::Recorder;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,10 +51,10 @@ pub struct RealRun {
 
 /// Judges a real run.
 pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
-    let dim = job.model.dim();
-    let cfg_ranges = crate::core::RangeMap::new(dim, scn.cluster.servers);
+    let ranges = crate::core::RangeMap::new(job.model.dim(), scn.cluster.servers);
+    let first = View::initial(scn.cluster.servers, scn.cluster.replication);
     // The last view published, as in the simulator's final replica reads.
-    let mut view = View::initial(scn.cluster.servers, scn.cluster.replication);
+    let mut view = first.clone();
     for s in &run.events {
         if let Event::View { epoch, chains } = &s.ev {
             if *epoch > view.epoch {
@@ -57,66 +65,30 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
             }
         }
     }
-    let by_server: BTreeMap<NodeId, &NodeReport> = run
+    let replicas: BTreeMap<NodeId, Vec<FinalReplica>> = run
         .reports
         .iter()
         .filter(|r| r.id.server().is_some())
-        .map(|r| (r.id, r))
+        .map(|r| (r.id, r.replicas.clone()))
         .collect();
-    let replica = |server: NodeId, range: u32| {
-        by_server
-            .get(&server)
-            .and_then(|r| r.replicas.iter().find(|x| x.range == range))
-    };
-    let mut finals = Vec::new();
-    let mut params = vec![0f32; dim as usize];
-    for r in 0..cfg_ranges.ranges() {
-        let chain = &view.chains[r as usize];
-        for &server in chain {
-            if let Some(rep) = replica(server, r) {
-                finals.push(Event::Final {
-                    server,
-                    range: r,
-                    digest: rep.digest.clone(),
-                    applied: rep.applied,
-                    applied_set: rep.applied_set.clone(),
-                    clock_table: rep.clock_table.clone(),
-                    dedup_table: rep.dedup_table.clone(),
-                });
-            }
-        }
-        // The tail's state is on every replica; any holder if none is left.
-        let found = chain
-            .iter()
-            .rev()
-            .copied()
-            .chain(by_server.keys().copied())
-            .find_map(|s| replica(s, r));
-        if let Some(rep) = found {
-            let k = cfg_ranges.keys(r);
-            if rep.params.len() == k.len() {
-                params[k.start as usize..k.end as usize].copy_from_slice(&rep.params);
-            }
-        }
-    }
+    let (finals, params) = finals::finals(&ranges, &view, &replicas);
     let t_end = run.events.last().map_or(run.end, |s| s.t.max(run.end));
     run.events
         .extend(finals.into_iter().map(|ev| Stamped { t: t_end, ev }));
 
     let (test, loss) = job.evaluate(&params);
 
-    let mut recorder = Recorder::new(scn.cluster.workers, cfg_ranges.ranges());
+    let mut recorder = Recorder::new(scn.cluster.workers, ranges.ranges());
     let trace_error = run
         .trace
         .as_ref()
         .and_then(|p| recorder.write_to(p, false).err());
-    let interval = (scn.training.eval_every / 5).max(Duration::from_millis(10));
-    let mut metrics = Metrics::new(interval);
+    let metrics = Metrics::new(assemble::series_interval(scn.training.eval_every));
+    let mut log = Collector::new(recorder, metrics, first, None);
     for s in &run.events {
-        metrics.on_event(s.t, &s.ev);
-        recorder.record(s.t, &s.ev);
+        log.record(s.t, &s.ev);
     }
-    let trace_error = trace_error.or_else(|| recorder.finish_trace().err());
+    let trace_error = trace_error.or_else(|| log.recorder.finish_trace().err());
     let mut stats = SendStats::default();
     for r in &run.reports {
         stats.add(&r.stats);
@@ -128,56 +100,26 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         .map(|r| r.clock)
         .collect();
     let min_clock = clocks.iter().copied().min().unwrap_or(0);
-    let end_s = run.end.as_secs_f64();
-    let mut o = Outcome {
-        scenario: format!("{} (real TCP)", scn.name),
-        seed: run.seed,
-        passed: true,
-        checks: BTreeMap::new(),
-        violations: BTreeMap::new(),
-        final_accuracy: test.accuracy,
-        final_loss: loss,
-        reference_accuracy: crate::sim::setup::reference_accuracy(scn.model.dataset),
-        sim_time_s: end_s,
-        wall_time_s: run.wall_s,
-        speedup: end_s / run.wall_s.max(1e-9),
-        real: true,
-        messages: stats.messages,
-        bytes: stats.bytes,
-        bytes_pushed: stats.bytes_pushed,
-        bytes_pulled: stats.bytes_pulled,
-        bytes_pushed_raw: stats.bytes_pushed_raw,
-        bytes_pulled_raw: stats.bytes_pulled_raw,
-        compression_ratio: {
-            let sent = stats.bytes_pushed + stats.bytes_pulled;
-            if sent == 0 {
-                1.0
-            } else {
-                (stats.bytes_pushed_raw + stats.bytes_pulled_raw) as f64 / sent as f64
-            }
+    let mut o = assemble::empty(
+        scn,
+        Header {
+            scenario: format!("{} (real TCP)", scn.name),
+            seed: run.seed,
+            reproduce: run.reproduce.clone(),
+            bugs: Vec::new(),
+            real: true,
+            not_simulated: run.not_simulated.clone(),
         },
-        messages_dropped: stats.dropped,
-        pushes_acked: 0,
-        updates_lost: 0,
-        updates_duplicated: 0,
-        reads_checked: recorder.staleness.reads(),
-        min_clock,
-        events: recorder.events(),
-        trace_hash: "skipped".into(),
-        params_digest: {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
-            crate::core::msg::hash_values(&mut h, &params);
-            format!("{:016x}", h.digest())
-        },
-        reproduce: run.reproduce.clone(),
-        bugs: Vec::new(),
-        target_accuracy: scn.training.target_accuracy,
-        time_to_target_s: None,
+    );
+    o.panic = trace_error.map(|e| format!("could not write the trace: {e}"));
+    let end = End {
+        end: run.end,
+        wall_s: run.wall_s,
         stopped: run.stopped.to_string(),
-        panic: trace_error.map(|e| format!("could not write the trace: {e}")),
-        not_simulated: run.not_simulated.clone(),
-        accuracy: vec![Sample {
-            t_s: end_s,
+        time_to_target: None,
+        min_clock,
+        samples: vec![Sample {
+            t_s: run.end.as_secs_f64(),
             accuracy: test.accuracy,
             loss,
             min_clock,
@@ -185,42 +127,29 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
             bytes_pushed: stats.bytes_pushed,
             bytes_pulled: stats.bytes_pulled,
         }],
-        series_interval_s: interval.as_secs_f64(),
-        series: metrics.series.clone(),
-        message_kinds: stats
-            .by_kind
-            .iter()
-            .map(|(k, &(count, bytes))| (k.clone(), KindStats { count, bytes }))
-            .collect(),
-        faults: Vec::new(),
-        idle_fraction: 0.0,
-        staleness_histogram: recorder
-            .staleness
-            .histogram()
-            .iter()
-            .map(|(&(w, b), &n)| (w, b, n))
-            .collect(),
-        fault_timeline: Vec::new(),
-        timeline: Vec::new(),
-        failovers: Vec::new(),
-        swarm: None,
+        final_accuracy: test.accuracy,
+        final_loss: loss,
+        params_digest: {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            crate::core::msg::hash_values(&mut h, &params);
+            format!("{:016x}", h.digest())
+        },
+        quiet: run.quiet,
+        // Liveness is judged against simulated time windows; a real run
+        // has a wall-clock timeout instead (`stopped: max_time`).
+        liveness: false,
+        traffic: stats.traffic(),
+        plan: None,
+        trace_hash: None,
     };
-    // Liveness is judged against simulated time windows; a real run has a
-    // wall-clock timeout instead (`stopped: max_time`).
-    o.judge(
-        &mut recorder,
-        scn,
-        run.end,
-        (false, run.quiet),
-        test.accuracy,
-    );
+    assemble::complete(&mut o, scn, end, log);
     if run.stopped != "finished" {
         o.passed = false;
         o.violations.insert(
             "finished".into(),
             vec![format!(
                 "training did not finish within the wall-clock limit ({:.1}s)",
-                end_s
+                run.end.as_secs_f64()
             )],
         );
     }

@@ -151,7 +151,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
     let origin_unix_us = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
-    let job = Arc::new(crate::sim::setup::job(scn));
+    let job = Arc::new(crate::run::setup::job(scn));
     let mut backend: Box<dyn Backend> = if opts.in_process {
         Box::new(InProcess::new(
             scn,
@@ -352,7 +352,7 @@ impl InProcess {
             .build()
             .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let cfg = crate::sim::setup::protocol_config(scn, job.model.dim(), crate::core::Bugs::NONE);
+        let cfg = crate::run::setup::protocol_config(scn, job.model.dim(), crate::core::Bugs::NONE);
         let listeners = peers.keys().copied().zip(held).collect();
         Ok(InProcess {
             rt,

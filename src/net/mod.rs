@@ -9,9 +9,13 @@
 //!
 //! Real tokio (not madsim's) is used: it runs outside any madsim runtime,
 //! so this module works in the default (`--cfg madsim`) build as well as in
-//! the real build (`cargo build-real`). The real build has `pssim node`
-//! only: `local` and `judge` build the simulator's `Outcome`, which needs
-//! the default build.
+//! the real build (`cargo build-real`). Setup, the collector and the
+//! outcome assembly are host-neutral (`crate::run`), shared with the
+//! simulator.
+//!
+//! May import: `crate::core`, `crate::ml`, `crate::scenario`, `crate::run`,
+//! `crate::check`, `crate::trace`, `crate::outcome`, tokio. Never:
+//! `crate::sim` (hosts never import each other), madsim.
 
 pub mod alloc;
 pub mod bench;
@@ -19,8 +23,6 @@ pub mod cluster;
 pub mod events;
 pub mod frame;
 pub mod host;
-#[cfg(madsim)]
 pub mod judge;
-#[cfg(madsim)]
 pub mod local;
 pub mod node;

@@ -152,7 +152,7 @@ pub enum Progress {
 const TIME: &str = "simulated time (s)";
 
 impl Progress {
-    fn at(self, s: &crate::sim::observer::Sample) -> f64 {
+    fn at(self, s: &crate::run::sample::Sample) -> f64 {
         match self {
             Progress::Time => s.t_s,
             Progress::Bytes => (s.bytes_pushed + s.bytes_pulled) as f64 / 1e6,

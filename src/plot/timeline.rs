@@ -4,8 +4,8 @@
 
 use super::{caption, err, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;
+use crate::run::timeline::Activity;
 use crate::scenario::Scenario;
-use crate::sim::timeline::Activity;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 

@@ -6,20 +6,21 @@
 //! inbox of due inputs. Messages cross [`net::Network`], which adds latency,
 //! per-link bandwidth and faults; compute time comes from
 //! [`compute::ComputeModel`]. All time is madsim's, all randomness is drawn
-//! from madsim's seeded generator, so a seed replays a run exactly.
+//! from madsim's seeded generator, so a seed replays a run exactly. What a
+//! run's events feed and how its outcome is assembled is host-neutral
+//! (`crate::run`), shared with real mode.
+//!
+//! May import: `crate::core`, `crate::ml`, `crate::scenario`, `crate::run`,
+//! `crate::check`, `crate::trace`, `crate::outcome`, madsim. Never:
+//! `crate::net` (hosts never import each other).
 
-pub mod chaos;
 pub mod compute;
-pub mod failover;
 pub mod faults;
 pub mod inbox;
-pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod observer;
 pub mod run;
-pub mod setup;
-pub mod timeline;
 pub mod world;
 
 pub use run::{run, run_once, RunOptions, RunResult};

@@ -1,22 +1,29 @@
 //! Running a scenario: build the madsim runtime for a seed, start every
-//! node, observe until training ends, then judge the run.
+//! node, observe until training ends, then hand the run's end and its
+//! collected events to the host-neutral assembly (`crate::run::assemble`).
+//!
+//! May import: `crate::run`, `crate::core`, `crate::check`, `crate::trace`,
+//! `crate::outcome`, `crate::scenario`, `super` (sim), madsim. Never:
+//! `crate::net`.
 
 use super::compute::ComputeModel;
-use super::faults::{self, Plan};
-use super::metrics::Metrics;
+use super::faults;
 use super::net::{NetConfig, Network};
 use super::node::node_main;
-use super::observer::Sample;
-use super::setup;
 use super::world::{lock, World};
 use crate::check::determinism;
-use crate::core::{Bugs, Event, Node, NodeId};
-use crate::outcome::{FaultRecord, Outcome};
+use crate::core::{Bugs, Event, NodeId, View};
+use crate::outcome::Outcome;
+use crate::run::assemble::{self, End, Header};
+use crate::run::collect::Collector;
+use crate::run::finals;
+use crate::run::metrics::Metrics;
+use crate::run::plan::Plan;
+use crate::run::setup;
 use crate::scenario::Scenario;
 use crate::trace::Recorder;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,25 +85,6 @@ pub struct RunResult {
     pub kept: Vec<(u64, String)>,
 }
 
-/// What the simulation hands back before checks are judged.
-struct SimEnd {
-    samples: Vec<Sample>,
-    recorder: Recorder,
-    metrics: Metrics,
-    final_accuracy: f64,
-    final_loss: f64,
-    params_digest: u64,
-    end: Duration,
-    time_to_target: Option<Duration>,
-    stopped: &'static str,
-    min_clock: u32,
-    plan: Plan,
-    failovers: Vec<super::failover::Failover>,
-    timelines: super::timeline::Timelines,
-    /// Whether replication had settled when the final states were taken.
-    quiet: bool,
-}
-
 /// Runs a scenario once, then (if its `[check] deterministic` is set) a
 /// second time to compare trace hashes.
 pub fn run(scn: &Scenario, opts: &RunOptions) -> RunResult {
@@ -155,16 +143,27 @@ pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
         }))
     };
     let wall = wall_start.elapsed();
-    let mut outcome = base_outcome(scn, opts);
+    let mut outcome = assemble::empty(
+        scn,
+        Header {
+            scenario: scn.name.clone(),
+            seed: opts.seed,
+            reproduce: opts.reproduce(),
+            bugs: opts.bugs.iter().map(|b| b.name().to_string()).collect(),
+            real: false,
+            not_simulated: Vec::new(),
+        },
+    );
     outcome.wall_time_s = wall.as_secs_f64();
     let mut kept = Vec::new();
     match sim {
-        Ok(mut end) => {
-            if let Err(e) = end.recorder.finish_trace() {
+        Ok((mut end, mut log)) => {
+            if let Err(e) = log.recorder.finish_trace() {
                 outcome.panic = Some(format!("could not write the trace: {e}"));
             }
-            kept = end.recorder.kept().to_vec();
-            fill(&mut outcome, scn, end);
+            kept = log.recorder.kept().to_vec();
+            end.wall_s = outcome.wall_time_s;
+            assemble::complete(&mut outcome, scn, end, log);
         }
         Err(panic) => {
             let msg = panic
@@ -183,146 +182,14 @@ pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
     RunResult { outcome, kept }
 }
 
-fn base_outcome(scn: &Scenario, opts: &RunOptions) -> Outcome {
-    Outcome {
-        scenario: scn.name.clone(),
-        seed: opts.seed,
-        passed: true,
-        checks: BTreeMap::new(),
-        violations: BTreeMap::new(),
-        final_accuracy: f64::NAN,
-        final_loss: f64::NAN,
-        reference_accuracy: setup::reference_accuracy(scn.model.dataset),
-        sim_time_s: 0.0,
-        wall_time_s: 0.0,
-        speedup: 0.0,
-        real: false,
-        messages: 0,
-        bytes: 0,
-        bytes_pushed: 0,
-        bytes_pulled: 0,
-        bytes_pushed_raw: 0,
-        bytes_pulled_raw: 0,
-        compression_ratio: 1.0,
-        messages_dropped: 0,
-        pushes_acked: 0,
-        updates_lost: 0,
-        updates_duplicated: 0,
-        reads_checked: 0,
-        min_clock: 0,
-        events: 0,
-        trace_hash: String::new(),
-        params_digest: String::new(),
-        reproduce: opts.reproduce(),
-        bugs: opts.bugs.iter().map(|b| b.name().to_string()).collect(),
-        target_accuracy: scn.training.target_accuracy,
-        time_to_target_s: None,
-        stopped: String::new(),
-        panic: None,
-        not_simulated: Vec::new(),
-        accuracy: Vec::new(),
-        series: Vec::new(),
-        series_interval_s: 0.0,
-        message_kinds: BTreeMap::new(),
-        faults: Vec::new(),
-        failovers: Vec::new(),
-        idle_fraction: 0.0,
-        staleness_histogram: Vec::new(),
-        timeline: Vec::new(),
-        fault_timeline: Vec::new(),
-        swarm: None,
-    }
-}
-
-fn fill(o: &mut Outcome, scn: &Scenario, end: SimEnd) {
-    o.final_accuracy = end.final_accuracy;
-    o.final_loss = end.final_loss;
-    o.params_digest = format!("{:016x}", end.params_digest);
-    o.sim_time_s = end.end.as_secs_f64();
-    o.speedup = o.sim_time_s / o.wall_time_s.max(1e-9);
-    o.messages = end.metrics.messages;
-    o.bytes = end.metrics.bytes;
-    o.bytes_pushed = end.metrics.bytes_pushed;
-    o.bytes_pulled = end.metrics.bytes_pulled;
-    o.bytes_pushed_raw = end.metrics.bytes_pushed_raw;
-    o.bytes_pulled_raw = end.metrics.bytes_pulled_raw;
-    let sent = o.bytes_pushed + o.bytes_pulled;
-    if sent > 0 {
-        o.compression_ratio = (o.bytes_pushed_raw + o.bytes_pulled_raw) as f64 / sent as f64;
-    }
-    o.messages_dropped = end.metrics.dropped;
-    o.events = end.recorder.events();
-    o.trace_hash = end.recorder.hash_hex();
-    o.time_to_target_s = end.time_to_target.map(|t| t.as_secs_f64());
-    o.stopped = end.stopped.to_string();
-    o.min_clock = end.min_clock;
-    o.reads_checked = end.recorder.staleness.reads();
-    o.accuracy = end.samples;
-    o.series_interval_s = end.metrics.interval().as_secs_f64();
-    o.series = end.metrics.series.clone();
-    o.message_kinds = end
-        .metrics
-        .by_kind
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-    o.faults = end
-        .plan
-        .faults
-        .iter()
-        .map(|f| FaultRecord {
-            kind: f.kind.name(),
-            nodes: f.kind.nodes().iter().map(|n| n.to_string()).collect(),
-            start_s: f.at.as_secs_f64(),
-            end_s: f.end().map(|e| e.as_secs_f64()),
-            origin: f.origin,
-            detail: f.detail(),
-        })
-        .collect();
-    o.swarm = end.plan.swarm.clone();
-    o.fault_timeline = end
-        .plan
-        .faults
-        .iter()
-        .map(|f| crate::scenario::Fault {
-            at: f.at,
-            kind: f.kind.clone(),
-            line: 0,
-        })
-        .collect();
-    o.failovers = end.failovers;
-    o.idle_fraction = end.timelines.idle_fraction();
-    o.timeline = end.timelines.segments;
-    o.staleness_histogram = end
-        .recorder
-        .staleness
-        .histogram()
-        .iter()
-        .map(|(&(w, b), &n)| (w, b, n))
-        .collect();
-    let mut recorder = end.recorder;
-    o.judge(
-        &mut recorder,
-        scn,
-        end.end,
-        (scn.check.liveness.is_some(), end.quiet),
-        end.final_accuracy,
-    );
-}
-
-/// Width of the throughput series' buckets: a fifth of the observer's
-/// period, at least 10 ms.
-fn series_interval(eval_every: Duration) -> Duration {
-    (eval_every / 5).max(Duration::from_millis(10))
-}
-
-/// The simulation itself: runs inside the madsim runtime.
+/// The simulation itself: runs inside the madsim runtime. Hands back how
+/// the run ended and everything its events fed.
 async fn simulate(
     scn: Scenario,
     cfg: Arc<crate::core::ProtocolConfig>,
     job: Arc<crate::core::Job>,
     recorder: Recorder,
-) -> SimEnd {
+) -> (End, Collector) {
     let net = Network::new(NetConfig {
         latency_min: scn.network.latency_min,
         latency_max: scn.network.latency_max,
@@ -331,7 +198,7 @@ async fn simulate(
     });
     let compute = ComputeModel::new(scn.compute.step_time, scn.compute.jitter);
     let eval_every = scn.training.eval_every;
-    let metrics = Metrics::new(series_interval(eval_every));
+    let metrics = Metrics::new(assemble::series_interval(eval_every));
     // Randomness inside the simulation comes only from madsim's seeded
     // generator: one draw seeds the fault plan, the next the world.
     let plan = Plan::new(
@@ -343,21 +210,19 @@ async fn simulate(
     recorder
         .liveness
         .configure((!forever).then_some(heal), scn.check.liveness);
-    let world_seed = madsim::rand::thread_rng().next_u64();
-    let world = World::new(
-        cfg.clone(),
-        job,
-        net,
-        compute,
+    let log = Collector::new(
         recorder,
         metrics,
-        world_seed,
+        View::initial(cfg.servers, cfg.replication),
+        Some(cfg.workers),
     );
+    let world_seed = madsim::rand::thread_rng().next_u64();
+    let world = World::new(cfg.clone(), job, net, compute, log, world_seed);
     let shared = Arc::new(Mutex::new(world));
     let handle = madsim::runtime::Handle::current();
     let ids: Vec<NodeId> = lock(&shared).slots.iter().map(|s| s.id).collect();
     {
-        let view = lock(&shared).view.clone();
+        let view = lock(&shared).log.view.clone();
         lock(&shared).record(Event::View {
             epoch: view.epoch,
             chains: view.chains,
@@ -404,7 +269,7 @@ async fn simulate(
             stopped = "max_time";
             break;
         }
-        if w.recorder.liveness.poll(now) {
+        if w.log.recorder.liveness.poll(now) {
             // A worker is stuck for good: no point simulating further.
             stopped = "liveness";
             break;
@@ -428,65 +293,39 @@ async fn simulate(
     };
     // Final state of every replica in the last view, for the checkers and
     // the trace.
-    let mut finals = Vec::new();
-    for (r, chain) in w.view.chains.iter().enumerate() {
-        for &server in chain {
-            if let Some(Node::Server(s)) = &w.slot(server).node {
-                if let Some(rep) = s.replicas().get(&(r as u32)) {
-                    let (table, dedup) = rep.table_digests();
-                    finals.push(Event::Final {
-                        server,
-                        range: r as u32,
-                        digest: format!("{:016x}", rep.params_digest()),
-                        applied: rep.applied,
-                        applied_set: format!("{:016x}", rep.applied_digest),
-                        clock_table: format!("{table:016x}"),
-                        dedup_table: format!("{dedup:016x}"),
-                    });
-                }
-            }
-        }
-    }
+    let (finals, params) = finals::finals(&w.cfg.ranges, &w.log.view, &w.replicas());
     for ev in finals {
         w.record(ev);
     }
-    let (test, loss) = w.evaluate();
+    let (test, loss) = w.job.evaluate(&params);
     let params_digest = {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        crate::core::msg::hash_values(&mut h, &w.assemble());
-        h.digest()
+        crate::core::msg::hash_values(&mut h, &params);
+        format!("{:016x}", h.digest())
     };
-    let min_clock = w
-        .slots
-        .iter()
-        .filter_map(|s| match &s.node {
-            Some(Node::Worker(wk)) => Some(wk.clock().0),
-            _ => None,
-        })
-        .min()
-        .unwrap_or(0);
-    let recorder = std::mem::replace(&mut w.recorder, Recorder::new(0, 0));
-    let metrics = std::mem::replace(&mut w.metrics, Metrics::new(eval_every));
-    SimEnd {
+    let (min_clock, _) = w.clock_span();
+    let empty = Collector::new(
+        Recorder::new(0, 0),
+        Metrics::new(eval_every),
+        w.log.view.clone(),
+        None,
+    );
+    let log = std::mem::replace(&mut w.log, empty);
+    let end = End {
+        end,
+        wall_s: 0.0,
+        stopped: stopped.to_string(),
+        time_to_target,
+        min_clock,
         samples,
-        recorder,
-        metrics,
         final_accuracy: test.accuracy,
         final_loss: loss,
         params_digest,
-        end,
-        time_to_target,
-        stopped,
-        min_clock,
-        plan,
         quiet,
-        failovers: std::mem::take(&mut w.failovers).finish(),
-        timelines: {
-            for wk in 0..w.cfg.workers {
-                let t = end;
-                w.timelines.stop(wk, t);
-            }
-            std::mem::take(&mut w.timelines)
-        },
-    }
+        liveness: scn.check.liveness.is_some(),
+        traffic: log.metrics.traffic(),
+        plan: Some(plan),
+        trace_hash: Some(log.recorder.hash_hex()),
+    };
+    (end, log)
 }

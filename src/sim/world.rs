@@ -1,17 +1,19 @@
 //! The simulated world: every node's slot (its protocol state machine and
-//! inbox), the network, the compute model and the recorder, behind one
-//! lock. madsim runs one task at a time, so the lock is never contended; it
-//! exists because madsim node tasks must be `Send`.
+//! inbox), the network, the compute model and the run's collector, behind
+//! one lock. madsim runs one task at a time, so the lock is never
+//! contended; it exists because madsim node tasks must be `Send`.
+//!
+//! May import: `crate::core`, `crate::run`, `super` (sim), madsim. Never:
+//! `crate::net`.
 
 use super::compute::ComputeModel;
 use super::inbox::{Inbox, Item};
-use super::metrics::Metrics;
 use super::net::{Fate, Network};
 use crate::core::{
     Bug, Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, Server,
-    View, Worker,
+    Worker,
 };
-use crate::trace::Recorder;
+use crate::run::collect::Collector;
 // madsim's simulated clock (not `std::time`): deterministic per seed.
 use madsim::time::Instant;
 use rand::{RngCore, SeedableRng};
@@ -69,20 +71,13 @@ pub struct World {
     pub net: Network,
     /// The compute-time model.
     pub compute: ComputeModel,
-    /// Every event goes through here.
-    pub recorder: Recorder,
-    /// Counters.
-    pub metrics: Metrics,
-    /// The last view published (the observer reads replicas through it).
-    pub view: View,
+    /// Every event goes through here (recorder, metrics, the last view
+    /// published, failovers, timelines).
+    pub log: Collector,
     /// When every worker had finished, if they have.
     pub training_done_at: Option<Duration>,
     /// Messages held by clogged links: `(from, to) -> messages`.
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
-    /// What each worker spent its time on.
-    pub timelines: super::timeline::Timelines,
-    /// Server crashes and how long their ranges took to recover.
-    pub failovers: super::failover::FailoverTracker,
     /// Durable storage: what each node persisted (survives its crashes).
     pub durable: BTreeMap<NodeId, Durable>,
     rng: ChaCha8Rng,
@@ -108,8 +103,7 @@ impl World {
         job: Arc<Job>,
         net: Network,
         compute: ComputeModel,
-        recorder: Recorder,
-        metrics: Metrics,
+        log: Collector,
         seed: u64,
     ) -> World {
         let ids = std::iter::once(NodeId::Coordinator)
@@ -129,7 +123,6 @@ impl World {
                 inbox: Inbox::default(),
             })
             .collect();
-        let workers = cfg.workers;
         let leak = if cfg.bugs.has(Bug::GlobalState) {
             // Planted bug: state that outlives a run.
             static RUNS: AtomicU64 = AtomicU64::new(0);
@@ -138,20 +131,16 @@ impl World {
             0
         };
         World {
-            view: View::initial(cfg.servers, cfg.replication),
             cfg,
             job,
             start: Instant::now(),
             slots,
             net,
             compute,
-            recorder,
-            metrics,
+            log,
             training_done_at: None,
             held: BTreeMap::new(),
             durable: BTreeMap::new(),
-            failovers: Default::default(),
-            timelines: super::timeline::Timelines::new(workers),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
             out: Vec::new(),
@@ -185,26 +174,8 @@ impl World {
     }
 
     fn record_at(&mut self, t: Duration, ev: Event) {
-        self.metrics.on_event(t, &ev);
-        if let Event::View { epoch, chains } = &ev {
-            if *epoch > self.view.epoch {
-                self.view = View {
-                    epoch: *epoch,
-                    chains: chains.clone(),
-                };
-            }
-        }
         let check_done = matches!(ev, Event::WorkerDone { .. } | Event::Crash { .. });
-        self.failovers.observe(t, &ev, &self.view);
-        match ev {
-            Event::WorkerClock { worker, .. } => self.timelines.clock(worker, t),
-            Event::WorkerDone { worker, .. }
-            | Event::Crash {
-                node: NodeId::Worker(worker),
-            } => self.timelines.stop(worker, t),
-            _ => {}
-        }
-        self.recorder.record(t, &ev);
+        self.log.record(t, &ev);
         if check_done && self.training_done_at.is_none() && self.all_workers_done() {
             self.training_done_at = Some(t);
         }
@@ -214,7 +185,7 @@ impl World {
     /// holds the last view published, and nothing is in flight to it.
     pub fn servers_quiet(&self) -> bool {
         self.slots.iter().all(|s| match &s.node {
-            Some(Node::Server(srv)) => srv.is_quiet() && srv.view().epoch == self.view.epoch,
+            Some(Node::Server(srv)) => srv.is_quiet() && srv.view().epoch == self.log.view.epoch,
             _ => true,
         })
     }
@@ -287,7 +258,7 @@ impl World {
                 if self.slots[idx].computing.is_some_and(|c| c.gen == gen) {
                     self.slots[idx].computing = None;
                     if let NodeId::Worker(w) = id {
-                        self.timelines.push(w, now);
+                        self.log.compute_done(w, now);
                     }
                     let node = self.slots[idx].node.as_mut().expect("checked above");
                     node.on_compute_done(now, &mut out);
@@ -338,7 +309,7 @@ impl World {
                 }
                 Command::Compute { .. } => {
                     if let NodeId::Worker(w) = id {
-                        self.timelines.compute(w, now);
+                        self.log.compute_started(w, now);
                     }
                     let work = self.compute.work(&mut self.rng);
                     self.start_compute(idx, now, work);
@@ -431,7 +402,7 @@ impl World {
     /// Puts a message on the network.
     pub fn send(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
         let size = msg.wire_size();
-        self.metrics.sent(now, &msg, size);
+        self.log.sent(now, &msg, size);
         self.transmit(now, from, to, msg);
     }
 

@@ -28,8 +28,12 @@
 //! conservatively (two down-intervals of one range's servers that overlap
 //! at all count as simultaneous). A crash of a node already down is not
 //! drawn.
+//!
+//! Host-neutral: the draw is a pure function of the seed's generator.
+//! May import: `crate::core`, `crate::scenario`, `super` (run). Never: a
+//! host (`crate::sim`, `crate::net`).
 
-use super::faults::{all_nodes, Origin, Planned};
+use super::plan::{all_nodes, Origin, Planned};
 use crate::core::NodeId;
 use crate::scenario::{Chaos, Cluster, FaultKind};
 use rand::seq::SliceRandom;

@@ -2,6 +2,8 @@
 //! served again, in both directions (a pull answered by another replica and
 //! a push acknowledged, both after the crash). With replication this is
 //! failure detection plus a view change; without, it includes the restart.
+//!
+//! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
 
 use crate::core::{Event, NodeId, RangeId, View};
 use serde::Serialize;

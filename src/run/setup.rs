@@ -1,4 +1,8 @@
-//! From a scenario to the protocol's configuration and the workers' job.
+//! From a scenario to the protocol's configuration and the workers' job,
+//! the same for both hosts.
+//!
+//! May import: `crate::core`, `crate::ml`, `crate::scenario`. Never: a host
+//! (`crate::sim`, `crate::net`).
 
 use crate::core::{Bugs, Consistency, Hyper, Job, ProtocolConfig, RangeMap, Schedule};
 use crate::ml::{DataKind, DataSpec, Loss, Model};

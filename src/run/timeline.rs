@@ -1,6 +1,8 @@
 //! Per-worker timelines: what each worker spent its time on, clock by
 //! clock — waiting for pulls, computing, waiting for push
 //! acknowledgements — for the timeline plot and the idle fraction.
+//!
+//! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
 
 use crate::core::WorkerId;
 use serde::Serialize;
@@ -73,6 +75,11 @@ impl Timelines {
             }
         }
         self.open[i] = next.map(|a| (a, t));
+    }
+
+    /// Number of workers followed.
+    pub fn workers(&self) -> u32 {
+        self.open.len() as u32
     }
 
     /// Worker `w` starts a clock (pulls).

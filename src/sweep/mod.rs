@@ -5,11 +5,19 @@
 //! `--shard I/N` keeps the `I`-th of `N` contiguous slices of the seed
 //! range (`I` from 0), so a sweep spreads over a CI matrix or a job array;
 //! the union of the `N` shards is the whole range, each seed in one shard.
+//!
+//! This module is host-neutral (rows, summaries, grids, rendering, files);
+//! running the seeds on the simulator is [`exec`].
+//!
+//! May import: `crate::outcome`, `crate::scenario`. Never: `crate::net`;
+//! `crate::sim` only in [`exec`].
+
+#[cfg(madsim)]
+pub mod exec;
+#[cfg(madsim)]
+pub use exec::{sweep, SweepOptions};
 
 use crate::outcome::Outcome;
-use crate::scenario::Scenario;
-use crate::sim::{self, RunOptions};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -103,7 +111,8 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(o: &Outcome) -> Row {
+    /// The row of one run.
+    pub fn new(o: &Outcome) -> Row {
         Row {
             seed: o.seed,
             passed: o.passed,
@@ -215,19 +224,6 @@ pub struct Summary {
     pub seeds_per_s: f64,
 }
 
-/// How to sweep.
-#[derive(Clone, Debug)]
-pub struct SweepOptions {
-    /// Seeds to run (already sharded).
-    pub seeds: Range<u64>,
-    /// `(I, N)` if sharded, for the report.
-    pub shard: Option<(u64, u64)>,
-    /// Parallel runs.
-    pub jobs: usize,
-    /// Template for every run (its `seed` is replaced).
-    pub run: RunOptions,
-}
-
 /// What a sweep produced.
 #[derive(Debug)]
 pub struct SweepResult {
@@ -239,95 +235,66 @@ pub struct SweepResult {
     pub first: Option<Outcome>,
 }
 
-/// Runs every seed; `tick` is called after each run (for a progress bar).
-pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) -> SweepResult {
-    // Real wall time of the whole sweep, read outside every simulation
-    // (each run's madsim runtime replaces the clock only inside it).
-    let start = std::time::Instant::now();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .expect("a thread pool");
-    let results: Vec<(Row, Option<Failure>, Option<Outcome>)> = pool.install(|| {
-        opts.seeds
-            .clone()
-            .into_par_iter()
-            .map(|seed| {
-                let run = RunOptions {
-                    seed,
-                    trace: None,
-                    ..opts.run.clone()
-                };
-                let o = sim::run(scn, &run).outcome;
-                let row = Row::new(&o);
-                tick(&row);
-                let failure = (!o.passed).then(|| failure(&o));
-                let first = (seed == opts.seeds.start).then_some(o);
-                (row, failure, first)
-            })
-            .collect()
-    });
-    let wall = start.elapsed().as_secs_f64();
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    let mut first = None;
-    for (row, failure, o) in results {
-        rows.push(row);
-        failures.extend(failure);
-        first = first.or(o);
-    }
-    let mut check_failures = BTreeMap::new();
-    for f in &failures {
-        for c in &f.checks {
-            *check_failures.entry(c.clone()).or_insert(0) += 1;
+impl Summary {
+    /// Folds one row per seed (in seed order) and the failures among them
+    /// into the aggregate.
+    pub fn of(
+        scenario: &str,
+        seeds: Range<u64>,
+        shard: Option<(u64, u64)>,
+        jobs: usize,
+        rows: &[Row],
+        failures: Vec<Failure>,
+        wall: f64,
+    ) -> Summary {
+        let mut check_failures = BTreeMap::new();
+        for f in &failures {
+            for c in &f.checks {
+                *check_failures.entry(c.clone()).or_insert(0) += 1;
+            }
         }
-    }
-    let metric = |f: fn(&Row) -> f64| Percentiles::of(&rows.iter().map(f).collect::<Vec<_>>());
-    let percentiles = BTreeMap::from([
-        ("final_accuracy".to_string(), metric(|r| r.final_accuracy)),
-        ("sim_time_s".to_string(), metric(|r| r.sim_time_s)),
-        ("wall_time_s".to_string(), metric(|r| r.wall_time_s)),
-        ("messages".to_string(), metric(|r| r.messages as f64)),
-        (
-            "bytes_pushed".to_string(),
-            metric(|r| r.bytes_pushed as f64),
-        ),
-        (
-            "bytes_pulled".to_string(),
-            metric(|r| r.bytes_pulled as f64),
-        ),
-        ("faults".to_string(), metric(|r| r.faults as f64)),
-        (
-            "updates_lost".to_string(),
-            metric(|r| r.updates_lost as f64),
-        ),
-        ("idle_fraction".to_string(), metric(|r| r.idle_fraction)),
-        (
-            "time_to_target_s".to_string(),
-            metric(|r| r.time_to_target_s.unwrap_or(f64::NAN)),
-        ),
-    ]);
-    let runs = rows.len() as u64;
-    let summary = Summary {
-        scenario: scn.name.clone(),
-        seeds: (opts.seeds.start, opts.seeds.end),
-        shard: opts.shard.map(|(i, n)| format!("{i}/{n}")),
-        jobs: opts.jobs,
-        runs,
-        passed: runs - failures.len() as u64,
-        failed: failures.len() as u64,
-        updates_lost: rows.iter().map(|r| r.updates_lost).sum(),
-        updates_duplicated: rows.iter().map(|r| r.updates_duplicated).sum(),
-        failures,
-        check_failures,
-        percentiles,
-        wall_time_s: wall,
-        seeds_per_s: runs as f64 / wall.max(1e-9),
-    };
-    SweepResult {
-        rows,
-        summary,
-        first,
+        let metric = |f: fn(&Row) -> f64| Percentiles::of(&rows.iter().map(f).collect::<Vec<_>>());
+        let percentiles = BTreeMap::from([
+            ("final_accuracy".to_string(), metric(|r| r.final_accuracy)),
+            ("sim_time_s".to_string(), metric(|r| r.sim_time_s)),
+            ("wall_time_s".to_string(), metric(|r| r.wall_time_s)),
+            ("messages".to_string(), metric(|r| r.messages as f64)),
+            (
+                "bytes_pushed".to_string(),
+                metric(|r| r.bytes_pushed as f64),
+            ),
+            (
+                "bytes_pulled".to_string(),
+                metric(|r| r.bytes_pulled as f64),
+            ),
+            ("faults".to_string(), metric(|r| r.faults as f64)),
+            (
+                "updates_lost".to_string(),
+                metric(|r| r.updates_lost as f64),
+            ),
+            ("idle_fraction".to_string(), metric(|r| r.idle_fraction)),
+            (
+                "time_to_target_s".to_string(),
+                metric(|r| r.time_to_target_s.unwrap_or(f64::NAN)),
+            ),
+        ]);
+        let runs = rows.len() as u64;
+        Summary {
+            scenario: scenario.to_string(),
+            seeds: (seeds.start, seeds.end),
+            shard: shard.map(|(i, n)| format!("{i}/{n}")),
+            jobs,
+            runs,
+            passed: runs - failures.len() as u64,
+            failed: failures.len() as u64,
+            updates_lost: rows.iter().map(|r| r.updates_lost).sum(),
+            updates_duplicated: rows.iter().map(|r| r.updates_duplicated).sum(),
+            failures,
+            check_failures,
+            percentiles,
+            wall_time_s: wall,
+            seeds_per_s: runs as f64 / wall.max(1e-9),
+        }
     }
 }
 
@@ -362,7 +329,8 @@ pub fn grid(sets: &[String]) -> (Vec<Vec<String>>, Vec<String>) {
     (points, varying)
 }
 
-fn failure(o: &Outcome) -> Failure {
+/// What a sweep reports of a failing run.
+pub fn failure(o: &Outcome) -> Failure {
     let checks = o.failed_checks();
     let mut message = o
         .violations

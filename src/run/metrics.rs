@@ -1,6 +1,8 @@
 //! Counters and time series of a run: messages and bytes by kind, and per
 //! interval of simulated time the updates applied, pushes acknowledged and
 //! bytes sent (for throughput plots and the CSV export).
+//!
+//! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
 
 use crate::core::{Event, Message};
 use serde::Serialize;
@@ -27,6 +29,27 @@ pub struct Bucket {
     pub pulls: u64,
     /// Bytes put on the wire.
     pub bytes: u64,
+}
+
+/// Messages and bytes a run put on the wire, in total.
+#[derive(Clone, Debug, Default)]
+pub struct Traffic {
+    /// Messages sent (including those later lost).
+    pub messages: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Bytes of pushes.
+    pub bytes_pushed: u64,
+    /// Bytes of pulls (requests and answers).
+    pub bytes_pulled: u64,
+    /// What the pushes would take with raw float values.
+    pub bytes_pushed_raw: u64,
+    /// What the pulls would take with raw float values.
+    pub bytes_pulled_raw: u64,
+    /// Messages lost (loss, partition, dead receiver).
+    pub dropped: u64,
+    /// Per message kind.
+    pub by_kind: BTreeMap<String, KindStats>,
 }
 
 /// A run's counters.
@@ -73,6 +96,24 @@ impl Metrics {
     /// The series' interval.
     pub fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// The totals.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            messages: self.messages,
+            bytes: self.bytes,
+            bytes_pushed: self.bytes_pushed,
+            bytes_pulled: self.bytes_pulled,
+            bytes_pushed_raw: self.bytes_pushed_raw,
+            bytes_pulled_raw: self.bytes_pulled_raw,
+            dropped: self.dropped,
+            by_kind: self
+                .by_kind
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
     }
 
     fn bucket(&mut self, t: Duration) -> &mut Bucket {

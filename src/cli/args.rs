@@ -1,0 +1,209 @@
+//! The command line's flags (clap). Every field is documented where it
+//! is declared: clap turns the doc comments into `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "pssim",
+    version,
+    about = "Deterministic simulator for parameter-server machine learning",
+    long_about = "Runs the parameter-server protocol (servers, workers, coordinator) on a seeded \
+                  simulated network and clock, trains a real model, injects faults and checks \
+                  properties. With no subcommand, runs the built-in default scenario.\n\n\
+                  Exit codes: 0 all checks pass, 1 a check failed, 2 bad input.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// The command (none: the default scenario).
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+    /// Flags of the default run.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run a scenario file.
+    Run {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one simulation per seed, in parallel, and summarize.
+    Sweep {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        args: SweepArgs,
+    },
+    /// Shrink a failing run to the smallest fault schedule that still fails.
+    Shrink {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Seed (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Switch on a planted protocol bug; repeatable.
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Override a scenario key; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Write the smallest failing scenario to FILE (default: print it).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Runs to spend at most.
+        #[arg(long, default_value_t = 400)]
+        budget: u64,
+    },
+    /// List the planted protocol bugs (`--bug NAME`).
+    Bugs,
+    /// Run one node of a real cluster over TCP (see docs/real-mode.md).
+    Node {
+        /// The cluster file (TOML): the scenario and every node's address.
+        #[arg(long, value_name = "FILE")]
+        cluster: PathBuf,
+        /// The node's role; `--id` is then its index.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+        /// The node: an index with `--role`, or a name (`server-1`,
+        /// `worker-0`, `coordinator`).
+        #[arg(long, value_name = "N|NAME")]
+        id: Option<String>,
+        /// Life number: 0 at the start of the job, then 1, 2, ... for
+        /// restarts (a restarted server copies its ranges back).
+        #[arg(long, default_value_t = 0)]
+        incarnation: u32,
+        /// Exit when stdin closes (for a supervisor such as `pssim local`).
+        #[arg(long, hide = true)]
+        exit_on_eof: bool,
+    },
+    /// Run a scenario's cluster for real over TCP on loopback, and judge it
+    /// like a simulated run.
+    Local {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// Run the nodes as tasks of this process instead of child
+        /// processes.
+        #[arg(long)]
+        in_process: bool,
+        /// Seed of the workers' minibatch order (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print the outcome as one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Give up (and fail) if training has not finished after this long.
+        #[arg(long, value_name = "DURATION", default_value = "120s")]
+        timeout: String,
+        /// Write the merged event trace (JSON Lines) to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Keep the cluster file, events and node logs in DIR (default: a
+        /// temporary directory, removed after a successful run).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Measure performance against baselines taken in the same run.
+    Bench {
+        /// Also write the measurements as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run only the scale benchmark (scenarios/scale.toml: 10^6
+        /// features, 16 servers, 128 workers, 1000 clocks; about a minute):
+        /// wall time and peak memory.
+        #[arg(long)]
+        scale: bool,
+    },
+}
+
+/// A node's role in a real cluster.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Role {
+    /// A parameter server.
+    Server,
+    /// A worker.
+    Worker,
+    /// The coordinator.
+    Coordinator,
+}
+
+#[derive(Args, Clone)]
+pub struct SweepArgs {
+    /// Seeds: `A..B` (B excluded) or `A..=B`.
+    #[arg(long, value_name = "A..B")]
+    pub seeds: String,
+    /// Parallel runs (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run only the I-th of N contiguous slices of the seeds (I from 0).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Print the sweep summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write runs.csv (one row per seed) and summary.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the sweep's plots (PNG and SVG) into DIR: the trade-off
+    /// against a swept parameter, convergence per configuration.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Write a self-contained HTML report of the sweep.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Switch on a planted protocol bug; repeatable.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Override a scenario key; repeatable. `KEY=a,b,c` sweeps the values:
+    /// one sweep per combination of the listed values.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run each seed twice and compare trace hashes.
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct RunArgs {
+    /// Seed (default: the scenario's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the outcome as one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write outcome.json, summary.txt and CSV time series into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the plots (PNG and SVG) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Write a self-contained HTML report (checks, metrics, faults, plots).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write the event trace (JSON Lines) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Include deliveries, drops and timer firings in the trace.
+    #[arg(long, requires = "trace")]
+    pub trace_all: bool,
+    /// Switch on a planted protocol bug (see `pssim bugs`); repeatable.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Run twice and compare trace hashes (the `deterministic` check).
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Override a scenario key, e.g. `--set training.staleness=4`; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}

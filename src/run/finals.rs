@@ -1,0 +1,114 @@
+//! The end of a run as the hosts read it: every live server's replicas
+//! ([`FinalReplica`]), the `final` event of each replica in the last
+//! view's chains, and the model assembled from the replicas.
+//!
+//! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
+
+use crate::core::server::Replica;
+use crate::core::{Event, NodeId, RangeId, RangeMap, View};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A server's replica at the end of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FinalReplica {
+    /// The range.
+    pub range: RangeId,
+    /// Its parameters.
+    pub params: Vec<f32>,
+    /// Digest of the parameters' bits (hex).
+    pub digest: String,
+    /// Pushes applied.
+    pub applied: u64,
+    /// Digest of the set of pushes applied (hex).
+    pub applied_set: String,
+    /// Digest of the clock table (hex).
+    pub clock_table: String,
+    /// Digest of the dedup table (hex).
+    pub dedup_table: String,
+}
+
+impl FinalReplica {
+    /// What a replica holds now.
+    pub fn of(range: RangeId, rep: &Replica) -> FinalReplica {
+        let (table, dedup) = rep.table_digests();
+        FinalReplica {
+            range,
+            params: rep.params.clone(),
+            digest: format!("{:016x}", rep.params_digest()),
+            applied: rep.applied,
+            applied_set: format!("{:016x}", rep.applied_digest),
+            clock_table: format!("{table:016x}"),
+            dedup_table: format!("{dedup:016x}"),
+        }
+    }
+
+    /// Its `final` event, as `server`'s replica.
+    pub fn event(&self, server: NodeId) -> Event {
+        Event::Final {
+            server,
+            range: self.range,
+            digest: self.digest.clone(),
+            applied: self.applied,
+            applied_set: self.applied_set.clone(),
+            clock_table: self.clock_table.clone(),
+            dedup_table: self.dedup_table.clone(),
+        }
+    }
+}
+
+/// The model as it stands: each range read from the last replica of its
+/// chain in `view` that `replica` finds (the tail, whose state every
+/// replica has), else from the first of `servers` that holds it (a copy
+/// outside the chain), else zeros.
+pub fn assemble<'a>(
+    ranges: &RangeMap,
+    view: &View,
+    servers: impl Iterator<Item = NodeId> + Clone,
+    replica: impl Fn(NodeId, RangeId) -> Option<&'a [f32]>,
+) -> Vec<f32> {
+    let mut params = vec![0f32; ranges.dim() as usize];
+    for r in 0..ranges.ranges() {
+        let chain = &view.chains[r as usize];
+        let found = chain
+            .iter()
+            .rev()
+            .copied()
+            .chain(servers.clone())
+            .find_map(|s| replica(s, r));
+        if let Some(values) = found {
+            let k = ranges.keys(r);
+            if values.len() == k.len() {
+                params[k.start as usize..k.end as usize].copy_from_slice(values);
+            }
+        }
+    }
+    params
+}
+
+/// The `final` events of a run (one per replica in the last view's chains,
+/// range by range, head first) and the final model, from every live
+/// server's replicas.
+pub fn finals(
+    ranges: &RangeMap,
+    view: &View,
+    replicas: &BTreeMap<NodeId, Vec<FinalReplica>>,
+) -> (Vec<Event>, Vec<f32>) {
+    let find = |server: NodeId, range: RangeId| {
+        replicas
+            .get(&server)
+            .and_then(|reps| reps.iter().find(|x| x.range == range))
+    };
+    let mut events = Vec::new();
+    for r in 0..ranges.ranges() {
+        for &server in &view.chains[r as usize] {
+            if let Some(rep) = find(server, r) {
+                events.push(rep.event(server));
+            }
+        }
+    }
+    let params = assemble(ranges, view, replicas.keys().copied(), |s, r| {
+        find(s, r).map(|rep| rep.params.as_slice())
+    });
+    (events, params)
+}
