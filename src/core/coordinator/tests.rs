@@ -1,0 +1,254 @@
+//! Unit tests of the coordinator: failover and catch-up sessions,
+//! removal, admission, recovery from durable state.
+
+use super::*;
+use crate::core::ids::Epoch;
+use crate::core::{Bugs, Consistency, Hyper, RangeMap, Schedule};
+
+fn cfg() -> Arc<ProtocolConfig> {
+    Arc::new(ProtocolConfig {
+        servers: 2,
+        workers: 2,
+        replication: 1,
+        ranges: RangeMap::new(10, 2),
+        clocks: 100,
+        schedule: Schedule::constant(Hyper {
+            consistency: Consistency::Ssp(1),
+            learning_rate: 0.1,
+            batch_size: 1,
+        }),
+        request_timeout: Duration::from_millis(100),
+        heartbeat_interval: Duration::from_millis(50),
+        heartbeat_timeout: Duration::from_millis(200),
+        checkpoint_every: None,
+        changes: Vec::new(),
+        default_bound: 3,
+        compression: Default::default(),
+        bugs: Bugs::NONE,
+    })
+}
+
+fn ms(x: u64) -> Duration {
+    Duration::from_millis(x)
+}
+
+fn hb(
+    c: &mut Coordinator,
+    now: u64,
+    w: WorkerId,
+    inc: u32,
+    clock: u32,
+    joining: bool,
+) -> Vec<Command> {
+    let mut out = Vec::new();
+    let msg = Message::WorkerHeartbeat {
+        worker: w,
+        incarnation: inc,
+        clock: Clock(clock),
+        joining,
+        epoch: Epoch(1),
+        done: false,
+    };
+    c.on_message(ms(now), NodeId::Worker(w), msg, &mut out);
+    out
+}
+
+fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command> {
+    let mut out = Vec::new();
+    let msg = Message::ServerHeartbeat {
+        epoch: c.view().epoch,
+        membership: c.membership().version,
+        held: held.to_vec(),
+        schedule: 0,
+    };
+    c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
+    out
+}
+
+fn replicated() -> Arc<ProtocolConfig> {
+    let mut cfg = (*cfg()).clone();
+    cfg.servers = 3;
+    cfg.replication = 2;
+    cfg.ranges = RangeMap::new(30, 3);
+    Arc::new(cfg)
+}
+
+#[test]
+fn a_silent_server_leaves_its_chains_and_a_restarted_one_catches_up_first() {
+    let mut c = Coordinator::new(replicated(), None);
+    let mut out = Vec::new();
+    c.on_start(ms(0), &mut out);
+    // Server 1 (head of range 1, backup of range 0) goes silent.
+    server_hb(&mut c, 150, 0, &[0, 2]);
+    server_hb(&mut c, 150, 2, &[1, 2]);
+    out.clear();
+    c.on_timer(ms(250), Timer::FailureCheck, &mut out);
+    let s = NodeId::Server;
+    assert_eq!(c.view().epoch, Epoch(2));
+    assert_eq!(
+        c.view().chains,
+        vec![vec![s(0)], vec![s(2)], vec![s(2), s(0)]]
+    );
+    assert!(events(&out).iter().any(|e| matches!(e, Event::View { .. })));
+    // It comes back empty: asked to copy ranges 0 and 1 from their tails,
+    // and not in any chain until it reports having done so.
+    let out = server_hb(&mut c, 300, 1, &[]);
+    let asked: Vec<(u32, NodeId)> = out
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send {
+                msg: Message::CatchUp { range, from, .. },
+                ..
+            } => Some((*range, from.unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![(0, s(0)), (1, s(2))]);
+    assert_eq!(c.view().epoch, Epoch(2));
+    let session = |out: &[Command], range: u32| {
+        out.iter()
+            .find_map(|c| match c {
+                Command::Send {
+                    msg:
+                        Message::CatchUp {
+                            range: r, session, ..
+                        },
+                    ..
+                } if *r == range => Some(*session),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (s0, s1) = (session(&out, 0), session(&out, 1));
+    // A report for an older session is ignored.
+    let mut stale = Vec::new();
+    let join = |range, from, session| Message::JoinReady {
+        range,
+        from,
+        session,
+        schedule: 0,
+    };
+    c.on_message(ms(310), s(1), join(1, s(2), 0), &mut stale);
+    assert_eq!(c.view().chains[1], vec![s(2)]);
+    let mut out = Vec::new();
+    c.on_message(ms(320), s(1), join(1, s(2), s1), &mut out);
+    assert_eq!(c.view().chains[1], vec![s(2), s(1)], "appended as the tail");
+    // A copy from a replica that is no longer the tail is refused.
+    let mut out = Vec::new();
+    c.on_message(ms(330), s(1), join(0, s(2), s0), &mut out);
+    assert_eq!(c.view().chains[0], vec![s(0)]);
+    assert!(out.iter().any(|c| matches!(
+        c,
+        Command::Send {
+            msg: Message::CatchUp { range: 0, .. },
+            ..
+        }
+    )));
+}
+
+fn events(out: &[Command]) -> Vec<&Event> {
+    out.iter()
+        .filter_map(|c| match c {
+            Command::Emit(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn silent_workers_are_removed() {
+    let mut c = Coordinator::new(cfg(), None);
+    let mut out = Vec::new();
+    c.on_start(ms(0), &mut out);
+    hb(&mut c, 150, 0, 0, 3, false);
+    server_hb(&mut c, 150, 0, &[0]);
+    server_hb(&mut c, 150, 1, &[1]);
+    out.clear();
+    c.on_timer(ms(250), Timer::FailureCheck, &mut out);
+    assert_eq!(
+        events(&out),
+        vec![&Event::WorkerRemoved {
+            worker: 1,
+            incarnation: 0
+        }]
+    );
+    assert!(!c.membership().members.contains_key(&1));
+    assert_eq!(c.membership().version, 2);
+    assert!(out.iter().any(|c| matches!(c, Command::Persist(_))));
+}
+
+#[test]
+fn a_restarted_worker_is_admitted_only_after_every_server_acknowledged() {
+    let mut c = Coordinator::new(cfg(), None);
+    let mut out = Vec::new();
+    c.on_start(ms(0), &mut out);
+    hb(&mut c, 10, 0, 0, 7, false);
+    let out = hb(&mut c, 20, 1, 1, 0, true);
+    assert_eq!(
+        events(&out),
+        vec![&Event::WorkerRemoved {
+            worker: 1,
+            incarnation: 0
+        }],
+        "the old life goes at once; no admission before the servers hold it"
+    );
+    let v = c.membership().version;
+    assert_eq!(
+        c.membership().members[&1],
+        Member {
+            incarnation: 1,
+            start_clock: Clock(7)
+        }
+    );
+    let mut out = Vec::new();
+    c.on_message(
+        ms(30),
+        NodeId::Server(0),
+        Message::MembershipAck { version: v },
+        &mut out,
+    );
+    assert!(events(&out).is_empty());
+    c.on_message(
+        ms(31),
+        NodeId::Server(1),
+        Message::MembershipAck { version: v },
+        &mut out,
+    );
+    assert_eq!(
+        events(&out),
+        vec![&Event::WorkerAdmitted {
+            worker: 1,
+            incarnation: 1,
+            clock: Clock(7)
+        }]
+    );
+    assert!(out.iter().any(|c| matches!(
+        c,
+        Command::Send {
+            to: NodeId::Worker(1),
+            msg: Message::Admit {
+                start_clock: Clock(7),
+                ..
+            }
+        }
+    )));
+}
+
+#[test]
+fn a_recovered_coordinator_keeps_its_versions() {
+    let mut c = Coordinator::new(cfg(), None);
+    let mut out = Vec::new();
+    c.on_start(ms(0), &mut out);
+    c.on_timer(ms(500), Timer::FailureCheck, &mut out);
+    let state = out
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::Persist(Durable::Coordinator(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let again = Coordinator::new(cfg(), Some(state));
+    assert_eq!(again.membership().version, c.membership().version);
+    assert!(again.membership().members.is_empty());
+}

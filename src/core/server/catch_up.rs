@@ -1,0 +1,214 @@
+//! **Joining.** A server that should hold a range again (restarted, or back
+//! from a partition) is told by the coordinator to copy it from the tail
+//! (`CatchUp`). It asks the tail for a snapshot; the tail registers it as a
+//! *learner*, sends the state and, from then on, forwards every entry it
+//! applies to the learner as well (re-sent until acknowledged). When the
+//! learner acknowledges everything the tail holds, the tail emits
+//! `catch_up` and tells it (`CaughtUp`); the learner reports `JoinReady`,
+//! and the coordinator appends it to the chain as the new tail if its
+//! source still is the tail. It never serves or acknowledges before that.
+//!
+//! Here: both sides of a copy. The joining server ([`Joining`]):
+//! `CatchUp` (or, with no live replica left, taking the range up from a
+//! checkpoint or zeros), the snapshot, entries forwarded to it as a
+//! learner (`learn`). The source: a snapshot request registers a
+//! [`Learner`]. (Forwarding entries to learners and their
+//! acknowledgements are in `chain.rs`; `CaughtUp` is handled in
+//! `mod.rs`.)
+//!
+//! Imports: `crate::core` (its sibling modules) and std only;
+//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! passed in, and the server does no I/O of its own.
+
+use super::chain::{applied_event, chain_ack};
+use super::{Replica, Server};
+use crate::core::event::Event;
+use crate::core::ids::{Clock, NodeId, RangeId, WorkerId};
+use crate::core::msg::{Entry, Message, RangeState};
+use crate::core::Command;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A range this server is copying (it is a learner of `source`).
+#[derive(Clone, Debug)]
+pub(super) struct Joining {
+    pub(super) source: NodeId,
+    /// The coordinator's `CatchUp` session.
+    pub(super) session: u64,
+    pub(super) req: u64,
+    /// Installed once the snapshot arrived.
+    pub(super) replica: Option<Replica>,
+    /// Entries forwarded before the snapshot arrived.
+    pub(super) buffered: BTreeMap<u64, Entry>,
+    /// The source saw us hold everything it held (`CaughtUp`).
+    pub(super) ready: bool,
+}
+
+/// A server copying one of this server's replicas.
+#[derive(Clone, Debug)]
+pub(super) struct Learner {
+    /// Its snapshot request (a lower one is stale).
+    pub(super) req: u64,
+    /// Entries forwarded that it has not acknowledged.
+    pub(super) out: BTreeMap<u64, Entry>,
+    /// When it last acknowledged (a learner silent for long is dropped).
+    pub(super) since: Duration,
+    /// Whether it has been seen caught up (`catch_up` emitted).
+    pub(super) announced: bool,
+}
+
+impl Server {
+    /// An entry forwarded to this server as a learner of `range`.
+    pub(super) fn learn(&mut self, from: NodeId, range: RangeId, e: Entry, out: &mut Vec<Command>) {
+        let lr = self.learning_rate(&e);
+        let id = self.id;
+        let epoch = self.view.epoch;
+        let j = self.joining.get_mut(&range).expect("checked");
+        let Some(rep) = &mut j.replica else {
+            j.buffered.insert(e.index, e);
+            return;
+        };
+        if e.index == rep.log_index + 1 && rep.apply(&e, lr, &self.cfg) {
+            out.push(Command::Emit(applied_event(id, range, &e)));
+        }
+        out.push(chain_ack(from, epoch, range, rep.log_index));
+    }
+
+    pub(super) fn on_catch_up(
+        &mut self,
+        range: RangeId,
+        source: Option<NodeId>,
+        session: u64,
+        progress: &[(WorkerId, u32, Clock)],
+        out: &mut Vec<Command>,
+    ) {
+        if self.replicas.contains_key(&range) {
+            return;
+        }
+        let Some(source) = source else {
+            // No live replica left: a finished copy is the best state there
+            // is; else the last checkpoint; else zeros (what the range held
+            // is lost, and counted).
+            let keys = self.cfg.ranges.keys(range);
+            let rep = match self.joining.remove(&range).and_then(|j| j.replica) {
+                Some(rep) => rep,
+                None => {
+                    let mut rep = match self.checkpoints.get(&range) {
+                        Some(c) => {
+                            out.push(Command::Emit(Event::Restore {
+                                server: self.id,
+                                range,
+                            }));
+                            Replica::from_state(range, keys, c)
+                        }
+                        None => Replica::new(range, keys, &self.membership),
+                    };
+                    rep.table.admit(&self.membership);
+                    for &(w, inc, clock) in progress {
+                        rep.table.record_progress(w, inc, clock);
+                    }
+                    rep.lost_history = true;
+                    rep
+                }
+            };
+            self.replicas.insert(range, rep);
+            return;
+        };
+        if self
+            .joining
+            .get(&range)
+            .is_some_and(|j| j.session == session)
+        {
+            return; // Asked again (the first request may have been lost).
+        }
+        // A new session starts the copy over: an older copy may have
+        // stopped following its source.
+        self.next_req += 1;
+        self.joining.insert(
+            range,
+            Joining {
+                source,
+                session,
+                req: self.next_req,
+                replica: None,
+                buffered: BTreeMap::new(),
+                ready: false,
+            },
+        );
+        out.push(Command::Send {
+            to: source,
+            msg: Message::SnapshotReq {
+                range,
+                req: self.next_req,
+            },
+        });
+    }
+
+    pub(super) fn on_snapshot_req(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        range: RangeId,
+        req: u64,
+        out: &mut Vec<Command>,
+    ) {
+        if self.view.chains[range as usize].contains(&from) {
+            return; // A stale request: it is in the chain already.
+        }
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        if rep.learners.get(&from).is_some_and(|l| l.req >= req) {
+            return; // A stale or repeated request of a copy under way.
+        }
+        // From now on every entry applied here is forwarded to `from`.
+        rep.learners.insert(
+            from,
+            Learner {
+                req,
+                out: BTreeMap::new(),
+                since: now,
+                announced: false,
+            },
+        );
+        out.push(Command::Send {
+            to: from,
+            msg: Message::Snapshot {
+                range,
+                req,
+                state: rep.state(),
+            },
+        });
+    }
+
+    pub(super) fn on_snapshot(
+        &mut self,
+        from: NodeId,
+        range: RangeId,
+        req: u64,
+        state: &RangeState,
+        out: &mut Vec<Command>,
+    ) {
+        let keys = self.cfg.ranges.keys(range);
+        let Some(j) = self.joining.get_mut(&range) else {
+            return;
+        };
+        if j.source != from || j.req != req || j.replica.is_some() {
+            return;
+        }
+        let mut rep = Replica::from_state(range, keys, state);
+        // The source may hold an older membership than ours: count ours.
+        rep.table.admit(&self.membership);
+        j.replica = Some(rep);
+        for (_, e) in std::mem::take(&mut j.buffered) {
+            self.learn(from, range, e, out);
+        }
+        let log_index = self.joining[&range]
+            .replica
+            .as_ref()
+            .expect("installed")
+            .log_index;
+        // The source answers `CaughtUp` once we hold all it holds.
+        out.push(chain_ack(from, self.view.epoch, range, log_index));
+    }
+}

@@ -1,0 +1,277 @@
+//! **Chain replication** (van Renesse & Schneider, OSDI'04). A range's
+//! replicas form a chain, head first (the view). A worker pushes to the
+//! head, which numbers the push (a log *entry*), applies it and forwards it
+//! down; every replica applies entries strictly in index order, so replicas
+//! are bit-identical once quiet. The tail acknowledges the push to the
+//! worker: an acknowledged push is on every replica. Each replica keeps the
+//! entries its successor has not acknowledged (`out`) and re-sends them on
+//! every heartbeat tick and whenever its successor changes; acknowledgements
+//! flow back up the chain (cumulative `ChainAck`). Pulls go to the tail,
+//! whose state holds only updates every replica has. The clock table and
+//! the dedup table are part of each replica's state and change only by
+//! applying entries, so SSP and exactly-once survive failover.
+//!
+//! Here: a worker's push at the head (`on_push`, with the dedup of
+//! retries), applying an entry and passing it on (`apply_entry`), the
+//! step of an entry (`learning_rate`), `ChainPush` and `ChainAck`, and
+//! the re-sending of what is unacknowledged (`resend`, which also
+//! re-sends a joining server's snapshot requests and join reports).
+//!
+//! Imports: `crate::core` (its sibling modules) and std only;
+//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! passed in, and the server does no I/O of its own.
+
+use super::Server;
+use crate::core::bugs::Bug;
+use crate::core::codec::Payload;
+use crate::core::event::Event;
+use crate::core::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
+use crate::core::msg::{Entry, Keys, Message};
+use crate::core::Command;
+use std::time::Duration;
+
+impl Server {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_push(
+        &mut self,
+        from: NodeId,
+        range: RangeId,
+        worker: WorkerId,
+        seq: Seq,
+        clock: Clock,
+        keys: Keys,
+        values: Payload,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        let lr = self.schedule.at(clock).learning_rate;
+        if let Some(&(last, index)) = rep.dedup.get(&worker) {
+            if seq <= last && !self.cfg.bugs.has(Bug::NoDedup) {
+                // A retry. Acknowledge again once every replica has it
+                // (until then the tail's acknowledgement is on its way).
+                if seq == last && index <= rep.acked_upto() {
+                    out.push(Command::Send {
+                        to: from,
+                        msg: Message::PushAck { range, seq, clock },
+                    });
+                }
+                return;
+            }
+        }
+        let entry = Entry {
+            index: rep.log_index + 1,
+            worker,
+            seq,
+            clock,
+            keys,
+            values,
+            lr,
+        };
+        self.apply_entry(range, entry, out);
+    }
+
+    /// Applies the next entry of `range`'s log on this replica, then
+    /// forwards it down the chain (and to learners) or, at the tail,
+    /// acknowledges it to the worker and up the chain.
+    fn apply_entry(&mut self, range: RangeId, e: Entry, out: &mut Vec<Command>) {
+        let (pred, succ) = self.view.neighbours(range, self.id).unwrap_or((None, None));
+        let epoch = self.view.epoch;
+        let lr = self.learning_rate(&e);
+        let id = self.id;
+        let rep = self.replicas.get_mut(&range).expect("held");
+        if rep.apply(&e, lr, &self.cfg) {
+            out.push(Command::Emit(applied_event(id, range, &e)));
+        }
+        let ack = Command::Send {
+            to: NodeId::Worker(e.worker),
+            msg: Message::PushAck {
+                range,
+                seq: e.seq,
+                clock: e.clock,
+            },
+        };
+        if pred.is_none() && succ.is_some() && self.cfg.bugs.has(Bug::AckBeforeReplicated) {
+            out.push(ack.clone()); // Planted bug: the head acknowledges alone.
+        }
+        for (&l, learner) in &mut rep.learners {
+            learner.out.insert(e.index, e.clone());
+            out.push(chain_push(l, epoch, range, &e));
+        }
+        match succ {
+            Some(s) => {
+                out.push(chain_push(s, epoch, range, &e));
+                rep.out.insert(e.index, e);
+            }
+            None => {
+                out.push(ack);
+                if let Some(p) = pred {
+                    out.push(chain_ack(p, epoch, range, rep.log_index));
+                }
+            }
+        }
+        self.serve_pending(range, out);
+    }
+
+    /// The step of entry `e`: the learning rate its worker's schedule gave
+    /// its clock (so every replica applies the same step whatever live
+    /// changes it has heard of).
+    pub(super) fn learning_rate(&self, e: &Entry) -> f32 {
+        let lr = e.lr;
+        if self.cfg.bugs.has(Bug::GradientAscent) {
+            -lr
+        } else {
+            lr
+        }
+    }
+
+    pub(super) fn on_chain_push(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        range: RangeId,
+        e: Entry,
+        out: &mut Vec<Command>,
+    ) {
+        if self.joining.get(&range).is_some_and(|j| j.source == from) {
+            self.learn(from, range, e, out);
+            return;
+        }
+        let old_ok = self.cfg.bugs.has(Bug::AcceptOldEpoch);
+        if epoch != self.view.epoch && !(old_ok && epoch < self.view.epoch) {
+            return; // The sender re-sends once we hold the same view.
+        }
+        let pred = self.view.neighbours(range, self.id).and_then(|(p, _)| p);
+        if pred != Some(from) && !old_ok {
+            return;
+        }
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        if e.index <= rep.log_index {
+            // Already applied: tell the sender how far we are.
+            out.push(chain_ack(from, self.view.epoch, range, rep.acked_upto()));
+            return;
+        }
+        if e.index > rep.log_index + 1 {
+            return; // A gap: the sender re-sends in order.
+        }
+        self.apply_entry(range, e, out);
+    }
+
+    pub(super) fn on_chain_ack(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        epoch: Epoch,
+        range: RangeId,
+        upto: u64,
+        out: &mut Vec<Command>,
+    ) {
+        let (pred, succ) = self.view.neighbours(range, self.id).unwrap_or((None, None));
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        if let Some(l) = rep.learners.get_mut(&from) {
+            l.out.retain(|&i, _| i > upto);
+            l.since = now;
+            if upto == rep.log_index {
+                // It holds everything this replica holds: the copy is done.
+                if !l.announced {
+                    l.announced = true;
+                    out.push(Command::Emit(Event::CatchUp {
+                        server: from,
+                        range,
+                        from: self.id,
+                    }));
+                }
+                out.push(Command::Send {
+                    to: from,
+                    msg: Message::CaughtUp { range },
+                });
+            }
+            return;
+        }
+        if succ != Some(from) || epoch != self.view.epoch {
+            return;
+        }
+        rep.out.retain(|&i, _| i > upto);
+        if let Some(p) = pred {
+            out.push(chain_ack(p, self.view.epoch, range, rep.acked_upto()));
+        }
+    }
+
+    /// Re-sends what is unacknowledged: entries to successors and learners,
+    /// snapshot requests and join reports.
+    pub(super) fn resend(&mut self, out: &mut Vec<Command>) {
+        let epoch = self.view.epoch;
+        for (&r, rep) in &self.replicas {
+            if let Some((_, Some(succ))) = self.view.neighbours(r, self.id) {
+                for e in rep.out.values() {
+                    out.push(chain_push(succ, epoch, r, e));
+                }
+            }
+            for (&l, learner) in &rep.learners {
+                for e in learner.out.values() {
+                    out.push(chain_push(l, epoch, r, e));
+                }
+            }
+        }
+        let mut reqs = Vec::new();
+        for (&r, j) in &mut self.joining {
+            match &j.replica {
+                None => {
+                    self.next_req += 1;
+                    j.req = self.next_req;
+                    reqs.push((j.source, r, j.req));
+                }
+                Some(_) if j.ready => out.push(Command::Send {
+                    to: NodeId::Coordinator,
+                    msg: Message::JoinReady {
+                        range: r,
+                        from: j.source,
+                        session: j.session,
+                        schedule: self.changes.len() as u64,
+                    },
+                }),
+                // Tell the source how far we are (it answers `CaughtUp`).
+                Some(rep) => out.push(chain_ack(j.source, epoch, r, rep.log_index)),
+            }
+        }
+        for (source, range, req) in reqs {
+            out.push(Command::Send {
+                to: source,
+                msg: Message::SnapshotReq { range, req },
+            });
+        }
+    }
+}
+
+pub(super) fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Event {
+    Event::PushApplied {
+        server,
+        range,
+        worker: e.worker,
+        seq: e.seq,
+        clock: e.clock,
+    }
+}
+
+pub(super) fn chain_push(to: NodeId, epoch: Epoch, range: RangeId, e: &Entry) -> Command {
+    Command::Send {
+        to,
+        msg: Message::ChainPush {
+            epoch,
+            range,
+            entry: e.clone(),
+        },
+    }
+}
+
+pub(super) fn chain_ack(to: NodeId, epoch: Epoch, range: RangeId, upto: u64) -> Command {
+    Command::Send {
+        to,
+        msg: Message::ChainAck { epoch, range, upto },
+    }
+}

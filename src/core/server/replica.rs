@@ -1,0 +1,245 @@
+//! One replica of a key range: its parameters and the bookkeeping that
+//! travels with them (clock table, dedup table, applied-push accounting,
+//! log position); applying a log entry, reading for a pull (with the
+//! pull filter's per-worker record), digests for replica comparison.
+//!
+//! Imports: `crate::core` (its sibling modules), std and `xxhash_rust`
+//! (digests) only; never the host (`crate::sim`, `crate::net`, madsim,
+//! tokio).
+
+use super::catch_up::Learner;
+use super::serve::PendingPull;
+use crate::core::bugs::Bug;
+use crate::core::codec::{self, Payload};
+use crate::core::config::ProtocolConfig;
+use crate::core::gate::ClockTable;
+use crate::core::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
+use crate::core::msg::{Entry, Keys, RangeState};
+use crate::core::view::Membership;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// One replica of a key range: its parameters and the bookkeeping that must
+/// travel with them (clock table, dedup table, applied-push accounting, log
+/// position), plus its place in the chain.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    /// The range.
+    pub range: RangeId,
+    /// Its keys.
+    pub keys: Range<u32>,
+    /// Parameter values, `params[i]` is key `keys.start + i`.
+    pub params: Vec<f32>,
+    /// Which clocks of each worker are visible.
+    pub table: ClockTable,
+    /// Per worker: highest push sequence number applied, and its log index
+    /// (a worker sends its next push to a range only after the previous one
+    /// is acknowledged, so a lower or equal `seq` is a retry).
+    pub dedup: BTreeMap<WorkerId, (Seq, u64)>,
+    /// Number of pushes applied to this state.
+    pub applied: u64,
+    /// Order-independent digest of the set of pushes applied (wrapping sum
+    /// of a hash of each `(worker, seq)`).
+    pub applied_digest: u64,
+    /// Log entries applied (the index of the last one).
+    pub log_index: u64,
+    /// Whether this state was started over (zeros or a checkpoint) after
+    /// the range lost every replica: it may lack acknowledged updates, and
+    /// takes a worker's pulls as evidence of its progress (see
+    /// `ClockTable::record_progress`). A copy from a replica does not.
+    pub lost_history: bool,
+    /// Entries applied here that the successor has not acknowledged.
+    pub(super) out: BTreeMap<u64, Entry>,
+    /// Learners copying this replica.
+    pub(super) learners: BTreeMap<NodeId, Learner>,
+    pub(super) pending: Vec<PendingPull>,
+    /// Pull filter: per worker, the values it holds after this replica's
+    /// last answer, and their digest. Not replicated: another replica has
+    /// no record, so its first answer is complete.
+    pub(super) sent: BTreeMap<WorkerId, (u64, Vec<f32>)>,
+}
+
+impl Replica {
+    /// A fresh replica with zero parameters, counting `members`' starts.
+    pub fn new(range: RangeId, keys: Range<u32>, members: &Membership) -> Replica {
+        Replica {
+            range,
+            params: vec![0.0; keys.len()],
+            keys,
+            table: ClockTable::from_membership(members),
+            dedup: BTreeMap::new(),
+            applied: 0,
+            applied_digest: 0,
+            log_index: 0,
+            lost_history: false,
+            out: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            pending: Vec::new(),
+            sent: BTreeMap::new(),
+        }
+    }
+
+    /// A replica holding a copied (or checkpointed) state.
+    pub fn from_state(range: RangeId, keys: Range<u32>, s: &RangeState) -> Replica {
+        let mut table = ClockTable::default();
+        for &(w, inc, done) in &s.table {
+            table.record_progress(w, inc, done);
+        }
+        Replica {
+            range,
+            keys,
+            params: s.params.clone(),
+            table,
+            dedup: s.dedup.iter().map(|&(w, seq, i)| (w, (seq, i))).collect(),
+            applied: s.applied,
+            applied_digest: s.applied_digest,
+            log_index: s.log_index,
+            lost_history: false,
+            out: BTreeMap::new(),
+            learners: BTreeMap::new(),
+            pending: Vec::new(),
+            sent: BTreeMap::new(),
+        }
+    }
+
+    /// The state to copy or checkpoint.
+    pub fn state(&self) -> RangeState {
+        RangeState {
+            params: self.params.clone(),
+            table: self.table_entries(),
+            dedup: self.dedup_entries(),
+            applied: self.applied,
+            applied_digest: self.applied_digest,
+            log_index: self.log_index,
+        }
+    }
+
+    /// Digest of the parameter bits, for replica comparison.
+    pub fn params_digest(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        crate::core::msg::hash_values(&mut h, &self.params);
+        h.digest()
+    }
+
+    /// Digests of the clock table and the dedup table, for replica
+    /// comparison.
+    pub fn table_digests(&self) -> (u64, u64) {
+        (
+            xxh3_64(format!("{:?}", self.table_entries()).as_bytes()),
+            xxh3_64(format!("{:?}", self.dedup_entries()).as_bytes()),
+        )
+    }
+
+    fn table_entries(&self) -> Vec<(WorkerId, u32, Clock)> {
+        self.table
+            .entries()
+            .iter()
+            .map(|(&w, &(inc, d))| (w, inc, d))
+            .collect()
+    }
+
+    fn dedup_entries(&self) -> Vec<(WorkerId, Seq, u64)> {
+        self.dedup.iter().map(|(&w, &(s, i))| (w, s, i)).collect()
+    }
+
+    /// Highest index that every replica after this one has applied.
+    pub fn acked_upto(&self) -> u64 {
+        self.out
+            .first_key_value()
+            .map_or(self.log_index, |(&i, _)| i - 1)
+    }
+
+    /// Whether nothing is waiting to be replicated.
+    pub fn is_quiet(&self) -> bool {
+        self.out.is_empty() && self.learners.is_empty()
+    }
+
+    /// Applies entry `e` (the next in the log). Returns whether the
+    /// parameters changed (false under the `ack_without_apply` bug).
+    pub(super) fn apply(&mut self, e: &Entry, lr: f32, cfg: &ProtocolConfig) -> bool {
+        debug_assert_eq!(e.index, self.log_index + 1);
+        self.log_index = e.index;
+        self.table.record_push(e.worker, e.seq.incarnation, e.clock);
+        self.dedup.insert(e.worker, (e.seq, e.index));
+        if cfg.bugs.has(Bug::AckWithoutApply) && e.seq.n % 7 == 3 {
+            return false; // Planted bug: recorded, acknowledged, never applied.
+        }
+        match (&e.keys, &e.values) {
+            (Keys::All, Payload::Dense(v)) => {
+                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                for (p, g) in self.params.iter_mut().zip(v) {
+                    *p -= lr * g;
+                }
+            }
+            (Keys::All, v) => {
+                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                let params = &mut self.params;
+                v.for_each(|i, g| params[i] -= lr * g);
+            }
+            (Keys::List(ks), v) => {
+                let (params, start) = (&mut self.params, self.keys.start);
+                v.for_each(|i, g| params[(ks[i] - start) as usize] -= lr * g);
+            }
+        }
+        self.applied += 1;
+        self.applied_digest = self.applied_digest.wrapping_add(push_hash(e.worker, e.seq));
+        true
+    }
+
+    /// The answer to a pull of `keys` by `worker`, who holds values with
+    /// digest `base`: under the pull filter (dense pulls), only the values
+    /// that moved at least `threshold` since this replica's last answer
+    /// to it, if the worker holds that answer; else every value. Also
+    /// returns the digest of what the worker holds once it applied the
+    /// answer (0: not filtered), and for a partial answer the digest of
+    /// the copy it applies to.
+    pub(super) fn read(
+        &mut self,
+        keys: &Keys,
+        worker: WorkerId,
+        base: u64,
+        threshold: f32,
+        bugs: crate::core::Bugs,
+    ) -> (Payload, u64, u64) {
+        match keys {
+            Keys::All if threshold > 0.0 => {
+                let trust = bugs.has(Bug::FilterIgnoresBase);
+                let (p, held) = match self.sent.remove(&worker) {
+                    Some((digest, mut held)) if digest == base || trust => {
+                        (codec::filtered(&self.params, &mut held, threshold), held)
+                    }
+                    // The worker does not hold our last answer: all of it.
+                    _ => (Payload::Dense(self.params.clone()), self.params.clone()),
+                };
+                let digest = codec::held_digest(&held);
+                self.sent.insert(worker, (digest, held));
+                let applies_to = if matches!(p, Payload::Dense(_)) {
+                    0
+                } else {
+                    base
+                };
+                (p, digest, applies_to)
+            }
+            Keys::All => (Payload::Dense(self.params.clone()), 0, 0),
+            Keys::List(ks) => (
+                Payload::Dense(
+                    ks.iter()
+                        .map(|&k| self.params[(k - self.keys.start) as usize])
+                        .collect(),
+                ),
+                0,
+                0,
+            ),
+        }
+    }
+}
+
+/// Hash of one push's identity, summed into [`Replica::applied_digest`].
+pub fn push_hash(worker: WorkerId, seq: Seq) -> u64 {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&worker.to_le_bytes());
+    b[4..8].copy_from_slice(&seq.incarnation.to_le_bytes());
+    b[8..].copy_from_slice(&seq.n.to_le_bytes());
+    xxh3_64(&b)
+}

@@ -1,0 +1,167 @@
+//! Pulls: a pull waits at the tail until the consistency gate allows it
+//! (SSP bound, live-change fence, live changes known), then is answered
+//! with the replica's values (under the pull filter, only what moved:
+//! see `Replica::read`). Pending pulls are served again whenever
+//! something may have opened the gate; `serve_all` also releases the
+//! pushes a fence held.
+//!
+//! Imports: `crate::core` (its sibling modules) and std only;
+//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! passed in, and the server does no I/O of its own.
+
+use super::Server;
+use crate::core::event::Event;
+use crate::core::gate::Blocked;
+use crate::core::ids::{Clock, NodeId, RangeId, WorkerId};
+use crate::core::msg::{Keys, Message};
+use crate::core::Command;
+
+/// A pull waiting at the gate.
+#[derive(Clone, Debug)]
+pub(super) struct PendingPull {
+    pub(super) worker: WorkerId,
+    pub(super) clock: Clock,
+    pub(super) keys: Keys,
+    /// Live changes the worker holds.
+    pub(super) changes: u64,
+    /// Digest of the values the worker holds (pull filter; 0: none).
+    pub(super) base: u64,
+}
+
+impl Server {
+    pub(super) fn on_pull(
+        &mut self,
+        range: RangeId,
+        incarnation: u32,
+        pull: PendingPull,
+        out: &mut Vec<Command>,
+    ) {
+        let (worker, clock) = (pull.worker, pull.clock);
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        let before = rep.table.done(worker);
+        if rep.lost_history {
+            // Only a state started over needs (and may trust) this: here
+            // every acknowledgement came from this replica itself. On a
+            // copy, an acknowledgement may come from the tail before it (the
+            // chain is being extended) ahead of the entry reaching us.
+            rep.table.record_progress(worker, incarnation, clock);
+        }
+        let progressed = rep.table.done(worker) != before;
+        // A retry of a pull already waiting replaces it.
+        rep.pending
+            .retain(|p| !(p.worker == worker && p.clock == clock));
+        rep.pending.push(pull);
+        if progressed {
+            self.serve_pending(range, out);
+        } else {
+            self.serve_last(range, out);
+        }
+    }
+
+    pub(super) fn serve_all(&mut self, out: &mut Vec<Command>) {
+        if self.fence.is_none() {
+            for (from, range, worker, seq, clock, keys, values) in
+                std::mem::take(&mut self.held_pushes)
+            {
+                if self.view.head(range) == Some(self.id) {
+                    self.on_push(from, range, worker, seq, clock, keys, values, out);
+                }
+            }
+        }
+        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        for r in ranges {
+            self.serve_pending(r, out);
+        }
+    }
+
+    /// Whether this server holds every live change the reader holds (if
+    /// not, it is behind — cut off from the coordinator — and waits until
+    /// its heartbeat brings them).
+    fn knows(&self, p: &PendingPull) -> bool {
+        p.changes <= self.changes.len() as u64
+    }
+
+    /// Why the gate holds a read of `range` for `clock` (`None`: it may be
+    /// answered).
+    pub fn gate(&self, range: RangeId, clock: Clock) -> Option<Blocked> {
+        let rep = self.replicas.get(&range)?;
+        if self.fence.is_some_and(|(_, _, max)| clock > max) {
+            // A live change is being prepared: clocks past the fence wait
+            // for its boundary.
+            return Some(Blocked {
+                worker: WorkerId::MAX,
+                done: None,
+                needed: clock,
+            });
+        }
+        let bound = self.schedule.at(clock).consistency.bound();
+        rep.table
+            .check(clock, bound, &self.membership, self.cfg.bugs)
+            .err()
+    }
+
+    /// Answers every pending pull of `range` the gate now allows, oldest
+    /// first.
+    pub(super) fn serve_pending(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        if rep.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.replicas.get_mut(&range).expect("held").pending);
+        let mut still = Vec::new();
+        for p in pending {
+            if self.gate(range, p.clock).is_none() && self.knows(&p) {
+                self.answer(range, &p, out);
+            } else {
+                still.push(p);
+            }
+        }
+        self.replicas.get_mut(&range).expect("held").pending = still;
+    }
+
+    /// Answers the newest pending pull if the gate allows (nothing else can
+    /// have changed).
+    fn serve_last(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        let rep = self.replicas.get(&range).expect("held");
+        let p = rep.pending.last().expect("just pushed").clone();
+        if self.gate(range, p.clock).is_none() && self.knows(&p) {
+            self.replicas.get_mut(&range).expect("held").pending.pop();
+            self.answer(range, &p, out);
+        }
+    }
+
+    fn answer(&mut self, range: RangeId, p: &PendingPull, out: &mut Vec<Command>) {
+        self.max_answered = self.max_answered.max(p.clock);
+        let threshold = self.cfg.compression.pull_threshold;
+        let (values, held, base) = self.replicas.get_mut(&range).expect("held").read(
+            &p.keys,
+            p.worker,
+            p.base,
+            threshold,
+            self.cfg.bugs,
+        );
+        let bound = self.schedule.at(p.clock).consistency.bound();
+        out.push(Command::Emit(Event::PullAnswered {
+            server: self.id,
+            range,
+            worker: p.worker,
+            clock: p.clock,
+            bound,
+        }));
+        out.push(Command::Send {
+            to: NodeId::Worker(p.worker),
+            msg: Message::PullResp {
+                range,
+                clock: p.clock,
+                values,
+                schedule: crate::core::config::numbered(&self.changes, p.changes),
+                held,
+                base,
+            },
+        });
+    }
+}
