@@ -12,6 +12,10 @@
 //! - Real mode: push+pull of 10^7 floats through the TCP host on loopback
 //!   (ps-lite's `test_kv_app_benchmark`), against raw TCP moving the same
 //!   bytes (`crate::net::bench`).
+//!
+//! May import: `crate::sim` (the simulator it drives), `crate::outcome`,
+//! `crate::scenario`, `crate::sweep`, `crate::net::bench` (bench only).
+//! Never: code a host needs (nothing below imports a tool).
 
 use crate::core::{
     Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,

@@ -31,6 +31,8 @@
 //! - [`sweep`], [`shrink`], [`bench`]: seeds in parallel, delta debugging,
 //!   performance against same-run baselines.
 //! - [`cli`]: every `pssim` command's body, callable from tests.
+//!
+//! May import: every module (it declares them). Never: logic of its own.
 
 #[cfg(not(any(madsim, ps_real)))]
 compile_error!(

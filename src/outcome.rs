@@ -1,5 +1,9 @@
 //! The outcome of a run: the JSON object of ../shared/scenario-format.md
 //! (`pssim run --json`) plus the series behind the summary and the plots.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use crate::check::{Report, Status};
 use crate::run::failover::Failover;

@@ -1,6 +1,10 @@
 //! The HTML report: one self-contained file (no scripts, no external
 //! resources) with the scenario, the checks and their violations, the
 //! metrics, the faults, the plots inline as SVG, and the REPRODUCE line.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use crate::check::Status;
 use crate::outcome::Outcome;

@@ -8,6 +8,10 @@
 //! one of the checks the original failed; then each remaining fault is
 //! shortened (halved while it still fails) and moved later. Every step keeps
 //! the scenario failing, so the result reproduces with `pssim run`.
+//!
+//! May import: `crate::sim` (the simulator it drives), `crate::outcome`,
+//! `crate::scenario`, `crate::sweep`, `crate::net::bench` (bench only).
+//! Never: code a host needs (nothing below imports a tool).
 
 use crate::outcome::Outcome;
 use crate::scenario::{Fault, FaultKind, Scenario};

@@ -1,4 +1,8 @@
 //! The human-readable summary of a run.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use crate::check::Status;
 use crate::outcome::Outcome;

@@ -2,6 +2,9 @@
 //! It folds each event (with its simulated time) into the trace hash, feeds
 //! the checkers, and optionally writes the JSON Lines trace of
 //! ../shared/scenario-format.md.
+//!
+//! May import: `crate::check`, `crate::core`. Never: a host
+//! (`crate::sim`, `crate::net`).
 
 use crate::check::changes::ChangesCheck;
 use crate::check::liveness::LivenessCheck;

@@ -1,5 +1,7 @@
 //! The `pssim` binary: parses the flags and runs the command. Every
 //! command's body is in the library (`pssim::cli`), where tests call it.
+//!
+//! May import: every module (it declares them). Never: logic of its own.
 
 /// Large blocks from mimalloc, small ones from the system (see
 /// `pssim::net::alloc`).

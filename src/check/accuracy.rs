@@ -1,4 +1,8 @@
 //! `min_accuracy`: the final test accuracy reaches the scenario's minimum.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation};
 

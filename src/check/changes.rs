@@ -13,6 +13,10 @@
 //! are back (heartbeat, admission) and are not judged meanwhile. A crash starts a new life, which must
 //! learn the changes again. Judged at the end of the run (a change may be
 //! heard of after a node already broke it).
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation, Violations};
 use crate::core::{Clock, Event, NodeId};

@@ -1,6 +1,10 @@
 //! `deterministic`: a second run of the same seed has the same trace hash.
 //! On a mismatch, the per-event digests of both runs locate the first
 //! event that differs.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation};
 

@@ -1,6 +1,10 @@
 //! A set of integers stored as disjoint half-open intervals. Pushes of a
 //! worker arrive clock after clock, so the sets the checkers keep collapse
 //! to a handful of intervals however long the run.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 /// Disjoint, non-adjacent intervals `[start, end)`, sorted by start. A
 /// sorted vector, not a tree: the sets hold a handful of intervals and are

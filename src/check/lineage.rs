@@ -1,5 +1,9 @@
 //! What state each replica holds, followed through crashes, state transfers
 //! and checkpoint restores: the part every state-tracking checker shares.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use crate::core::{Event, NodeId, RangeId};
 use std::collections::BTreeMap;

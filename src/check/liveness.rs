@@ -13,6 +13,10 @@
 //!
 //! Built from `worker_clock`, `worker_done`, `crash` and `restart` events
 //! only, like the other checkers.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation, Violations};
 use crate::core::{Event, NodeId};

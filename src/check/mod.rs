@@ -5,6 +5,10 @@
 //! checker rebuilds what each replica has applied from `push_applied`
 //! events instead of trusting the server's own clock table. Each has a test
 //! that it fires on a planted bug (`crate::core::Bug`).
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 pub mod accuracy;
 pub mod changes;

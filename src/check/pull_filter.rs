@@ -8,6 +8,10 @@
 //! then differs emits `pull_filter_mismatch`. Any such event is a
 //! violation: the worker computed with values the server never promised
 //! to be within the threshold of its own.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation, Violations};
 use crate::core::Event;

@@ -7,6 +7,10 @@
 //! the range's first. Skipped when replication had not settled by the end
 //! of the run (the run stopped early, or catch-ups were still under way):
 //! replicas legitimately differ while entries are in flight.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::{Report, Violation, Violations};
 use crate::core::{Event, NodeId, RangeId};

@@ -23,6 +23,10 @@
 //! end: a stale read if one of them reached the range's final replicas, a
 //! lost update if none did (outside the fault model, a replica cut off and
 //! acknowledging alone can lose updates the read replica never had).
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::intervals::IntervalSet;
 use super::lineage::Lineage;

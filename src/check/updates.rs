@@ -11,6 +11,10 @@
 //! - duplicated: applied twice to one replica's state.
 //!
 //! Counts are reported even when the check is switched off.
+//!
+//! May import: `crate::check`, `crate::core` (events, ids). Never: a
+//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
+//! events only.
 
 use super::intervals::IntervalSet;
 use super::lineage::Lineage;

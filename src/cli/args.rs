@@ -1,5 +1,8 @@
 //! The command line's flags (clap). Every field is documented where it
 //! is declared: clap turns the doc comments into `--help`.
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

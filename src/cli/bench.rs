@@ -1,5 +1,8 @@
 //! `pssim bench [--scale]`: performance against baselines measured in the
 //! same run.
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{bad_input, say_raw, DEFAULT_SCENARIO, DEFAULT_SOURCE};
 use crate::scenario;

@@ -1,5 +1,8 @@
 //! `pssim check FILE...` (validate scenario files) and `pssim bugs` (the
 //! planted bugs and the checkers that catch them).
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{read, say};
 use crate::core::Bug;

@@ -9,6 +9,9 @@
 //! May import: anything in the library (this is the top layer). The
 //! simulator's commands (`run`, `sweep`, `shrink`, `bench`) exist only in
 //! the default build; the real build keeps `node`, `local`, `check`, `bugs`.
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 mod args;
 #[cfg(madsim)]

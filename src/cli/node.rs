@@ -1,5 +1,8 @@
 //! Real mode's commands: `pssim node` (one node of a cluster) and
 //! `pssim local` (a whole cluster on loopback, judged like a simulation).
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{bad_input, say, say_raw, Role};
 use crate::core::NodeId;

@@ -1,5 +1,8 @@
 //! `pssim run FILE` and `pssim` (the default scenario): one simulated run,
 //! its summary or JSON, and the files asked for (outcome, plots, report).
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{bad_input, load, parse_bugs, say, say_raw, RunArgs};
 use crate::outcome::Outcome;

@@ -1,5 +1,8 @@
 //! `pssim shrink FILE --seed N`: the smallest fault schedule that still
 //! fails, written as a scenario file.
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{bad_input, load, parse_bugs, say, say_raw};
 use crate::sim::RunOptions;

@@ -1,5 +1,8 @@
 //! `pssim sweep FILE --seeds A..B`: one run per seed (and per grid point of
 //! `--set key=a,b,c`), in parallel, summarized, with files and plots.
+//!
+//! May import: anything in the library (the top layer). Never: code
+//! that belongs in a lower layer (a command only parses, calls and prints).
 
 use super::{bad_input, load, parse_bugs, say, say_raw, SweepArgs};
 use crate::core::Bugs;

@@ -3,6 +3,10 @@
 //! prove that a checker can fail: a checker that never fires on a broken
 //! protocol proves nothing. docs/testing.md lists them with the checker that
 //! catches each.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use std::fmt;
 use std::str::FromStr;

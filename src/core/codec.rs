@@ -7,6 +7,10 @@
 //! Interspeech'14; Stich et al., sparsified SGD with memory, NeurIPS'18).
 //! Encoding is a pure function of its input (ties broken by position), so
 //! runs stay deterministic.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::msg::Keys;
 use serde::{Deserialize, Serialize};

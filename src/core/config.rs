@@ -1,4 +1,8 @@
 //! Protocol parameters shared by every node of a job.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::bugs::Bugs;
 use super::ids::Clock;

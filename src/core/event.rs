@@ -1,6 +1,10 @@
 //! What happened: the events nodes and the host report. They feed the
 //! checkers, the trace hash and the JSON Lines trace (the schema of
 //! ../shared/scenario-format.md; `t_us` is added by the recorder).
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,10 @@
 //!
 //! A member the table knows nothing of (a server that restarted empty) is
 //! waited for until it shows progress; see [`ClockTable::record_progress`].
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::bugs::{Bug, Bugs};
 use super::ids::{Clock, WorkerId};

@@ -1,5 +1,9 @@
 //! Identifiers shared by every part of the protocol: nodes, clocks, push
 //! sequence numbers and view epochs.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -7,6 +7,10 @@
 //! key. There is one range per server; with replication `k`, range `r` lives
 //! on servers `r, r+1, .., r+k-1 (mod servers)`, head first (see
 //! [`crate::core::view::View::initial`]).
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::ids::RangeId;
 use serde::{Deserialize, Serialize};

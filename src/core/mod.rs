@@ -7,6 +7,10 @@
 //! draw randomness of their own (a worker is handed a seeded generator) or
 //! do I/O, so the same code runs under the simulator (`crate::sim`) and,
 //! later, over TCP.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 pub mod bugs;
 pub mod codec;

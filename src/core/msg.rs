@@ -5,6 +5,10 @@
 //! 4-byte count and its elements. The simulator charges these sizes to the
 //! bandwidth model, so a push of `n` dense values costs `4n` bytes plus a few
 //! dozen bytes of header, as on a real wire.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::codec::Payload;
 use super::config::Change;

@@ -1,5 +1,9 @@
 //! Who serves which key range (the view) and which workers the consistency
 //! gate waits for (the membership).
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::ids::{Clock, Epoch, NodeId, RangeId, WorkerId};
 use serde::{Deserialize, Serialize};

@@ -4,6 +4,10 @@
 //! touches no key), and advance once every range acknowledged. Every request
 //! is retried on a timeout with exponential backoff; a retried push reuses
 //! its sequence number, so servers apply it once.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::codec::{self, Encoder, Payload};
 use super::config::{Change, ProtocolConfig, Schedule};

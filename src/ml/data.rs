@@ -5,6 +5,9 @@
 //! and digits (1797 x 64, 10 classes, UCI Optical Recognition of Handwritten
 //! Digits) come from the `smartcore` crate's `datasets` feature, which ships
 //! the same rows as scikit-learn.
+//!
+//! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
+//! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

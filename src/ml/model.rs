@@ -5,6 +5,9 @@
 //! softmax) over `F` features has `O * (F + 1)` keys; output `o`'s weight for
 //! feature `j` is key `o * (F + 1) + j` and its bias is key `o * (F + 1) + F`.
 //! Math uses the `libm` crate, so results are bit-identical across machines.
+//!
+//! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
+//! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 use super::data::{Matrix, Row};
 

@@ -10,6 +10,10 @@
 //! each allocation by its size: large ones to mimalloc, the rest to the
 //! system allocator. A block is freed by the allocator its size chose, so
 //! the two never see each other's memory.
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -2,6 +2,10 @@
 //! `test_kv_app_benchmark` workload — a worker pushes `n` floats to a
 //! server and pulls them back — through the TCP host and its framing, on
 //! loopback, against raw TCP moving the same bytes in the same pattern.
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use super::events::EventSink;
 use super::frame::{self, Frame};

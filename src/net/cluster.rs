@@ -14,6 +14,10 @@
 //! servers = ["10.0.0.2:7001", "10.0.0.3:7001"]      # cluster.servers of them
 //! workers = ["10.0.0.4:7101", "10.0.0.4:7102"]      # cluster.workers of them
 //! ```
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use super::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::core::NodeId;

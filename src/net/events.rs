@@ -4,6 +4,10 @@
 //!
 //! Each line is `{"t_us": <microseconds since the cluster's time origin>,
 //! "ev": "<name>", ...}`, the format of the simulator's `--trace` files.
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use crate::core::Event;
 use serde::{Deserialize, Serialize};

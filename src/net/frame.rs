@@ -21,6 +21,10 @@
 //! limit, cut short, with another version or tag, or a body that does not
 //! decode is a [`FrameError`]: the reader closes that connection (and only
 //! that one).
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use crate::core::codec::Payload;
 use crate::core::msg::Entry;

@@ -28,7 +28,7 @@ use crate::core::{
     Timer, Worker,
 };
 pub use crate::run::finals::FinalReplica;
-use crate::run::metrics::{KindStats, Traffic};
+use crate::run::metrics::Traffic;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -89,90 +89,13 @@ pub struct Status {
     pub epoch: u64,
 }
 
-/// Messages and bytes a node sent (bytes are real frame sizes).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SendStats {
-    /// Messages written to a socket.
-    pub messages: u64,
-    /// Their bytes.
-    pub bytes: u64,
-    /// Bytes of pushes (`push_req`, `chain_push`).
-    pub bytes_pushed: u64,
-    /// Bytes of pulls (`pull_req`, `pull_resp`).
-    pub bytes_pulled: u64,
-    /// What the pushes would have taken with raw float values.
-    #[serde(default)]
-    pub bytes_pushed_raw: u64,
-    /// What the pulls would have taken with every value sent raw.
-    #[serde(default)]
-    pub bytes_pulled_raw: u64,
-    /// Messages dropped: no connection to the peer, or the write failed.
-    pub dropped: u64,
-    /// Per message kind: count and bytes.
-    pub by_kind: BTreeMap<String, (u64, u64)>,
-}
-
-impl SendStats {
-    fn sent(&mut self, msg: &Message, size: usize) {
-        let size = size as u64;
-        self.messages += 1;
-        self.bytes += size;
-        // Raw: the real frame plus what compression saved (as modelled).
-        let saved = (msg.raw_wire_size() - msg.wire_size()) as u64;
-        if msg.is_push() {
-            self.bytes_pushed += size;
-            self.bytes_pushed_raw += size + saved;
-        } else if msg.is_pull() {
-            self.bytes_pulled += size;
-            self.bytes_pulled_raw += size + saved;
-        }
-        let k = self.by_kind.entry(msg.kind().to_string()).or_default();
-        k.0 += 1;
-        k.1 += size;
-    }
-
-    /// The totals, as a run reports them.
-    pub fn traffic(&self) -> Traffic {
-        Traffic {
-            messages: self.messages,
-            bytes: self.bytes,
-            bytes_pushed: self.bytes_pushed,
-            bytes_pulled: self.bytes_pulled,
-            bytes_pushed_raw: self.bytes_pushed_raw,
-            bytes_pulled_raw: self.bytes_pulled_raw,
-            dropped: self.dropped,
-            by_kind: self
-                .by_kind
-                .iter()
-                .map(|(k, &(count, bytes))| (k.clone(), KindStats { count, bytes }))
-                .collect(),
-        }
-    }
-
-    /// Adds another node's counts.
-    pub fn add(&mut self, o: &SendStats) {
-        self.messages += o.messages;
-        self.bytes += o.bytes;
-        self.bytes_pushed += o.bytes_pushed;
-        self.bytes_pulled += o.bytes_pulled;
-        self.bytes_pushed_raw += o.bytes_pushed_raw;
-        self.bytes_pulled_raw += o.bytes_pulled_raw;
-        self.dropped += o.dropped;
-        for (k, (n, b)) in &o.by_kind {
-            let e = self.by_kind.entry(k.clone()).or_default();
-            e.0 += n;
-            e.1 += b;
-        }
-    }
-}
-
 /// A node's account at the end of a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeReport {
     /// The node.
     pub id: NodeId,
     /// What it sent.
-    pub stats: SendStats,
+    pub stats: Traffic,
     /// A server's replicas.
     pub replicas: Vec<FinalReplica>,
     /// Its last status.
@@ -280,7 +203,7 @@ fn status_of(node: &Node) -> Status {
     }
 }
 
-fn report_of(node: &Node, stats: SendStats) -> NodeReport {
+fn report_of(node: &Node, stats: Traffic) -> NodeReport {
     let mut replicas = Vec::new();
     let mut clock = 0;
     match node {
@@ -316,7 +239,7 @@ async fn run(
     // timers at once, as a crash would.
     let mut tasks = JoinSet::new();
     let (tx, mut inputs) = mpsc::unbounded_channel::<Input>();
-    let stats = Arc::new(Mutex::new(SendStats::default()));
+    let stats = Arc::new(Mutex::new(Traffic::default()));
     tasks.spawn(accept_loop(
         listener,
         opts.id,
@@ -412,7 +335,7 @@ struct Outbox {
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
     writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
-    stats: Arc<Mutex<SendStats>>,
+    stats: Arc<Mutex<Traffic>>,
 }
 
 impl Outbox {
@@ -450,7 +373,7 @@ async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
     mut rx: mpsc::UnboundedReceiver<Message>,
-    stats: Arc<Mutex<SendStats>>,
+    stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
@@ -472,10 +395,12 @@ async fn write_loop(
             unreachable!("a message frame stays one")
         };
         match res {
-            Ok(size) => stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .sent(&msg, size),
+            // Raw: the real frame plus what compression saved (as modelled).
+            Ok(size) => stats.lock().unwrap_or_else(|e| e.into_inner()).count(
+                &msg,
+                size,
+                size + msg.raw_wire_size() - msg.wire_size(),
+            ),
             Err(_) => {
                 conn = None;
                 stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;

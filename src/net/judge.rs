@@ -9,14 +9,14 @@
 //! `crate::scenario`, `crate::trace`, `super` (net). Never: `crate::sim`.
 
 use super::events::Stamped;
-use super::host::{NodeReport, SendStats};
+use super::host::NodeReport;
 
 use crate::core::{Event, Job, NodeId, View};
 use crate::outcome::Outcome;
 use crate::run::assemble::{self, End, Header};
 use crate::run::collect::Collector;
 use crate::run::finals::{self, FinalReplica};
-use crate::run::metrics::Metrics;
+use crate::run::metrics::{Metrics, Traffic};
 use crate::run::sample::Sample;
 use crate::scenario::Scenario;
 use crate::trace::Recorder;
@@ -89,7 +89,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         log.record(s.t, &s.ev);
     }
     let trace_error = trace_error.or_else(|| log.recorder.finish_trace().err());
-    let mut stats = SendStats::default();
+    let mut stats = Traffic::default();
     for r in &run.reports {
         stats.add(&r.stats);
     }
@@ -138,7 +138,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         // Liveness is judged against simulated time windows; a real run
         // has a wall-clock timeout instead (`stopped: max_time`).
         liveness: false,
-        traffic: stats.traffic(),
+        traffic: stats,
         plan: None,
         trace_hash: None,
     };

@@ -8,6 +8,10 @@
 //! `restart_after` starts the next incarnation), waits until every worker
 //! has finished and the servers are quiet, asks every node for its final
 //! report, merges the events by time and hands them to [`judge`].
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use super::cluster::{self, Layout};
 use super::events::{self, EventSink, Stamped};

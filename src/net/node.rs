@@ -14,6 +14,10 @@
 //!
 //! Events go to `<events_dir>/<node>-<incarnation>.jsonl` if the cluster
 //! file names an events directory.
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
+//! import each other), madsim.
 
 use super::cluster::Cluster;
 use super::events::EventSink;

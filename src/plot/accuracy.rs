@@ -1,6 +1,10 @@
 //! Test accuracy and training loss over simulated time, with the
 //! reference accuracy (scikit-learn on the same data) as a dashed line and
 //! the target accuracy, if any, dotted.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use super::{caption, dashed, err, headroom, legend, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;

@@ -7,6 +7,10 @@
 //! reads were, with the bound), `timeline.rs` (per-worker pull / compute /
 //! push), `tradeoff.rs` (a parameter sweep: time to target and idle
 //! fraction against the swept value).
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 pub mod accuracy;
 pub mod staleness;

@@ -2,6 +2,10 @@
 //! reader's own clock the replica's state was (see
 //! `check::staleness::StalenessCheck::histogram`), stacked per reader, with
 //! the SSP bound drawn.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use super::{caption, dashed, err, headroom, legend, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;

@@ -1,6 +1,10 @@
 //! Throughput over simulated time — pushes acknowledged per second and
 //! bytes on the wire per second — with every fault interval shaded and
 //! labelled (as Jepsen's plots do) and server failovers marked.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use super::{caption, err, headroom, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;

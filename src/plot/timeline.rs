@@ -1,6 +1,10 @@
 //! Per-worker timelines: each worker's clocks as pull (waiting for
 //! parameters), compute, and push (waiting for acknowledgements) — what a
 //! straggler does to BSP versus SSP at a glance.
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use super::{caption, err, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;

@@ -1,6 +1,10 @@
 //! A parameter sweep's trade-off: time to the target accuracy and worker
 //! idle fraction against the swept value (median over seeds, with the
 //! 10th-90th percentile range as error bars).
+//!
+//! May import: `crate::outcome`, `crate::run` (its records),
+//! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
+//! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use super::{err, headroom, palette, Chart, PlotResult, FONT};
 use plotters::coord::Shift;

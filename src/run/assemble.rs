@@ -146,7 +146,12 @@ pub fn complete(o: &mut Outcome, scn: &Scenario, end: End, mut log: Collector) {
         o.compression_ratio = (o.bytes_pushed_raw + o.bytes_pulled_raw) as f64 / sent as f64;
     }
     o.messages_dropped = t.dropped;
-    o.message_kinds = end.traffic.by_kind;
+    o.message_kinds = end
+        .traffic
+        .by_kind
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v))
+        .collect();
     o.events = log.recorder.events();
     o.trace_hash = end.trace_hash.unwrap_or_else(|| "skipped".into());
     o.time_to_target_s = end.time_to_target.map(|t| t.as_secs_f64());

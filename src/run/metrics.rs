@@ -5,12 +5,13 @@
 //! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
 
 use crate::core::{Event, Message};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Totals for one message kind.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct KindStats {
     /// Messages sent.
     pub count: u64,
@@ -31,46 +32,71 @@ pub struct Bucket {
     pub bytes: u64,
 }
 
-/// Messages and bytes a run put on the wire, in total.
-#[derive(Clone, Debug, Default)]
+/// Messages and bytes put on the wire: a whole run's (the simulator
+/// counts every send), or one real node's (its report to `pssim local`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Traffic {
     /// Messages sent (including those later lost).
     pub messages: u64,
     /// Bytes sent.
     pub bytes: u64,
-    /// Bytes of pushes.
+    /// Bytes of pushes (`push_req`, `chain_push`).
     pub bytes_pushed: u64,
     /// Bytes of pulls (requests and answers).
     pub bytes_pulled: u64,
     /// What the pushes would take with raw float values.
+    #[serde(default)]
     pub bytes_pushed_raw: u64,
-    /// What the pulls would take with raw float values.
+    /// What the pulls would take with every value sent raw.
+    #[serde(default)]
     pub bytes_pulled_raw: u64,
-    /// Messages lost (loss, partition, dead receiver).
+    /// Messages lost (loss, partition, a dead receiver, a failed write).
     pub dropped: u64,
     /// Per message kind.
-    pub by_kind: BTreeMap<String, KindStats>,
+    pub by_kind: BTreeMap<Cow<'static, str>, KindStats>,
+}
+
+impl Traffic {
+    /// Counts a message of `size_bytes` on the wire that would take
+    /// `raw_bytes` with every value sent raw.
+    pub fn count(&mut self, msg: &Message, size_bytes: usize, raw_bytes: usize) {
+        let (size, raw) = (size_bytes as u64, raw_bytes as u64);
+        self.messages += 1;
+        self.bytes += size;
+        if msg.is_push() {
+            self.bytes_pushed += size;
+            self.bytes_pushed_raw += raw;
+        } else if msg.is_pull() {
+            self.bytes_pulled += size;
+            self.bytes_pulled_raw += raw;
+        }
+        let k = self.by_kind.entry(Cow::Borrowed(msg.kind())).or_default();
+        k.count += 1;
+        k.bytes += size;
+    }
+
+    /// Adds another node's counts.
+    pub fn add(&mut self, o: &Traffic) {
+        self.messages += o.messages;
+        self.bytes += o.bytes;
+        self.bytes_pushed += o.bytes_pushed;
+        self.bytes_pulled += o.bytes_pulled;
+        self.bytes_pushed_raw += o.bytes_pushed_raw;
+        self.bytes_pulled_raw += o.bytes_pulled_raw;
+        self.dropped += o.dropped;
+        for (k, v) in &o.by_kind {
+            let e = self.by_kind.entry(k.clone()).or_default();
+            e.count += v.count;
+            e.bytes += v.bytes;
+        }
+    }
 }
 
 /// A run's counters.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Messages sent (including those later lost).
-    pub messages: u64,
-    /// Bytes sent.
-    pub bytes: u64,
-    /// Bytes of pushes.
-    pub bytes_pushed: u64,
-    /// Bytes of pulls (requests and answers).
-    pub bytes_pulled: u64,
-    /// What the pushes would take with raw float values.
-    pub bytes_pushed_raw: u64,
-    /// What the pulls would take with raw float values.
-    pub bytes_pulled_raw: u64,
-    /// Messages lost (loss, partition, dead receiver).
-    pub dropped: u64,
-    /// Per message kind.
-    pub by_kind: BTreeMap<&'static str, KindStats>,
+    /// The totals.
+    pub traffic: Traffic,
     /// Time series, one bucket per `interval`.
     pub series: Vec<Bucket>,
     interval: Duration,
@@ -80,14 +106,7 @@ impl Metrics {
     /// Empty counters with time-series buckets of `interval`.
     pub fn new(interval: Duration) -> Metrics {
         Metrics {
-            messages: 0,
-            bytes: 0,
-            bytes_pushed: 0,
-            bytes_pulled: 0,
-            bytes_pushed_raw: 0,
-            bytes_pulled_raw: 0,
-            dropped: 0,
-            by_kind: BTreeMap::new(),
+            traffic: Traffic::default(),
             series: Vec::new(),
             interval,
         }
@@ -96,24 +115,6 @@ impl Metrics {
     /// The series' interval.
     pub fn interval(&self) -> Duration {
         self.interval
-    }
-
-    /// The totals.
-    pub fn traffic(&self) -> Traffic {
-        Traffic {
-            messages: self.messages,
-            bytes: self.bytes,
-            bytes_pushed: self.bytes_pushed,
-            bytes_pulled: self.bytes_pulled,
-            bytes_pushed_raw: self.bytes_pushed_raw,
-            bytes_pulled_raw: self.bytes_pulled_raw,
-            dropped: self.dropped,
-            by_kind: self
-                .by_kind
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        }
     }
 
     fn bucket(&mut self, t: Duration) -> &mut Bucket {
@@ -126,20 +127,8 @@ impl Metrics {
 
     /// Counts a message put on the wire.
     pub fn sent(&mut self, t: Duration, msg: &Message, size_bytes: usize) {
-        let size = size_bytes as u64;
-        self.messages += 1;
-        self.bytes += size;
-        if msg.is_push() {
-            self.bytes_pushed += size;
-            self.bytes_pushed_raw += msg.raw_wire_size() as u64;
-        } else if msg.is_pull() {
-            self.bytes_pulled += size;
-            self.bytes_pulled_raw += msg.raw_wire_size() as u64;
-        }
-        let k = self.by_kind.entry(msg.kind()).or_default();
-        k.count += 1;
-        k.bytes += size;
-        self.bucket(t).bytes += size;
+        self.traffic.count(msg, size_bytes, msg.raw_wire_size());
+        self.bucket(t).bytes += size_bytes as u64;
     }
 
     /// Counts what an event says about throughput.
@@ -148,7 +137,7 @@ impl Metrics {
             Event::PushApplied { .. } => self.bucket(t).applied += 1,
             Event::PushAcked { .. } => self.bucket(t).acked += 1,
             Event::PullAnswered { .. } => self.bucket(t).pulls += 1,
-            Event::Drop { .. } => self.dropped += 1,
+            Event::Drop { .. } => self.traffic.dropped += 1,
             _ => {}
         }
     }

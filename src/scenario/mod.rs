@@ -6,6 +6,9 @@
 //! are errors that list the valid keys. [`Scenario::to_toml`] writes a
 //! scenario back (used for generated and shrunk scenarios), and
 //! [`apply_override`] edits one key (`--set training.staleness=4`).
+//!
+//! May import: `crate::scenario`, `crate::core` (ids), toml, serde.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`.
 
 mod parse;
 mod reader;

@@ -1,4 +1,7 @@
 //! From TOML text to a validated [`Scenario`].
+//!
+//! May import: `crate::scenario`, `crate::core` (ids), toml, serde.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`.
 
 use super::reader::{parse_bandwidth, parse_duration, Source, Table};
 use super::types::*;

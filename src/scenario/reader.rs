@@ -1,6 +1,9 @@
 //! Reading typed values out of a parsed TOML document with their positions,
 //! so every error names file, line, column, the field's path and what would
 //! be valid.
+//!
+//! May import: `crate::scenario`, `crate::core` (ids), toml, serde.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`.
 
 use super::ScenarioError;
 use std::ops::Range;

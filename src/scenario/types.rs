@@ -1,4 +1,7 @@
 //! The scenario's types, with their defaults.
+//!
+//! May import: `crate::scenario`, `crate::core` (ids), toml, serde.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`.
 
 use crate::core::NodeId;
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! From a [`Scenario`] back to a scenario file (for generated and shrunk
 //! scenarios). Every key is written, so the file does not depend on
 //! defaults; parsing it gives back an equal scenario.
+//!
+//! May import: `crate::scenario`, `crate::core` (ids), toml, serde.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`.
 
 use super::reader::format_bandwidth;
 use super::types::*;

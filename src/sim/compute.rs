@@ -7,6 +7,10 @@
 //! when a straggler starts or heals, in the middle of a step too: a step
 //! that began under a 10x straggler healed halfway finishes at normal speed
 //! (the host reschedules it, see `World::restraggle`).
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `super` (sim), madsim. Never: `crate::net` (hosts never import each
+//! other), tokio.
 
 use super::net::FaultId;
 use crate::core::NodeId;

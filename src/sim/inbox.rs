@@ -4,6 +4,10 @@
 //! madsim's `sleep` rounds every wait up to at least 1 ms; `Sleep::reset`
 //! does not, so [`sleep_exact`] gives the exact deadlines the network model
 //! computes (microseconds apart on a fast link).
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `super` (sim), madsim. Never: `crate::net` (hosts never import each
+//! other), tokio.
 
 use crate::core::{Message, NodeId, Timer};
 use madsim::time::{Instant, Sleep};

@@ -14,6 +14,10 @@
 //! on a TCP connection. Faults: a partition drops messages between groups, a
 //! clog holds them (the host re-sends them when it heals), loss drops each
 //! message with a probability (the highest active rate wins).
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `super` (sim), madsim. Never: `crate::net` (hosts never import each
+//! other), tokio.
 
 use crate::core::NodeId;
 use rand::Rng;

@@ -2,6 +2,10 @@
 //! hands it to the node's protocol state machine. Killing the madsim node
 //! kills the task; restarting it runs [`node_main`] again, which boots a
 //! fresh state machine (memory is lost).
+//!
+//! May import: `crate::core`, `crate::run`, `crate::scenario`,
+//! `super` (sim), madsim. Never: `crate::net` (hosts never import each
+//! other), tokio.
 
 use super::inbox::sleep_exact;
 use super::world::{lock, Shared};

@@ -71,8 +71,8 @@ impl World {
             loss,
             min_clock,
             max_clock,
-            bytes_pushed: self.log.metrics.bytes_pushed,
-            bytes_pulled: self.log.metrics.bytes_pulled,
+            bytes_pushed: self.log.metrics.traffic.bytes_pushed,
+            bytes_pulled: self.log.metrics.traffic.bytes_pulled,
         }
     }
 }

@@ -323,7 +323,7 @@ async fn simulate(
         params_digest,
         quiet,
         liveness: scn.check.liveness.is_some(),
-        traffic: log.metrics.traffic(),
+        traffic: log.metrics.traffic.clone(),
         plan: Some(plan),
         trace_hash: Some(log.recorder.hash_hex()),
     };

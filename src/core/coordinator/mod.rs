@@ -15,8 +15,8 @@
 //!   version. While it is down, training continues on the current
 //!   membership; no one is removed or admitted.
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the coordinator does no I/O of its own.
 
 use super::config::{Change, ProtocolConfig};

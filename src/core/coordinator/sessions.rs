@@ -4,8 +4,8 @@
 //! alone if no replica is left; its `JoinReady` appends it to the chain
 //! if its source still is the tail.
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the coordinator does no I/O of its own.
 
 use super::Coordinator;

@@ -1,5 +1,9 @@
 //! Unit tests of the coordinator: failover and catch-up sessions,
 //! removal, admission, recovery from durable state.
+//!
+//! May import: `crate::core` (its siblings), `crate::ml` (the job a
+//! worker computes), std, serde, rand (a generator handed in). Never: a
+//! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
 use super::*;
 use crate::core::ids::Epoch;

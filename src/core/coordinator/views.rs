@@ -4,8 +4,8 @@
 //! published under a higher epoch. (Servers silent for the timeout leave
 //! their chains in the failure check, in `mod.rs`.)
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the coordinator does no I/O of its own.
 
 use super::Coordinator;

@@ -16,8 +16,8 @@
 //! acknowledgements are in `chain.rs`; `CaughtUp` is handled in
 //! `mod.rs`.)
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::chain::{applied_event, chain_ack};

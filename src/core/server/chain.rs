@@ -17,8 +17,8 @@
 //! the re-sending of what is unacknowledged (`resend`, which also
 //! re-sends a joining server's snapshot requests and join reports).
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::Server;

@@ -4,8 +4,8 @@
 //! `Abort` is handled in `mod.rs`; `serve_all`, which releases what the
 //! fence held, is in `serve.rs`.)
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::Server;

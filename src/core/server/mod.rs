@@ -22,8 +22,8 @@
 //! holds the same view); a request from a newer epoch is dropped until this
 //! server learns the view (its heartbeat fetches it).
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::bugs::Bug;

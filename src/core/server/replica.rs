@@ -3,9 +3,9 @@
 //! log position); applying a log entry, reading for a pull (with the
 //! pull filter's per-worker record), digests for replica comparison.
 //!
-//! Imports: `crate::core` (its sibling modules), std and `xxhash_rust`
-//! (digests) only; never the host (`crate::sim`, `crate::net`, madsim,
-//! tokio).
+//! May import: `crate::core` (its sibling modules), std and `xxhash_rust`
+//! (digests). Never: a host (`crate::sim`, `crate::net`), madsim, tokio, a
+//! clock or I/O.
 
 use super::catch_up::Learner;
 use super::serve::PendingPull;

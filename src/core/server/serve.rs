@@ -5,8 +5,8 @@
 //! something may have opened the gate; `serve_all` also releases the
 //! pushes a fence held.
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::Server;

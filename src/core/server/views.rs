@@ -3,8 +3,8 @@
 //! and fixes each chain link that changed; a membership is counted by
 //! every clock table and acknowledged. Both may open the gate.
 //!
-//! Imports: `crate::core` (its sibling modules) and std only;
-//! never the host (`crate::sim`, `crate::net`, madsim, tokio): time is
+//! May import: `crate::core` (its sibling modules) and std only;
+//! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the server does no I/O of its own.
 
 use super::catch_up::Joining;
