@@ -162,6 +162,7 @@ pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
         request_timeout: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
+        read_leases: false,
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 3,

@@ -32,6 +32,7 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         request_timeout: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_timeout: Duration::from_millis(500),
+        read_leases: false,
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 3,

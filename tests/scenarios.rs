@@ -210,9 +210,14 @@ fn an_unreplicated_server_crash_loses_acknowledged_updates_and_counts_them() {
     }
     let mut scn = file(&path("server-crash-unreplicated"));
     scn.check.no_lost_updates = true;
+    scn.check.staleness_bound = true;
     let o = run_with(&scn, 1, Bugs::NONE, "server-crash-unreplicated");
     assert_eq!(o.checks["no_lost_updates"], Status::Fail, "{}", context(&o));
     assert!(o.violations["no_lost_updates"][0].contains("missing from its final state"));
+    // A lost acknowledged push still counts for the bound: reads after the
+    // crash that needed it are stale.
+    assert_eq!(o.checks["staleness_bound"], Status::Fail, "{}", context(&o));
+    assert!(o.violations["staleness_bound"][0].contains("without worker-"));
 }
 
 #[test]
@@ -229,7 +234,7 @@ fn a_restarted_coordinator_recovers_and_admits_the_restarted_worker() {
         let admitted = events(&trace, "worker_admitted");
         let w6 = admitted
             .iter()
-            .find(|e| worker_of(e) == 6)
+            .find(|e| worker_of(e) == 6 && e["incarnation"] != 0)
             .unwrap_or_else(|| panic!("worker-6 not admitted: {}", context(&o)));
         assert!(
             t_us(w6) >= back,
@@ -253,9 +258,16 @@ fn chaos_at_every_intensity_keeps_every_check_green() {
 #[test]
 fn chaos_counts_lost_updates_only_where_an_unreplicated_server_crashed() {
     let mut lost = 0;
+    let mut strict = file(&path("chaos-beyond"));
+    strict.check.staleness_bound = true;
     for seed in 0..12 {
         let o = run_file(&path("chaos-beyond"), seed, Bugs::NONE);
         assert_passed(&o);
+        // With the bound judged, only a run that lost updates breaks it.
+        let s = run_with(&strict, seed, Bugs::NONE, "chaos-beyond");
+        if s.checks["staleness_bound"] == Status::Fail {
+            assert!(s.updates_lost > 0, "stale without a loss: {}", context(&s));
+        }
         let server_crashed = o
             .faults
             .iter()

@@ -187,6 +187,8 @@ pub struct ProtocolConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which the coordinator declares a node dead.
     pub heartbeat_timeout: Duration,
+    /// Tails serve reads only under a lease from the coordinator.
+    pub read_leases: bool,
     /// Servers checkpoint their ranges this often (none: never).
     pub checkpoint_every: Option<Duration>,
     /// Live changes (`[[change]]`): when the coordinator applies each.

@@ -36,12 +36,29 @@ impl Keys {
     }
 }
 
-/// One update in a range's replicated log: a worker's push, numbered by
-/// the chain's head. Every replica applies the entries in index order.
+/// One update in a range's replicated log, numbered by the chain's head.
+/// Every replica applies the entries in index order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Position in the range's log (1, 2, ...).
     pub index: u64,
+    /// What it does.
+    pub op: Op,
+}
+
+/// What a log entry does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// A worker's push.
+    Push(Push),
+    /// A new membership: from this point of the log on, the gate counts
+    /// its members and the head refuses the pushes it fences.
+    Membership(Membership),
+}
+
+/// A worker's push as a log entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Push {
     /// Pushing worker.
     pub worker: WorkerId,
     /// The push's identity.
@@ -59,8 +76,24 @@ pub struct Entry {
 
 impl Entry {
     fn wire_size(&self) -> usize {
-        8 + 4 + 12 + 4 + 4 + self.keys.wire_size() + self.values.wire_size()
+        8 + match &self.op {
+            Op::Push(p) => 4 + 12 + 4 + 4 + p.keys.wire_size() + p.values.wire_size(),
+            Op::Membership(m) => 1 + membership_size(m),
+        }
     }
+
+    /// The push, if this entry is one.
+    pub fn push(&self) -> Option<&Push> {
+        match &self.op {
+            Op::Push(p) => Some(p),
+            Op::Membership(_) => None,
+        }
+    }
+}
+
+/// Bytes of a membership on the wire.
+pub fn membership_size(m: &Membership) -> usize {
+    8 + VEC_HEADER + 12 * m.members.len() + VEC_HEADER + 12 * m.fences.len()
 }
 
 /// A replica's whole state, as copied to a joining server or checkpointed.
@@ -78,6 +111,8 @@ pub struct RangeState {
     pub applied_digest: u64,
     /// Log entries applied.
     pub log_index: u64,
+    /// The membership in force at that point of the log.
+    pub membership: Membership,
 }
 
 impl RangeState {
@@ -89,6 +124,7 @@ impl RangeState {
             + VEC_HEADER
             + 24 * self.dedup.len()
             + 24
+            + membership_size(&self.membership)
     }
 }
 
@@ -186,8 +222,10 @@ pub enum Message {
     ServerHeartbeat {
         /// The view epoch it holds.
         epoch: Epoch,
-        /// The membership version it holds.
+        /// The membership version all its replicas have applied.
         membership: u64,
+        /// Its own time when it sent this (echoed in the lease it earns).
+        sent: std::time::Duration,
         /// Ranges it holds a replica of (caught up).
         held: Vec<RangeId>,
         /// Live changes it holds (its schedule's version).
@@ -246,6 +284,8 @@ pub enum Message {
         range: RangeId,
         /// The request answered.
         req: u64,
+        /// The snapshot's id (`snapshot_sent`, `snapshot_installed`).
+        id: String,
         /// The state.
         state: RangeState,
     },
@@ -316,11 +356,33 @@ pub enum Message {
     MembershipUpdate(Membership),
     /// Server -> coordinator: I hold membership `version` now.
     MembershipAck {
-        /// The version applied.
+        /// The version every replica of the server has applied (its log
+        /// reached that membership's entry); the version received if it
+        /// holds no replica.
         version: u64,
+        /// Per worker, the most clocks any of its replicas holds of it,
+        /// and of which life: (worker, incarnation, clocks done). The
+        /// coordinator admits a new life above them (docs/protocol.md,
+        /// "Admission").
+        done: Vec<(WorkerId, u32, Clock)>,
     },
     /// Coordinator -> any node: the current view.
     ViewUpdate(View),
+    /// Coordinator -> server of the view, answering its heartbeat: it may
+    /// serve reads until its own time `sent + lease`, for clocks up to
+    /// `ceiling`, while its view is at least `epoch` (docs/protocol.md,
+    /// "Leases"). During a live change's preparation it also carries the
+    /// `Prepare` (k, attempt): the server fences before using the lease.
+    Lease {
+        /// The view epoch it was granted under.
+        epoch: Epoch,
+        /// The heartbeat's send time (the server's clock).
+        sent: std::time::Duration,
+        /// The highest clock it may answer under this lease.
+        ceiling: Clock,
+        /// A live change being prepared: (k, attempt).
+        prepare: Option<(u64, u64)>,
+    },
 }
 
 const FRAME_HEADER: usize = 4 + 1 + 1;
@@ -340,6 +402,7 @@ impl Message {
             Message::MembershipUpdate(_) => "membership_update",
             Message::MembershipAck { .. } => "membership_ack",
             Message::ViewUpdate(_) => "view_update",
+            Message::Lease { .. } => "lease",
             Message::ChainPush { .. } => "chain_push",
             Message::ChainAck { .. } => "chain_ack",
             Message::CatchUp { .. } => "catch_up",
@@ -373,7 +436,11 @@ impl Message {
             Message::PushReq { values, .. }
             | Message::PullResp { values, .. }
             | Message::ChainPush {
-                entry: Entry { values, .. },
+                entry:
+                    Entry {
+                        op: Op::Push(Push { values, .. }),
+                        ..
+                    },
                 ..
             } => size - values.wire_size() + values.raw_size() + 4 * values.dropped_keys(),
             _ => size,
@@ -405,12 +472,14 @@ impl Message {
             }
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
-            Message::ServerHeartbeat { held, .. } => 8 + 8 + 8 + VEC_HEADER + 4 * held.len(),
+            Message::ServerHeartbeat { held, .. } => 8 + 8 + 8 + 8 + VEC_HEADER + 4 * held.len(),
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,
             Message::CatchUp { progress, .. } => 4 + 5 + 8 + VEC_HEADER + 12 * progress.len(),
             Message::SnapshotReq { .. } => 4 + 8,
-            Message::Snapshot { state, .. } => 4 + 8 + state.wire_size(),
+            Message::Snapshot { state, id, .. } => {
+                4 + 8 + VEC_HEADER + id.len() + state.wire_size()
+            }
             Message::JoinReady { .. } => 4 + 5 + 8 + 8,
             Message::CaughtUp { .. } => 4,
             Message::Prepare { .. } | Message::Abort { .. } => 16,
@@ -419,9 +488,10 @@ impl Message {
             Message::Admit { view, schedule, .. } => {
                 4 + 4 + view_size(view) + VEC_HEADER + 32 * schedule.len()
             }
-            Message::MembershipUpdate(m) => 8 + VEC_HEADER + m.members.len() * (4 + 4 + 4),
-            Message::MembershipAck { .. } => 8,
+            Message::MembershipUpdate(m) => membership_size(m),
+            Message::MembershipAck { done, .. } => 8 + VEC_HEADER + 12 * done.len(),
             Message::ViewUpdate(v) => view_size(v),
+            Message::Lease { .. } => 8 + 8 + 4 + 17,
         };
         FRAME_HEADER + body
     }
@@ -496,11 +566,19 @@ impl Message {
                 h.update(&range.to_le_bytes());
                 hash_entry(&mut h, entry);
             }
-            Message::Snapshot { range, req, state } => {
+            Message::Snapshot {
+                range,
+                req,
+                id,
+                state,
+            } => {
                 h.update(&range.to_le_bytes());
                 h.update(&req.to_le_bytes());
+                h.update(id.as_bytes());
                 hash_values(&mut h, &state.params);
-                h.update(format!("{:?}{:?}", state.table, state.dedup).as_bytes());
+                h.update(
+                    format!("{:?}{:?}{:?}", state.table, state.dedup, state.membership).as_bytes(),
+                );
                 for x in [state.applied, state.applied_digest, state.log_index] {
                     h.update(&x.to_le_bytes());
                 }
@@ -532,13 +610,18 @@ fn view_size(v: &View) -> usize {
 
 fn hash_entry(h: &mut Xxh3, e: &Entry) {
     h.update(&e.index.to_le_bytes());
-    for x in [e.worker, e.seq.incarnation, e.clock.0] {
-        h.update(&x.to_le_bytes());
+    match &e.op {
+        Op::Push(p) => {
+            for x in [p.worker, p.seq.incarnation, p.clock.0] {
+                h.update(&x.to_le_bytes());
+            }
+            h.update(&p.seq.n.to_le_bytes());
+            h.update(&p.lr.to_bits().to_le_bytes());
+            hash_keys(h, &p.keys);
+            p.values.digest_into(h);
+        }
+        Op::Membership(m) => h.update(format!("{m:?}").as_bytes()),
     }
-    h.update(&e.seq.n.to_le_bytes());
-    h.update(&e.lr.to_bits().to_le_bytes());
-    hash_keys(h, &e.keys);
-    e.values.digest_into(h);
 }
 
 fn hash_keys(h: &mut Xxh3, keys: &Keys) {

@@ -94,15 +94,24 @@ pub struct Member {
     pub start_clock: Clock,
 }
 
-/// The workers the consistency gate counts. Versioned separately from the
-/// view so that a worker joining or leaving does not invalidate requests in
-/// flight.
+/// The workers the consistency gate counts, and the pushes no replica may
+/// apply any more. Versioned separately from the view so that a worker
+/// joining or leaving does not invalidate requests in flight. Replicas
+/// apply a membership as an entry of each range's log (docs/protocol.md,
+/// "Admission"), so it takes effect at the same point of every replica's
+/// history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// Higher versions replace lower ones.
     pub version: u64,
     /// Admitted workers.
     pub members: BTreeMap<WorkerId, Member>,
+    /// Per worker, the lowest (incarnation, clock) whose push a head may
+    /// still accept: pushes of earlier lives, and of the admitted life's
+    /// clocks before its admission, are refused (never applied, never
+    /// acknowledged). Only ever raised, so a push refused once is refused
+    /// for good.
+    pub fences: BTreeMap<WorkerId, (u32, Clock)>,
 }
 
 impl Membership {
@@ -121,7 +130,22 @@ impl Membership {
                     )
                 })
                 .collect(),
+            fences: BTreeMap::new(),
         }
+    }
+
+    /// Whether a push of `worker`'s life `incarnation` for `clock` is
+    /// fenced off.
+    pub fn fenced(&self, worker: WorkerId, incarnation: u32, clock: Clock) -> bool {
+        self.fences
+            .get(&worker)
+            .is_some_and(|&f| (incarnation, clock) < f)
+    }
+
+    /// Raises `worker`'s fence to `(incarnation, clock)` (never lowers it).
+    pub fn fence(&mut self, worker: WorkerId, incarnation: u32, clock: Clock) {
+        let f = self.fences.entry(worker).or_insert((incarnation, clock));
+        *f = (*f).max((incarnation, clock));
     }
 }
 

@@ -51,6 +51,7 @@ pub fn single_server_config(n: u32) -> Arc<ProtocolConfig> {
         request_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(3600),
         heartbeat_timeout: Duration::from_secs(7200),
+        read_leases: false,
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 0,

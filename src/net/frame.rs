@@ -27,7 +27,7 @@
 //! import each other), madsim.
 
 use crate::core::codec::Payload;
-use crate::core::msg::Entry;
+use crate::core::msg::{Entry, Op, Push};
 use crate::core::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -171,7 +171,11 @@ fn floats_mut_any(frame: &mut Frame) -> Option<&mut Vec<f32>> {
             | Message::ChainPush {
                 entry:
                     Entry {
-                        values: Payload::Dense(values),
+                        op:
+                            Op::Push(Push {
+                                values: Payload::Dense(values),
+                                ..
+                            }),
                         ..
                     },
                 ..

@@ -34,6 +34,8 @@ const CLUSTER: &[&str] = &[
     "checkpoint_every",
     "heartbeat_timeout",
     "request_timeout",
+    "heartbeat_interval",
+    "read_leases",
 ];
 const MODEL: &[&str] = &[
     "kind",
@@ -188,17 +190,34 @@ fn parse_cluster(t: &Table) -> Result<Cluster> {
             ),
         ));
     }
+    let heartbeat_timeout = t
+        .positive_duration("heartbeat_timeout")?
+        .unwrap_or(d.heartbeat_timeout);
+    let heartbeat_interval = t.positive_duration("heartbeat_interval")?;
+    if let Some(i) = heartbeat_interval {
+        if i >= heartbeat_timeout {
+            let v = t.get("heartbeat_interval").expect("given");
+            return Err(t.bad(
+                v,
+                "heartbeat_interval",
+                format!(
+                    "must be shorter than heartbeat_timeout ({})",
+                    humantime::format_duration(heartbeat_timeout)
+                ),
+            ));
+        }
+    }
     Ok(Cluster {
         servers,
         replication,
         workers: t.u32("workers", d.workers, 1, 4096)?,
         checkpoint_every: t.positive_duration("checkpoint_every")?,
-        heartbeat_timeout: t
-            .positive_duration("heartbeat_timeout")?
-            .unwrap_or(d.heartbeat_timeout),
+        heartbeat_timeout,
         request_timeout: t
             .positive_duration("request_timeout")?
             .unwrap_or(d.request_timeout),
+        heartbeat_interval,
+        read_leases: t.bool("read_leases", d.read_leases)?,
     })
 }
 

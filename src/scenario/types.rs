@@ -79,6 +79,18 @@ pub struct Cluster {
     /// Extension: a worker's first retry timeout (doubles per retry, up to
     /// 8x). Default 200ms.
     pub request_timeout: Duration,
+    /// Extension: how often nodes send heartbeats (and the coordinator
+    /// checks for silence). Default `heartbeat_timeout / 4`; must be
+    /// shorter than `heartbeat_timeout`. A shorter period makes a false
+    /// suspicion under packet loss rarer (it takes more heartbeats lost in
+    /// a row) at the cost of more messages (docs/protocol.md).
+    pub heartbeat_interval: Option<Duration>,
+    /// Extension: tails serve reads only under a lease from the
+    /// coordinator (default true). Without, a tail the coordinator removed
+    /// while it was cut off may answer readers that still route to it
+    /// from a membership it no longer shares: stale reads
+    /// (`staleness_bound` catches them; docs/protocol.md, "Leases").
+    pub read_leases: bool,
 }
 
 impl Default for Cluster {
@@ -90,6 +102,8 @@ impl Default for Cluster {
             checkpoint_every: None,
             heartbeat_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_millis(200),
+            heartbeat_interval: None,
+            read_leases: true,
         }
     }
 }

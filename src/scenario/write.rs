@@ -59,10 +59,14 @@ pub fn to_toml(s: &Scenario) -> String {
     }
     let _ = writeln!(
         o,
-        "heartbeat_timeout = {}\nrequest_timeout = {}",
+        "heartbeat_timeout = {}\nrequest_timeout = {}\nread_leases = {}",
         dur(c.heartbeat_timeout),
-        dur(c.request_timeout)
+        dur(c.request_timeout),
+        c.read_leases
     );
+    if let Some(d) = c.heartbeat_interval {
+        let _ = writeln!(o, "heartbeat_interval = {}", dur(d));
+    }
     let m = &s.model;
     let kind = match m.kind {
         ModelKind::Logistic => "logistic",

@@ -115,6 +115,17 @@ impl Coordinator {
             .map(|w| w.clock)
             .max()
             .unwrap_or(Clock(0));
+        // And past the lease ceiling of every server that did not fence (it
+        // left the view meanwhile): it may have answered reads up to it
+        // until its lease expired (`read_leases`; without leases this
+        // window stays open, docs/protocol.md).
+        let unfenced = self
+            .ceilings
+            .iter()
+            .filter(|(s, _)| !p.prepared.contains_key(s))
+            .map(|(_, &c)| c)
+            .max()
+            .unwrap_or(Clock(0));
         let boundary = p
             .prepared
             .values()
@@ -122,6 +133,7 @@ impl Coordinator {
             .max()
             .unwrap_or(Clock(0))
             .max(reported)
+            .max(unfenced)
             .next();
         let change = self.cfg.changes[(k - 1) as usize].1;
         self.changes.push((boundary, change));

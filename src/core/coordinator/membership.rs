@@ -32,12 +32,26 @@ use crate::core::view::Member;
 use crate::core::Command;
 use std::time::Duration;
 
-/// An admission waiting for servers to acknowledge its membership version.
+/// An admission under way.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Admission {
     incarnation: u32,
+    /// The start clock: proposed while fencing, final once admitting.
     start_clock: Clock,
+    /// The membership version whose acknowledgement ends this phase.
     version: u64,
+    phase: Phase,
+}
+
+/// The two phases of an admission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Earlier lives fenced off; waiting for every server's replicas to
+    /// apply it and report how many clocks of the worker they hold.
+    Fencing,
+    /// Admitted at the final start clock; waiting for every server's
+    /// replicas to apply it.
+    Admitting,
 }
 
 impl Coordinator {
@@ -72,8 +86,11 @@ impl Coordinator {
         );
         match self.membership.members.get(&worker) {
             Some(m) if m.incarnation == incarnation => {
-                if joining {
-                    // Admitted, but the worker missed the Admit: resend.
+                let admitting = self.pending.contains_key(&worker);
+                if (joining || clock < m.start_clock) && !admitting {
+                    // Admitted, but the worker missed the Admit (it is
+                    // still joining, or behind its start clock, where its
+                    // pushes are refused): resend.
                     out.push(self.admit_message(worker, m.incarnation, m.start_clock));
                 }
             }
@@ -112,18 +129,11 @@ impl Coordinator {
             .max(others.unwrap_or(clock))
             .min(Clock(self.cfg.clocks))
             .max(floor);
-        self.admitted.insert(
-            worker,
-            Member {
-                incarnation,
-                start_clock,
-            },
-        );
         if let Some(s) = self.workers.get_mut(&worker) {
-            // Later admissions count it at the clock it is admitted at.
+            // Later admissions count it at least at the clock proposed.
             s.clock = start_clock;
         }
-        if let Some(old) = self.membership.members.get(&worker) {
+        if let Some(old) = self.membership.members.remove(&worker) {
             // A new life of a member: its old life is dead, and stops
             // counting as soon as servers see the new membership.
             out.push(Command::Emit(Event::WorkerRemoved {
@@ -131,13 +141,8 @@ impl Coordinator {
                 incarnation: old.incarnation,
             }));
         }
-        self.membership.members.insert(
-            worker,
-            Member {
-                incarnation,
-                start_clock,
-            },
-        );
+        // Phase one: heads refuse the pushes of earlier lives from here on.
+        self.membership.fence(worker, incarnation, Clock(0));
         self.membership.version += 1;
         self.pending.insert(
             worker,
@@ -145,6 +150,7 @@ impl Coordinator {
                 incarnation,
                 start_clock,
                 version: self.membership.version,
+                phase: Phase::Fencing,
             },
         );
         self.publish(out);
@@ -170,21 +176,67 @@ impl Coordinator {
         }
     }
 
-    /// Completes the admissions whose membership every server holds.
-    pub(super) fn complete_admissions(&mut self, out: &mut Vec<Command>) {
+    /// The membership version every server of the view has applied to all
+    /// its replicas (with `reported`: acknowledged with a report of what
+    /// they hold).
+    fn applied_by_view(&self, reported: bool) -> u64 {
         // Servers in the view gate reads; the others hold no replica.
-        let acked = self
-            .view
+        self.view
             .servers()
             .into_iter()
             .filter_map(|n| n.server())
-            .map(|s| self.servers.get(&s).map_or(0, |&(_, v)| v))
+            .map(|s| {
+                let report = self.reports.get(&s).map_or(0, |r| r.0);
+                let heartbeat = self.servers.get(&s).map_or(0, |&(_, v)| v);
+                if reported {
+                    report
+                } else {
+                    report.max(heartbeat)
+                }
+            })
             .min()
-            .unwrap_or(u64::MAX);
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Moves admissions on: a fenced one is admitted above every clock
+    /// the replicas hold of the worker (so no read made while an earlier
+    /// life was a member can have needed a clock it will push), and an
+    /// admitted one is announced once every server's replicas count it.
+    pub(super) fn complete_admissions(&mut self, out: &mut Vec<Command>) {
+        let reported = self.applied_by_view(true);
+        let fenced: Vec<WorkerId> = self
+            .pending
+            .iter()
+            .filter(|(_, a)| a.phase == Phase::Fencing && a.version <= reported)
+            .map(|(&w, _)| w)
+            .collect();
+        if !fenced.is_empty() {
+            self.membership.version += 1;
+            for w in fenced {
+                let held = self.held_clocks(w);
+                let a = self.pending.get_mut(&w).expect("listed");
+                a.start_clock = a.start_clock.max(held);
+                a.phase = Phase::Admitting;
+                a.version = self.membership.version;
+                let member = Member {
+                    incarnation: a.incarnation,
+                    start_clock: a.start_clock,
+                };
+                self.admitted.insert(w, member);
+                self.membership.members.insert(w, member);
+                self.membership
+                    .fence(w, member.incarnation, member.start_clock);
+                if let Some(s) = self.workers.get_mut(&w) {
+                    s.clock = s.clock.max(member.start_clock);
+                }
+            }
+            self.publish(out);
+        }
+        let acked = self.applied_by_view(false);
         let done: Vec<WorkerId> = self
             .pending
             .iter()
-            .filter(|(_, a)| a.version <= acked)
+            .filter(|(_, a)| a.phase == Phase::Admitting && a.version <= acked)
             .map(|(&w, _)| w)
             .collect();
         for w in done {
@@ -204,5 +256,18 @@ impl Coordinator {
                 out.push(self.admit_message(w, a.incarnation, a.start_clock));
             }
         }
+    }
+
+    /// The most clocks of `worker` (any life) that the view's servers
+    /// reported holding.
+    fn held_clocks(&self, worker: WorkerId) -> Clock {
+        self.view
+            .servers()
+            .into_iter()
+            .filter_map(|n| n.server())
+            .filter_map(|s| self.reports.get(&s))
+            .filter_map(|(_, done)| done.get(&worker).map(|&(_, d)| d))
+            .max()
+            .unwrap_or(Clock(0))
     }
 }

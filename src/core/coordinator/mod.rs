@@ -79,9 +79,17 @@ pub struct Coordinator {
     view: View,
     membership: Membership,
     workers: BTreeMap<WorkerId, WorkerStatus>,
-    /// Per server: when last heard from, and the membership version it holds.
+    /// Per server: when last heard from, and the membership version its
+    /// replicas have applied.
     servers: BTreeMap<u32, (Duration, u64)>,
+    /// Per server: its last membership acknowledgement — the version its
+    /// replicas have applied and, per worker, the most clocks they hold of
+    /// it (life, clocks).
+    reports: BTreeMap<u32, (u64, BTreeMap<WorkerId, (u32, Clock)>)>,
     pending: BTreeMap<WorkerId, Admission>,
+    /// Per server: the ceiling of the last read lease granted (it may
+    /// answer reads up to it until the lease expires).
+    ceilings: BTreeMap<u32, Clock>,
     admitted: BTreeMap<WorkerId, Member>,
     /// Catch-ups under way: (range, server) -> (source, when asked, session).
     catch_ups: BTreeMap<(RangeId, u32), (NodeId, Duration, u64)>,
@@ -109,7 +117,9 @@ impl Coordinator {
             admitted: state.admitted,
             workers: BTreeMap::new(),
             servers: BTreeMap::new(),
+            reports: BTreeMap::new(),
             pending: BTreeMap::new(),
+            ceilings: BTreeMap::new(),
             catch_ups: BTreeMap::new(),
             next_session: state.sessions,
             changes: state.changes,
@@ -193,6 +203,7 @@ impl Coordinator {
             Message::ServerHeartbeat {
                 epoch,
                 membership,
+                sent,
                 held,
                 schedule,
             } => {
@@ -201,6 +212,7 @@ impl Coordinator {
                     // a catch-up below, so they arrive before it).
                     self.send_changes(from, schedule, out);
                     self.on_server_heartbeat(now, s, epoch, membership, &held, out);
+                    self.grant_lease(now, s, sent, out);
                 }
             }
             Message::JoinReady {
@@ -235,16 +247,68 @@ impl Coordinator {
                     self.on_prepared(now, k, attempt, s, max_clock, out);
                 }
             }
-            Message::MembershipAck { version } => {
+            Message::MembershipAck { version, done } => {
                 if let Some(s) = from.server() {
                     let entry = self.servers.entry(s).or_insert((now, 0));
                     entry.0 = now;
                     entry.1 = version;
+                    // Messages between two nodes arrive in order: the last
+                    // report is the current one (lower after a restart).
+                    let done = done.into_iter().map(|(w, inc, d)| (w, (inc, d)));
+                    self.reports.insert(s, (version, done.collect()));
                     self.complete_admissions(out);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Answers a heartbeat of server `s` (sent at its time `sent`) with a
+    /// read lease, if it is in the view (`read_leases`). The ceiling runs
+    /// ahead of the fastest worker heard of by the clocks two leases' time
+    /// takes at the run's pace so far, plus twice the bound: reads stall on
+    /// it only if workers speed up sharply. While a live change is being
+    /// prepared, the lease carries the `Prepare` to a server that has not
+    /// fenced yet.
+    fn grant_lease(&mut self, now: Duration, s: u32, sent: Duration, out: &mut Vec<Command>) {
+        if !self.cfg.read_leases || !self.view.servers().contains(&NodeId::Server(s)) {
+            return;
+        }
+        let fastest = self.workers.values().map(|w| w.clock.0).max().unwrap_or(0);
+        let lease = self
+            .cfg
+            .heartbeat_timeout
+            .saturating_sub(self.cfg.heartbeat_interval);
+        let pace = f64::from(fastest) / now.as_secs_f64().max(1e-3);
+        let ahead = (pace * 2.0 * lease.as_secs_f64()).ceil() as u32;
+        let slack = 2 * (self.cfg.default_bound.max(self.max_bound()) + 1) + 2;
+        let ceiling = Clock(fastest.saturating_add(ahead).saturating_add(slack));
+        let c = self.ceilings.entry(s).or_insert(ceiling);
+        *c = (*c).max(ceiling);
+        let prepare = self
+            .preparing
+            .as_ref()
+            .filter(|p| !p.prepared.contains_key(&s))
+            .map(|p| (p.k, p.attempt));
+        out.push(Command::Send {
+            to: NodeId::Server(s),
+            msg: Message::Lease {
+                epoch: self.view.epoch,
+                sent,
+                ceiling: *c,
+                prepare,
+            },
+        });
+    }
+
+    /// The largest staleness bound of the schedule and its changes.
+    fn max_bound(&self) -> u32 {
+        let sched = &self.cfg.schedule;
+        let mut b = sched.at(Clock(0)).consistency.bound().unwrap_or(0);
+        for (_, ch) in &self.cfg.changes {
+            b = b.max(ch.staleness.unwrap_or(0));
+        }
+        b
     }
 
     /// Sends `msg` to every server and every worker.
@@ -364,9 +428,9 @@ impl Coordinator {
             // membership again (the update or its ack may have been lost).
             for s in 0..self.cfg.servers {
                 if self
-                    .servers
+                    .reports
                     .get(&s)
-                    .is_none_or(|&(_, v)| v < self.membership.version)
+                    .is_none_or(|&(v, _)| v < self.membership.version)
                 {
                     self.send_membership(NodeId::Server(s), out);
                 }

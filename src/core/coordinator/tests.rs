@@ -24,6 +24,7 @@ fn cfg() -> Arc<ProtocolConfig> {
         request_timeout: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(50),
         heartbeat_timeout: Duration::from_millis(200),
+        read_leases: false,
         checkpoint_every: None,
         changes: Vec::new(),
         default_bound: 3,
@@ -62,6 +63,7 @@ fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command
     let msg = Message::ServerHeartbeat {
         epoch: c.view().epoch,
         membership: c.membership().version,
+        sent: ms(now),
         held: held.to_vec(),
         schedule: 0,
     };
@@ -182,7 +184,7 @@ fn silent_workers_are_removed() {
 }
 
 #[test]
-fn a_restarted_worker_is_admitted_only_after_every_server_acknowledged() {
+fn a_restarted_worker_is_admitted_above_what_the_replicas_hold_after_every_server_applied_it() {
     let mut c = Coordinator::new(cfg(), None);
     let mut out = Vec::new();
     c.on_start(ms(0), &mut out);
@@ -196,34 +198,44 @@ fn a_restarted_worker_is_admitted_only_after_every_server_acknowledged() {
         }],
         "the old life goes at once; no admission before the servers hold it"
     );
-    let v = c.membership().version;
-    assert_eq!(
-        c.membership().members[&1],
-        Member {
-            incarnation: 1,
-            start_clock: Clock(7)
-        }
-    );
-    let mut out = Vec::new();
-    c.on_message(
-        ms(30),
-        NodeId::Server(0),
-        Message::MembershipAck { version: v },
-        &mut out,
-    );
+    // Phase one: the old life is fenced off, the new one not yet counted.
+    let v1 = c.membership().version;
+    assert!(!c.membership().members.contains_key(&1));
+    assert!(c.membership().fenced(1, 0, Clock(100)));
+    assert!(!c.membership().fenced(1, 1, Clock(0)));
+    let ack = |c: &mut Coordinator, t, s, version, done: Vec<(u32, u32, Clock)>| {
+        let mut out = Vec::new();
+        c.on_message(
+            ms(t),
+            NodeId::Server(s),
+            Message::MembershipAck { version, done },
+            &mut out,
+        );
+        out
+    };
+    // The replicas hold 9 clocks of the old life (it got further than its
+    // last heartbeat said): the new life starts there, not at 7.
+    assert!(events(&ack(&mut c, 30, 0, v1, vec![(1, 0, Clock(9))])).is_empty());
+    assert_eq!(c.membership().version, v1, "waits for every server");
+    let out = ack(&mut c, 31, 1, v1, vec![(1, 0, Clock(8))]);
     assert!(events(&out).is_empty());
-    c.on_message(
-        ms(31),
-        NodeId::Server(1),
-        Message::MembershipAck { version: v },
-        &mut out,
-    );
+    let v2 = c.membership().version;
+    assert_eq!(v2, v1 + 1);
+    let member = Member {
+        incarnation: 1,
+        start_clock: Clock(9),
+    };
+    assert_eq!(c.membership().members[&1], member);
+    assert!(c.membership().fenced(1, 1, Clock(8)));
+    // Phase two: announced once every server's replicas count it.
+    assert!(events(&ack(&mut c, 40, 0, v2, vec![])).is_empty());
+    let out = ack(&mut c, 41, 1, v2, vec![]);
     assert_eq!(
         events(&out),
         vec![&Event::WorkerAdmitted {
             worker: 1,
             incarnation: 1,
-            clock: Clock(7)
+            clock: Clock(9)
         }]
     );
     assert!(out.iter().any(|c| matches!(
@@ -231,7 +243,7 @@ fn a_restarted_worker_is_admitted_only_after_every_server_acknowledged() {
         Command::Send {
             to: NodeId::Worker(1),
             msg: Message::Admit {
-                start_clock: Clock(7),
+                start_clock: Clock(9),
                 ..
             }
         }

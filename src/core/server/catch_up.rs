@@ -69,7 +69,7 @@ impl Server {
             return;
         };
         if e.index == rep.log_index + 1 && rep.apply(&e, lr, &self.cfg) {
-            out.push(Command::Emit(applied_event(id, range, &e)));
+            out.extend(applied_event(id, range, &e).map(Command::Emit));
         }
         out.push(chain_ack(from, epoch, range, rep.log_index));
     }
@@ -103,7 +103,7 @@ impl Server {
                         }
                         None => Replica::new(range, keys, &self.membership),
                     };
-                    rep.table.admit(&self.membership);
+                    rep.adopt(&self.membership);
                     for &(w, inc, clock) in progress {
                         rep.table.record_progress(w, inc, clock);
                     }
@@ -112,6 +112,7 @@ impl Server {
                 }
             };
             self.replicas.insert(range, rep);
+            self.log_membership(range, out);
             return;
         };
         if self
@@ -171,11 +172,20 @@ impl Server {
                 announced: false,
             },
         );
+        self.snapshots += 1;
+        let id = format!("{}.{}.{}", self.id, self.incarnation, self.snapshots);
+        out.push(Command::Emit(Event::SnapshotSent {
+            server: self.id,
+            range,
+            to: from,
+            id: id.clone(),
+        }));
         out.push(Command::Send {
             to: from,
             msg: Message::Snapshot {
                 range,
                 req,
+                id,
                 state: rep.state(),
             },
         });
@@ -186,6 +196,7 @@ impl Server {
         from: NodeId,
         range: RangeId,
         req: u64,
+        id: String,
         state: &RangeState,
         out: &mut Vec<Command>,
     ) {
@@ -196,10 +207,14 @@ impl Server {
         if j.source != from || j.req != req || j.replica.is_some() {
             return;
         }
-        let mut rep = Replica::from_state(range, keys, state);
-        // The source may hold an older membership than ours: count ours.
-        rep.table.admit(&self.membership);
-        j.replica = Some(rep);
+        // The membership comes with the state and, after it, in the log.
+        j.replica = Some(Replica::from_state(range, keys, state));
+        out.push(Command::Emit(Event::SnapshotInstalled {
+            server: self.id,
+            range,
+            from,
+            id,
+        }));
         for (_, e) in std::mem::take(&mut j.buffered) {
             self.learn(from, range, e, out);
         }

@@ -26,7 +26,7 @@ use crate::core::bugs::Bug;
 use crate::core::codec::Payload;
 use crate::core::event::Event;
 use crate::core::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
-use crate::core::msg::{Entry, Keys, Message};
+use crate::core::msg::{Entry, Keys, Message, Op, Push};
 use crate::core::Command;
 use std::time::Duration;
 
@@ -60,14 +60,43 @@ impl Server {
                 return;
             }
         }
+        if rep.members.fenced(worker, seq.incarnation, clock) {
+            // An earlier life's push, or a clock before this life's
+            // admission: readers no longer wait for it, so it may never be
+            // applied (nor acknowledged; its worker has moved on).
+            return;
+        }
         let entry = Entry {
             index: rep.log_index + 1,
-            worker,
-            seq,
-            clock,
-            keys,
-            values,
-            lr,
+            op: Op::Push(Push {
+                worker,
+                seq,
+                clock,
+                keys,
+                values,
+                lr,
+            }),
+        };
+        self.apply_entry(range, entry, out);
+    }
+
+    /// As the head of `range`, puts the membership this server holds into
+    /// the range's log if the replica is behind it: from that entry on,
+    /// every replica counts its members and the head refuses what it
+    /// fences.
+    pub(super) fn log_membership(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        if self.view.head(range) != Some(self.id) {
+            return;
+        }
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        if rep.members.version >= self.membership.version {
+            return;
+        }
+        let entry = Entry {
+            index: rep.log_index + 1,
+            op: Op::Membership(self.membership.clone()),
         };
         self.apply_entry(range, entry, out);
     }
@@ -80,20 +109,14 @@ impl Server {
         let epoch = self.view.epoch;
         let lr = self.learning_rate(&e);
         let id = self.id;
+        let membership = matches!(e.op, Op::Membership(_));
         let rep = self.replicas.get_mut(&range).expect("held");
         if rep.apply(&e, lr, &self.cfg) {
-            out.push(Command::Emit(applied_event(id, range, &e)));
+            out.extend(applied_event(id, range, &e).map(Command::Emit));
         }
-        let ack = Command::Send {
-            to: NodeId::Worker(e.worker),
-            msg: Message::PushAck {
-                range,
-                seq: e.seq,
-                clock: e.clock,
-            },
-        };
+        let ack = push_ack(range, &e);
         if pred.is_none() && succ.is_some() && self.cfg.bugs.has(Bug::AckBeforeReplicated) {
-            out.push(ack.clone()); // Planted bug: the head acknowledges alone.
+            out.extend(ack.clone()); // Planted bug: the head acknowledges alone.
         }
         for (&l, learner) in &mut rep.learners {
             learner.out.insert(e.index, e.clone());
@@ -105,11 +128,14 @@ impl Server {
                 rep.out.insert(e.index, e);
             }
             None => {
-                out.push(ack);
+                out.extend(ack);
                 if let Some(p) = pred {
                     out.push(chain_ack(p, epoch, range, rep.log_index));
                 }
             }
+        }
+        if membership {
+            self.membership_applied(out);
         }
         self.serve_pending(range, out);
     }
@@ -118,7 +144,7 @@ impl Server {
     /// its clock (so every replica applies the same step whatever live
     /// changes it has heard of).
     pub(super) fn learning_rate(&self, e: &Entry) -> f32 {
-        let lr = e.lr;
+        let lr = e.push().map_or(0.0, |p| p.lr);
         if self.cfg.bugs.has(Bug::GradientAscent) {
             -lr
         } else {
@@ -248,14 +274,28 @@ impl Server {
     }
 }
 
-pub(super) fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Event {
-    Event::PushApplied {
+/// The `push_applied` event of entry `e`, if it is a push.
+pub(super) fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Option<Event> {
+    e.push().map(|p| Event::PushApplied {
         server,
         range,
-        worker: e.worker,
-        seq: e.seq,
-        clock: e.clock,
-    }
+        worker: p.worker,
+        seq: p.seq,
+        clock: p.clock,
+        index: Some(e.index),
+    })
+}
+
+/// The tail's acknowledgement of entry `e` to its worker, if it is a push.
+pub(super) fn push_ack(range: RangeId, e: &Entry) -> Option<Command> {
+    e.push().map(|p| Command::Send {
+        to: NodeId::Worker(p.worker),
+        msg: Message::PushAck {
+            range,
+            seq: p.seq,
+            clock: p.clock,
+        },
+    })
 }
 
 pub(super) fn chain_push(to: NodeId, epoch: Epoch, range: RangeId, e: &Entry) -> Command {

@@ -53,6 +53,10 @@ use serve::PendingPull;
 #[derive(Debug)]
 pub struct Server {
     id: NodeId,
+    /// Life number (0 at the start of the job), for unique snapshot ids.
+    incarnation: u32,
+    /// Snapshots taken in this life.
+    snapshots: u64,
     cfg: Arc<ProtocolConfig>,
     view: View,
     membership: Membership,
@@ -72,6 +76,12 @@ pub struct Server {
     max_answered: Clock,
     /// Pushes past the fence, held until the change commits or aborts.
     held_pushes: Vec<HeldPush>,
+    /// The time of the input being handled.
+    now: Duration,
+    /// The read lease (`read_leases`): valid until this server's time
+    /// `.0`, while its view is at epoch `.1` or later, for clocks up to
+    /// `.2`.
+    lease: Option<(Duration, Epoch, Clock)>,
 }
 
 /// A push waiting for a live change: sender, range, worker, seq, clock,
@@ -82,7 +92,7 @@ impl Server {
     /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
     /// the initial view.
     pub fn new(index: u32, cfg: Arc<ProtocolConfig>) -> Server {
-        let mut s = Server::restarted(index, cfg, None);
+        let mut s = Server::restarted(index, 0, cfg, None);
         s.replicas = s
             .view
             .ranges_of(s.id)
@@ -94,15 +104,23 @@ impl Server {
         s
     }
 
-    /// Server `index` after a restart: memory lost, holding nothing until
-    /// the coordinator gives it ranges; `durable` is what it checkpointed.
-    pub fn restarted(index: u32, cfg: Arc<ProtocolConfig>, durable: Option<Durable>) -> Server {
+    /// Server `index` in life `incarnation` after a restart: memory lost,
+    /// holding nothing until the coordinator gives it ranges; `durable` is
+    /// what it checkpointed.
+    pub fn restarted(
+        index: u32,
+        incarnation: u32,
+        cfg: Arc<ProtocolConfig>,
+        durable: Option<Durable>,
+    ) -> Server {
         let checkpoints = match durable {
             Some(Durable::Server(c)) => c,
             _ => BTreeMap::new(),
         };
         Server {
             id: NodeId::Server(index),
+            incarnation,
+            snapshots: 0,
             view: View::initial(cfg.servers, cfg.replication),
             membership: Membership::initial(cfg.workers),
             replicas: BTreeMap::new(),
@@ -114,6 +132,8 @@ impl Server {
             fence: None,
             max_answered: Clock(0),
             held_pushes: Vec::new(),
+            now: Duration::ZERO,
+            lease: None,
             cfg,
         }
     }
@@ -139,7 +159,8 @@ impl Server {
     }
 
     /// Starts heartbeating (and checkpointing, if configured).
-    pub fn on_start(&mut self, _now: Duration, out: &mut Vec<Command>) {
+    pub fn on_start(&mut self, now: Duration, out: &mut Vec<Command>) {
+        self.now = now;
         self.heartbeat(out);
         if let Some(every) = self.cfg.checkpoint_every {
             out.push(Command::SetTimer {
@@ -151,6 +172,7 @@ impl Server {
 
     /// Handles a timer.
     pub fn on_timer(&mut self, now: Duration, timer: Timer, out: &mut Vec<Command>) {
+        self.now = now;
         match timer {
             Timer::Heartbeat => {
                 self.heartbeat(out);
@@ -172,7 +194,8 @@ impl Server {
             to: NodeId::Coordinator,
             msg: Message::ServerHeartbeat {
                 epoch: self.view.epoch,
-                membership: self.membership.version,
+                membership: self.applied_membership(),
+                sent: self.now,
                 held: self.replicas.keys().copied().collect(),
                 schedule: self.changes.len() as u64,
             },
@@ -208,6 +231,7 @@ impl Server {
         msg: Message,
         out: &mut Vec<Command>,
     ) {
+        self.now = now;
         match msg {
             Message::PushReq {
                 epoch,
@@ -285,9 +309,12 @@ impl Server {
                     }
                 }
             }
-            Message::Snapshot { range, req, state } => {
-                self.on_snapshot(from, range, req, &state, out)
-            }
+            Message::Snapshot {
+                range,
+                req,
+                id,
+                state,
+            } => self.on_snapshot(from, range, req, id, &state, out),
             Message::CatchUp {
                 range,
                 from: source,
@@ -295,6 +322,12 @@ impl Server {
                 progress,
             } => self.on_catch_up(range, source, session, &progress, out),
             Message::MembershipUpdate(m) => self.on_membership(m, out),
+            Message::Lease {
+                epoch,
+                sent,
+                ceiling,
+                prepare,
+            } => self.on_lease(epoch, sent, ceiling, prepare, out),
             Message::ViewUpdate(v) => self.on_view(v, out),
             _ => {}
         }

@@ -14,7 +14,7 @@ use crate::core::codec::{self, Payload};
 use crate::core::config::ProtocolConfig;
 use crate::core::gate::ClockTable;
 use crate::core::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
-use crate::core::msg::{Entry, Keys, RangeState};
+use crate::core::msg::{Entry, Keys, Op, RangeState};
 use crate::core::view::Membership;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -33,6 +33,9 @@ pub struct Replica {
     pub params: Vec<f32>,
     /// Which clocks of each worker are visible.
     pub table: ClockTable,
+    /// The membership in force at this point of the log: the members the
+    /// gate counts and the pushes the head refuses.
+    pub members: Membership,
     /// Per worker: highest push sequence number applied, and its log index
     /// (a worker sends its next push to a range only after the previous one
     /// is acknowledged, so a lower or equal `seq` is a retry).
@@ -68,6 +71,7 @@ impl Replica {
             params: vec![0.0; keys.len()],
             keys,
             table: ClockTable::from_membership(members),
+            members: members.clone(),
             dedup: BTreeMap::new(),
             applied: 0,
             applied_digest: 0,
@@ -91,6 +95,7 @@ impl Replica {
             keys,
             params: s.params.clone(),
             table,
+            members: s.membership.clone(),
             dedup: s.dedup.iter().map(|&(w, seq, i)| (w, (seq, i))).collect(),
             applied: s.applied,
             applied_digest: s.applied_digest,
@@ -112,6 +117,7 @@ impl Replica {
             applied: self.applied,
             applied_digest: self.applied_digest,
             log_index: self.log_index,
+            membership: self.members.clone(),
         }
     }
 
@@ -155,21 +161,29 @@ impl Replica {
         self.out.is_empty() && self.learners.is_empty()
     }
 
-    /// Applies entry `e` (the next in the log). Returns whether the
-    /// parameters changed (false under the `ack_without_apply` bug).
+    /// Applies entry `e` (the next in the log). Returns whether it was a
+    /// push that changed the parameters (false for a membership, and under
+    /// the `ack_without_apply` bug).
     pub(super) fn apply(&mut self, e: &Entry, lr: f32, cfg: &ProtocolConfig) -> bool {
         debug_assert_eq!(e.index, self.log_index + 1);
         self.log_index = e.index;
-        self.table.record_push(e.worker, e.seq.incarnation, e.clock);
-        self.dedup.insert(e.worker, (e.seq, e.index));
-        if cfg.bugs.has(Bug::AckWithoutApply) && e.seq.n % 7 == 3 {
+        let p = match &e.op {
+            Op::Push(p) => p,
+            Op::Membership(m) => {
+                self.adopt(m);
+                return false;
+            }
+        };
+        self.table.record_push(p.worker, p.seq.incarnation, p.clock);
+        self.dedup.insert(p.worker, (p.seq, e.index));
+        if cfg.bugs.has(Bug::AckWithoutApply) && p.seq.n % 7 == 3 {
             return false; // Planted bug: recorded, acknowledged, never applied.
         }
-        match (&e.keys, &e.values) {
+        match (&p.keys, &p.values) {
             (Keys::All, Payload::Dense(v)) => {
                 assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
-                for (p, g) in self.params.iter_mut().zip(v) {
-                    *p -= lr * g;
+                for (x, g) in self.params.iter_mut().zip(v) {
+                    *x -= lr * g;
                 }
             }
             (Keys::All, v) => {
@@ -183,8 +197,27 @@ impl Replica {
             }
         }
         self.applied += 1;
-        self.applied_digest = self.applied_digest.wrapping_add(push_hash(e.worker, e.seq));
+        self.applied_digest = self.applied_digest.wrapping_add(push_hash(p.worker, p.seq));
         true
+    }
+
+    /// A membership takes effect here: the gate counts its members from
+    /// their start clocks, and its fences hold from now on.
+    pub(super) fn adopt(&mut self, m: &Membership) {
+        if m.version <= self.members.version {
+            return;
+        }
+        self.table.admit(m);
+        let mut fences = std::mem::take(&mut self.members.fences);
+        for (&w, &(inc, clock)) in &m.fences {
+            let f = fences.entry(w).or_insert((inc, clock));
+            *f = (*f).max((inc, clock));
+        }
+        self.members = Membership {
+            version: m.version,
+            members: m.members.clone(),
+            fences,
+        };
     }
 
     /// The answer to a pull of `keys` by `worker`, who holds values with

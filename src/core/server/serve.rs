@@ -12,9 +12,10 @@
 use super::Server;
 use crate::core::event::Event;
 use crate::core::gate::Blocked;
-use crate::core::ids::{Clock, NodeId, RangeId, WorkerId};
+use crate::core::ids::{Clock, Epoch, NodeId, RangeId, WorkerId};
 use crate::core::msg::{Keys, Message};
 use crate::core::Command;
+use std::time::Duration;
 
 /// A pull waiting at the gate.
 #[derive(Clone, Debug)]
@@ -96,10 +97,59 @@ impl Server {
                 needed: clock,
             });
         }
+        if self.cfg.read_leases && !self.leased(clock) {
+            // No lease (or past its ceiling): the coordinator may have
+            // removed this replica and admitted workers it has not heard
+            // of. Wait for a lease.
+            return Some(Blocked {
+                worker: WorkerId::MAX,
+                done: None,
+                needed: clock,
+            });
+        }
         let bound = self.schedule.at(clock).consistency.bound();
         rep.table
-            .check(clock, bound, &self.membership, self.cfg.bugs)
+            .check(clock, bound, &rep.members, self.cfg.bugs)
             .err()
+    }
+
+    /// Whether the lease allows answering a read for `clock` now.
+    fn leased(&self, clock: Clock) -> bool {
+        self.lease.is_some_and(|(expiry, epoch, ceiling)| {
+            self.now < expiry && self.view.epoch >= epoch && clock <= ceiling
+        })
+    }
+
+    /// How long a lease lasts from the heartbeat that earned it: one
+    /// heartbeat period short of the timeout after which the coordinator
+    /// removes a silent server, so every lease of a removed server has
+    /// expired (with a period of margin for clock drift in real mode).
+    pub(super) fn lease_duration(&self) -> Duration {
+        self.cfg
+            .heartbeat_timeout
+            .saturating_sub(self.cfg.heartbeat_interval)
+    }
+
+    /// A lease from the coordinator (answering the heartbeat sent at
+    /// `sent`); during a live change's preparation it carries the
+    /// `Prepare`, handled first.
+    pub(super) fn on_lease(
+        &mut self,
+        epoch: Epoch,
+        sent: Duration,
+        ceiling: Clock,
+        prepare: Option<(u64, u64)>,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some((k, attempt)) = prepare {
+            self.on_prepare(k, attempt, out);
+        }
+        let expiry = sent + self.lease_duration();
+        if expiry <= self.now || self.lease.is_some_and(|(e, _, _)| e > expiry) {
+            return;
+        }
+        self.lease = Some((expiry, epoch, ceiling));
+        self.serve_all(out);
     }
 
     /// Answers every pending pull of `range` the gate now allows, oldest

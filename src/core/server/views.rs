@@ -8,7 +8,7 @@
 //! passed in, and the server does no I/O of its own.
 
 use super::catch_up::Joining;
-use super::chain::{chain_ack, chain_push};
+use super::chain::{chain_ack, chain_push, push_ack};
 use super::{Replica, Server};
 use crate::core::bugs::Bug;
 use crate::core::event::Event;
@@ -88,14 +88,7 @@ impl Server {
             } else if !rep.out.is_empty() {
                 // Now the tail: what reached us is on every replica left.
                 for e in std::mem::take(&mut rep.out).into_values() {
-                    out.push(Command::Send {
-                        to: NodeId::Worker(e.worker),
-                        msg: Message::PushAck {
-                            range: r,
-                            seq: e.seq,
-                            clock: e.clock,
-                        },
-                    });
+                    out.extend(push_ack(r, &e));
                 }
                 if let Some(p) = pred {
                     out.push(chain_ack(p, epoch, r, rep.log_index));
@@ -105,39 +98,80 @@ impl Server {
             let chain = &self.view.chains[r as usize];
             rep.learners.retain(|l, _| !chain.contains(l));
         }
+        // A new head puts the membership it holds into the log first.
+        self.log_memberships(out);
         let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
         for r in ranges {
             self.serve_pending(r, out);
         }
     }
 
+    /// A membership from the coordinator: heads put it into their ranges'
+    /// logs; every replica adopts it when it applies that entry, and the
+    /// server acknowledges the version all its replicas have applied.
     pub(super) fn on_membership(&mut self, m: Membership, out: &mut Vec<Command>) {
+        if m.version > self.membership.version {
+            self.membership = m;
+        }
+        // Also when not newer: it may have come down a chain first.
+        self.log_memberships(out);
         // Acknowledge even an old version: the coordinator may have missed
         // the first acknowledgement.
-        let newer = m.version > self.membership.version;
-        if newer {
-            for rep in self.replicas.values_mut() {
-                rep.table.admit(&m);
-            }
-            for j in self.joining.values_mut() {
-                if let Some(rep) = &mut j.replica {
-                    rep.table.admit(&m);
-                }
-            }
+        self.ack_membership(out);
+    }
+
+    /// A replica applied a membership entry: the server learns it (it may
+    /// come down the chain before the coordinator's copy) and says how far
+    /// all its replicas are.
+    pub(super) fn membership_applied(&mut self, out: &mut Vec<Command>) {
+        let newest = self
+            .replicas
+            .values()
+            .map(|r| &r.members)
+            .max_by_key(|m| m.version)
+            .filter(|m| m.version > self.membership.version)
+            .cloned();
+        if let Some(m) = newest {
             self.membership = m;
+            self.log_memberships(out);
+        }
+        self.ack_membership(out);
+    }
+
+    /// As head, puts the membership held into each range's log where the
+    /// replica is behind it.
+    fn log_memberships(&mut self, out: &mut Vec<Command>) {
+        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        for r in ranges {
+            self.log_membership(r, out);
+        }
+    }
+
+    /// The membership version every replica held has applied (the one
+    /// received, if it holds none).
+    pub(super) fn applied_membership(&self) -> u64 {
+        self.replicas
+            .values()
+            .map(|r| r.members.version)
+            .min()
+            .unwrap_or(self.membership.version)
+    }
+
+    fn ack_membership(&self, out: &mut Vec<Command>) {
+        let mut done: std::collections::BTreeMap<_, (u32, crate::core::ids::Clock)> =
+            std::collections::BTreeMap::new();
+        for rep in self.replicas.values() {
+            for (&w, &(inc, d)) in rep.table.entries() {
+                let e = done.entry(w).or_insert((inc, d));
+                *e = (*e).max((inc, d));
+            }
         }
         out.push(Command::Send {
             to: NodeId::Coordinator,
             msg: Message::MembershipAck {
-                version: self.membership.version,
+                version: self.applied_membership(),
+                done: done.into_iter().map(|(w, (inc, d))| (w, inc, d)).collect(),
             },
         });
-        if !newer {
-            return;
-        }
-        let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
-        for r in ranges {
-            self.serve_pending(r, out);
-        }
     }
 }
