@@ -154,6 +154,7 @@ mod tests {
                 n: 0,
             },
             clock: Clock(clock),
+            index: None,
         };
         c.observe(ms(1), &push(0, 4));
         c.observe(ms(2), &applied(w, 1, 5));

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 /// Per-replica state `S` of some checker, kept in step with the events that
 /// replace a replica's state wholesale:
 /// - `crash` of a server drops its replicas (memory is lost);
-/// - `catch_up` gives a replica a copy of its source's state;
+/// - `snapshot_sent` takes a copy of the source's state as it is then, and
+///   `snapshot_installed` replaces the learner's state with that copy
+///   (`catch_up` is only a marker: it changes no state);
 /// - `checkpoint` saves a copy, `restore` brings it back;
 /// - `replica_dropped` drops one replica (its server left the chain).
 ///
@@ -21,6 +23,8 @@ use std::collections::BTreeMap;
 pub struct Lineage<S> {
     live: BTreeMap<(NodeId, RangeId), Tracked<S>>,
     checkpoints: BTreeMap<(NodeId, RangeId), Tracked<S>>,
+    /// Snapshots taken for learners, by id: the source's state then.
+    snapshots: BTreeMap<String, Tracked<S>>,
     crashed: BTreeMap<NodeId, ()>,
     dropped: BTreeMap<(NodeId, RangeId), ()>,
 }
@@ -47,12 +51,16 @@ impl<S: Clone + Default> Lineage<S> {
                 self.live.remove(&(*server, *range));
                 self.dropped.insert((*server, *range), ());
             }
-            Event::CatchUp {
-                server,
-                range,
-                from,
+            Event::SnapshotSent {
+                server, range, id, ..
             } => {
-                let copy = self.get_mut(*from, *range).clone();
+                let copy = self.get_mut(*server, *range).clone();
+                self.snapshots.insert(id.clone(), copy);
+            }
+            Event::SnapshotInstalled {
+                server, range, id, ..
+            } => {
+                let copy = self.snapshots.get(id).cloned().unwrap_or_default();
                 self.live.insert((*server, *range), copy);
             }
             Event::Checkpoint { server, range } => {

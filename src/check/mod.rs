@@ -170,6 +170,30 @@ pub enum Violation {
         /// The first event that differs, if known.
         divergence: Option<String>,
     },
+    /// A push applied anywhere only after a read by a member that needed
+    /// it (the read's bound covered its clock, its worker a member).
+    LateUpdate {
+        /// When the read was answered.
+        t: Duration,
+        /// The replica that answered it.
+        server: NodeId,
+        /// Range read.
+        range: RangeId,
+        /// Reader.
+        reader: WorkerId,
+        /// Reader's clock.
+        clock: Clock,
+        /// Bound in force.
+        bound: u32,
+        /// The pushing worker.
+        worker: WorkerId,
+        /// The push's clock.
+        missing_clock: Clock,
+        /// When the push was first applied.
+        applied_t: Duration,
+        /// Where.
+        applied_at: NodeId,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -189,6 +213,25 @@ impl fmt::Display for Violation {
                 "at {:.6}s {server} answered worker-{reader}'s pull of range {range} for clock {clock} \
                  (bound {bound}) without worker-{missing_worker}'s update of clock {missing_clock}",
                 t.as_secs_f64()
+            ),
+            Violation::LateUpdate {
+                t,
+                server,
+                range,
+                reader,
+                clock,
+                bound,
+                worker,
+                missing_clock,
+                applied_t,
+                applied_at,
+            } => write!(
+                f,
+                "late update: at {:.6}s {server} answered worker-{reader}'s pull of range {range} \
+                 for clock {clock} (bound {bound}); worker-{worker}'s update of clock \
+                 {missing_clock} was applied only later, at {:.6}s on {applied_at}",
+                t.as_secs_f64(),
+                applied_t.as_secs_f64()
             ),
             Violation::LostUpdates {
                 range,

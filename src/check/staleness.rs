@@ -1,28 +1,29 @@
-//! `staleness_bound`: no read breaks the SSP bound in force.
+//! `staleness_bound`: no read breaks the SSP bound in force, exactly as
+//! ../shared/scenario-format.md (version 2, "Staleness, exactly") states
+//! it.
 //!
-//! A read by worker `v` at clock `c` under bound `s` must see, for every
-//! member `w`, every update of `w` of clocks `start_w ..= c - s - 1`, where
-//! `start_w` is the clock `w` was (re)admitted at. An update of `w` for a
-//! clock counts whichever life of `w` pushed it: a restarted worker
-//! admitted at clock `k` may have pushed clock `k` in its earlier life, and
-//! that update is a real, acknowledged update of `w` for clock `k`. The
-//! checker rebuilds what each replica has applied from `push_applied`
-//! events and follows membership from `worker_admitted` / `worker_removed`;
-//! it never looks at a server's own clock table.
+//! A push *counts* if it was acknowledged to its worker, or if it is in the
+//! state of some `final` replica at the end. For a read (`pull_answered`)
+//! by a worker that is a member when it is answered, at clock `c` under
+//! bound `s`, answered by a replica of range `r`: every push to `r` that
+//! counts, made by a worker that is a member when the read is answered,
+//! for any clock `k <= c - s - 1` — whichever life of the worker made it —
+//! must already be applied in the state that answers. So:
 //!
-//! Reads are judged for members only: a worker removed from the
-//! membership (the coordinator presumes it dead) is not promised the bound
-//! until it is re-admitted (it may be cut off together with a replica the
-//! coordinator has removed, which does not learn of later admissions).
+//! - **missing at the read**: a push applied somewhere (or acknowledged)
+//!   before the read but not in the answering state;
+//! - **late**: a push applied anywhere for the first time only after such
+//!   a read, even if its worker was removed and re-admitted in between.
 //!
-//! One excuse: a replica whose history was cut (restarted empty, or
-//! restored from a checkpoint) cannot show updates it lost. An update
-//! already acknowledged before the read and absent from such a replica is
-//! a lost update, counted by `no_lost_updates`, not a stale read. On any
-//! other replica, a read missing only acknowledged updates is judged at the
-//! end: a stale read if one of them reached the range's final replicas, a
-//! lost update if none did (outside the fault model, a replica cut off and
-//! acknowledging alone can lose updates the read replica never had).
+//! Both are violations if the push counts, which is known only at the end
+//! (a push that vanished unacknowledged does not count), so candidates are
+//! judged then. There is no excuse for a replica that lost its history,
+//! for a reader's or a replica's view, or for an admission clock.
+//!
+//! The checker rebuilds what each replica holds from `push_applied`
+//! events, through crashes, snapshots, checkpoints and restores
+//! ([`Lineage`]), and membership from `worker_admitted` /
+//! `worker_removed`; it never looks at a server's own clock table.
 //!
 //! May import: `crate::check`, `crate::core` (events, ids). Never: a
 //! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
@@ -31,50 +32,79 @@
 use super::intervals::IntervalSet;
 use super::lineage::Lineage;
 use super::{Report, Violation, Violations};
-use crate::core::{Clock, Event, RangeId, WorkerId};
+use crate::core::{Clock, Event, NodeId, RangeId, WorkerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A read that missed only acknowledged updates: the violation it would
-/// be, its range, and the (worker, clock) updates it missed.
-type Pending = (Violation, RangeId, Vec<(WorkerId, u64)>);
+/// One worker life's pushes to a range: (worker, incarnation).
+type Life = (WorkerId, u32);
+
+/// Per replica: per worker life, the clocks applied.
+type Held = BTreeMap<Life, IntervalSet>;
+
+/// A push that breaks the bound if it counts: its range, life and clock,
+/// and the violation it is.
+type Candidate = (RangeId, Life, u64, Violation);
+
+/// A read that missed only pushes not acknowledged at the time: the
+/// violation it is if one of them counts, its range, and those pushes.
+type Deferred = (Violation, RangeId, Vec<(Life, u64)>);
+
+/// A read, for reporting a late update against it.
+#[derive(Clone, Copy, Debug)]
+struct Read {
+    t: Duration,
+    server: NodeId,
+    reader: WorkerId,
+    clock: Clock,
+    bound: u32,
+}
 
 /// The checker.
 #[derive(Debug)]
 pub struct StalenessCheck {
-    /// Members: incarnation admitted and the first clock counted.
-    members: BTreeMap<WorkerId, (u32, u32)>,
-    /// Per replica: per worker, the clocks applied (any life).
-    applied: Lineage<BTreeMap<WorkerId, IntervalSet>>,
-    /// Per (range, worker): clocks acknowledged so far (any life).
-    acked: BTreeMap<(RangeId, WorkerId), IntervalSet>,
-    reads: u64,
+    /// Members now (worker index; any life of it counts).
+    members: BTreeMap<WorkerId, u32>,
+    /// Per replica: what its state holds.
+    applied: Lineage<Held>,
+    /// Per (range, life): clocks applied at some replica so far.
+    known: BTreeMap<(RangeId, Life), IntervalSet>,
+    /// Per (range, life): clocks acknowledged so far.
+    acked: BTreeMap<(RangeId, Life), IntervalSet>,
+    /// Per (range, worker): the read with the highest last needed clock
+    /// among reads made while the worker was a member.
+    covered: BTreeMap<(RangeId, WorkerId), (u64, Read)>,
+    /// Late pushes: they break the bound if they count.
+    candidates: Vec<Candidate>,
+    /// Reads that missed pushes not acknowledged then.
+    deferred: Vec<Deferred>,
+    /// Reads that missed an acknowledged push.
     violations: Violations,
+    reads: u64,
     /// Per reader: how many clocks behind its own each read was (see
     /// [`StalenessCheck::histogram`]).
     behind: BTreeMap<(WorkerId, u32), u64>,
-    /// Reads that missed only acknowledged updates: stale reads unless
-    /// those updates turn out lost (judged at the end).
-    pending: Vec<Pending>,
     /// The final replicas (from `final` events).
-    finals: Vec<(crate::core::NodeId, RangeId)>,
-    /// Servers in the last view published (none before the first).
-    view: Option<std::collections::BTreeSet<crate::core::NodeId>>,
+    finals: Vec<(NodeId, RangeId)>,
 }
 
 impl StalenessCheck {
-    /// A checker for a job whose workers `0..workers` start at clock 0.
+    /// A checker for a job of `workers` workers. Membership comes from the
+    /// trace (its initial `worker_admitted` events); the workers are
+    /// assumed members until the first such event, for traces without them.
     pub fn new(workers: u32) -> StalenessCheck {
         StalenessCheck {
-            members: (0..workers).map(|w| (w, (0, 0))).collect(),
+            members: (0..workers).map(|w| (w, 0)).collect(),
             applied: Lineage::default(),
+            known: BTreeMap::new(),
             acked: BTreeMap::new(),
-            reads: 0,
+            covered: BTreeMap::new(),
+            candidates: Vec::new(),
+            deferred: Vec::new(),
             violations: Violations::default(),
+            reads: 0,
             behind: BTreeMap::new(),
-            pending: Vec::new(),
             finals: Vec::new(),
-            view: None,
         }
     }
 
@@ -85,38 +115,65 @@ impl StalenessCheck {
             Event::WorkerAdmitted {
                 worker,
                 incarnation,
-                clock,
+                ..
             } => {
-                self.members.insert(worker, (incarnation, clock.0));
+                self.members.insert(worker, incarnation);
             }
             Event::WorkerRemoved { worker, .. } => {
                 self.members.remove(&worker);
             }
             Event::Final { server, range, .. } => self.finals.push((server, range)),
-            Event::View { ref chains, .. } => {
-                self.view = Some(chains.iter().flatten().copied().collect());
-            }
             Event::PushApplied {
                 server,
                 range,
                 worker,
+                seq,
                 clock,
                 ..
             } => {
-                let rep = self.applied.get_mut(server, range);
-                rep.state
-                    .entry(worker)
+                let life = (worker, seq.incarnation);
+                let k = u64::from(clock.0);
+                self.applied
+                    .get_mut(server, range)
+                    .state
+                    .entry(life)
                     .or_default()
-                    .insert(u64::from(clock.0));
+                    .insert(k);
+                let first = self.known.entry((range, life)).or_default().insert(k);
+                if first {
+                    // Applied nowhere before: late if a read made while
+                    // its worker was a member needed it.
+                    if let Some(&(last_needed, read)) = self.covered.get(&(range, worker)) {
+                        if k <= last_needed {
+                            self.candidates.push((
+                                range,
+                                life,
+                                k,
+                                Violation::LateUpdate {
+                                    t: read.t,
+                                    server: read.server,
+                                    range,
+                                    reader: read.reader,
+                                    clock: read.clock,
+                                    bound: read.bound,
+                                    worker,
+                                    missing_clock: clock,
+                                    applied_t: t,
+                                    applied_at: server,
+                                },
+                            ));
+                        }
+                    }
+                }
             }
             Event::PushAcked {
                 worker,
                 range,
+                seq,
                 clock,
-                ..
             } => {
                 self.acked
-                    .entry((range, worker))
+                    .entry((range, (worker, seq.incarnation)))
                     .or_default()
                     .insert(u64::from(clock.0));
             }
@@ -128,17 +185,7 @@ impl StalenessCheck {
                 bound,
             } => {
                 if !self.members.contains_key(&worker) {
-                    // The bound is promised to members: a worker the
-                    // coordinator removed (cut off, presumed dead) may read
-                    // from a replica just as cut off, until it is re-admitted.
-                    return;
-                }
-                if self.view.as_ref().is_some_and(|v| !v.contains(&server)) {
-                    // A replica the coordinator removed from every chain
-                    // (it was cut off) may answer a reader with an old
-                    // view until it learns the new one; it does not hear
-                    // of admissions meanwhile. Not judged (no leases: see
-                    // docs/invariants.md).
+                    // The bound is promised to members.
                     return;
                 }
                 self.record_behind(server, range, worker, clock);
@@ -147,74 +194,92 @@ impl StalenessCheck {
                 let Some(last_needed) = clock.0.checked_sub(bound + 1) else {
                     return;
                 };
-                let rep = self.applied.get_mut(server, range);
-                let lost_history = rep.lost_history;
-                let empty = IntervalSet::default();
-                // Missing updates: never acknowledged (a stale read), or
-                // acknowledged (lost, or not there yet: decided at the end).
-                let mut unacked = None;
-                let mut acked_missing = Vec::new();
-                for (&w, &(_, start)) in &self.members {
-                    if start > last_needed {
-                        continue;
-                    }
-                    let have = rep.state.get(&w).unwrap_or(&empty);
-                    if have.first_missing(u64::from(start)) > u64::from(last_needed) {
-                        continue; // The usual case: nothing missing.
-                    }
-                    let acked = self.acked.get(&(range, w)).unwrap_or(&empty);
-                    for (a, b) in have.gaps(u64::from(start), u64::from(last_needed) + 1) {
-                        for k in a..b {
-                            if !acked.contains(k) {
-                                unacked.get_or_insert((w, k));
-                            } else if !lost_history {
-                                acked_missing.push((w, k));
-                            }
-                        }
-                    }
-                }
-                let violation = |(w, k): (WorkerId, u64)| Violation::StaleRead {
+                let read = Read {
                     t,
                     server,
-                    range,
                     reader: worker,
                     clock,
                     bound,
-                    missing_worker: w,
-                    missing_clock: Clock(k as u32),
                 };
-                if let Some(first) = unacked {
-                    self.violations.push(violation(first));
-                } else if let Some(&first) = acked_missing.first() {
-                    self.pending.push((violation(first), range, acked_missing));
-                }
+                self.judge_read(range, u64::from(last_needed), read);
             }
             _ => {}
         }
     }
 
+    /// Checks one read against every member's pushes known so far, and
+    /// remembers it for pushes that arrive later. A missing push already
+    /// acknowledged makes the read a violation at once; one not (yet)
+    /// acknowledged is judged at the end.
+    fn judge_read(&mut self, range: RangeId, last_needed: u64, read: Read) {
+        let held = self.applied.get_mut(read.server, range);
+        let empty = IntervalSet::default();
+        let mut deferred = Vec::new();
+        let mut first_acked = None;
+        for &w in self.members.keys() {
+            let c = self.covered.entry((range, w)).or_insert((0, read));
+            if last_needed >= c.0 {
+                *c = (last_needed, read);
+            }
+            // Every life of `w` with pushes to this range known so far.
+            for (&(_, (_, life)), known) in
+                self.known.range((range, (w, 0))..=(range, (w, u32::MAX)))
+            {
+                let have = held.state.get(&(w, life)).unwrap_or(&empty);
+                let acked = self.acked.get(&(range, (w, life))).unwrap_or(&empty);
+                for (a, b) in known.spans() {
+                    let b = b.min(last_needed + 1);
+                    if a >= b {
+                        break;
+                    }
+                    for (ga, gb) in have.gaps(a, b) {
+                        for k in ga..gb {
+                            if acked.contains(k) {
+                                first_acked.get_or_insert((w, k));
+                            } else {
+                                deferred.push(((w, life), k));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let violation = |(w, k): (WorkerId, u64)| Violation::StaleRead {
+            t: read.t,
+            server: read.server,
+            range,
+            reader: read.reader,
+            clock: read.clock,
+            bound: read.bound,
+            missing_worker: w,
+            missing_clock: Clock(k as u32),
+        };
+        if let Some(first) = first_acked {
+            self.violations.push(violation(first));
+        } else if let Some(&((w, _), k)) = deferred.first() {
+            self.deferred.push((violation((w, k)), range, deferred));
+        }
+    }
+
     /// How far behind a read by `reader` at `clock` is: `clock` minus the
-    /// fewest clocks of any member the replica has applied without a gap
-    /// (0: it sees every member up to the reader's own clock).
-    fn record_behind(
-        &mut self,
-        server: crate::core::NodeId,
-        range: RangeId,
-        reader: WorkerId,
-        clock: Clock,
-    ) {
+    /// fewest clocks of any member the replica has applied without a gap,
+    /// counting each member's latest life known at the replica from the
+    /// first clock it holds (0: it sees every member up to the reader's
+    /// own clock).
+    fn record_behind(&mut self, server: NodeId, range: RangeId, reader: WorkerId, clock: Clock) {
         let Some(rep) = self.applied.get(server, range) else {
             return;
         };
-        let empty = IntervalSet::default();
         let c = u64::from(clock.0);
         let seen = self
             .members
-            .iter()
-            .map(|(w, &(_, start))| {
-                let have = rep.state.get(w).unwrap_or(&empty);
-                let start = u64::from(start).min(c);
-                have.first_missing(start).min(c)
+            .keys()
+            .map(|&w| {
+                rep.state
+                    .range((w, 0)..=(w, u32::MAX))
+                    .next_back()
+                    .and_then(|(_, set)| set.spans().next().map(|(a, _)| (a, set)))
+                    .map_or(c, |(a, set)| set.first_missing(a.min(c)).min(c))
             })
             .min()
             .unwrap_or(c);
@@ -234,24 +299,35 @@ impl StalenessCheck {
         self.reads
     }
 
-    /// The verdict. A read that missed only updates already acknowledged
-    /// (by another replica: this one had not applied them) is a stale read
-    /// if any of them reached the range's final replicas, and a lost update
-    /// (counted by `no_lost_updates`) if none did.
+    /// Whether a push counts: acknowledged, or in a final replica's state.
+    fn counts(&self, range: RangeId, life: Life, k: u64) -> bool {
+        self.acked
+            .get(&(range, life))
+            .is_some_and(|s| s.contains(k))
+            || self.finals.iter().any(|&(s, r)| {
+                r == range
+                    && self
+                        .applied
+                        .get(s, r)
+                        .and_then(|t| t.state.get(&life))
+                        .is_some_and(|set| set.contains(k))
+            })
+    }
+
+    /// The verdict: reads that missed an acknowledged push, reads that
+    /// missed a push that counts in the end, and late pushes that count.
     pub fn report(&self, enabled: bool) -> Report {
         let mut v = self.violations.clone();
-        for (violation, range, missing) in &self.pending {
-            let finals: Vec<_> = self.finals.iter().filter(|(_, r)| r == range).collect();
-            let arrived = |&(w, k): &(WorkerId, u64)| {
-                !finals.is_empty()
-                    && finals.iter().all(|&&(s, r)| {
-                        self.applied
-                            .get(s, r)
-                            .and_then(|t| t.state.get(&w))
-                            .is_some_and(|set| set.contains(k))
-                    })
-            };
-            if missing.iter().any(arrived) {
+        for (violation, range, missing) in &self.deferred {
+            if missing
+                .iter()
+                .any(|&(life, k)| self.counts(*range, life, k))
+            {
+                v.push(violation.clone());
+            }
+        }
+        for (range, life, k, violation) in &self.candidates {
+            if self.counts(*range, *life, *k) {
                 v.push(violation.clone());
             }
         }
@@ -265,25 +341,50 @@ mod tests {
     use crate::core::{NodeId, Seq};
 
     const S0: NodeId = NodeId::Server(0);
+    const S1: NodeId = NodeId::Server(1);
 
-    fn applied(w: WorkerId, c: u32) -> Event {
+    fn applied_at(server: NodeId, w: WorkerId, inc: u32, c: u32) -> Event {
         Event::PushApplied {
-            server: S0,
+            server,
             range: 0,
             worker: w,
-            seq: Seq::default(),
+            seq: Seq {
+                incarnation: inc,
+                n: u64::from(c),
+            },
+            clock: Clock(c),
+            index: None,
+        }
+    }
+
+    fn applied(w: WorkerId, c: u32) -> Event {
+        applied_at(S0, w, 0, c)
+    }
+
+    fn acked(w: WorkerId, inc: u32, c: u32) -> Event {
+        Event::PushAcked {
+            worker: w,
+            range: 0,
+            seq: Seq {
+                incarnation: inc,
+                n: u64::from(c),
+            },
             clock: Clock(c),
         }
     }
 
-    fn read(w: WorkerId, c: u32, bound: u32) -> Event {
+    fn read_at(server: NodeId, w: WorkerId, c: u32, bound: u32) -> Event {
         Event::PullAnswered {
-            server: S0,
+            server,
             range: 0,
             worker: w,
             clock: Clock(c),
             bound: Some(bound),
         }
+    }
+
+    fn read(w: WorkerId, c: u32, bound: u32) -> Event {
+        read_at(S0, w, c, bound)
     }
 
     fn run(events: &[Event]) -> Report {
@@ -302,7 +403,14 @@ mod tests {
 
     #[test]
     fn a_read_missing_a_required_update_fails_and_names_it() {
-        let r = run(&[applied(0, 0), applied(0, 1), applied(1, 0), read(0, 2, 0)]);
+        let r = run(&[
+            applied(0, 0),
+            applied(0, 1),
+            applied(1, 0),
+            applied_at(S1, 1, 0, 1),
+            acked(1, 0, 1),
+            read(0, 2, 0),
+        ]);
         assert_eq!(r.total, 1);
         match &r.violations[0] {
             Violation::StaleRead {
@@ -315,7 +423,51 @@ mod tests {
     }
 
     #[test]
-    fn removed_workers_are_not_waited_for_and_readmitted_ones_from_their_start() {
+    fn a_push_applied_only_after_a_read_that_needed_it_is_late() {
+        // Worker 1 is removed and re-admitted at clock 12 (its life 0);
+        // worker 0 reads clock 13 under bound 2 (needs clocks <= 10); only
+        // then is worker 1's clock-2 push applied and acknowledged.
+        let removed = Event::WorkerRemoved {
+            worker: 1,
+            incarnation: 0,
+        };
+        let admitted = Event::WorkerAdmitted {
+            worker: 1,
+            incarnation: 0,
+            clock: Clock(12),
+        };
+        let mut late = vec![applied(1, 0), applied(1, 1), removed.clone()];
+        late.extend([
+            admitted.clone(),
+            read(0, 13, 2),
+            applied(1, 2),
+            acked(1, 0, 2),
+        ]);
+        let r = run(&late);
+        assert_eq!(r.total, 1, "{:?}", r.violations);
+        assert!(matches!(r.violations[0], Violation::LateUpdate { .. }));
+        // Had the push vanished (never acknowledged, in no final replica),
+        // it would not count.
+        let mut vanished = vec![applied(1, 0), applied(1, 1), removed, admitted];
+        vanished.extend([
+            read(0, 13, 2),
+            applied(1, 2),
+            Event::Crash { node: S0 },
+            Event::Final {
+                server: S1,
+                range: 0,
+                digest: String::new(),
+                applied: 0,
+                applied_set: String::new(),
+                clock_table: String::new(),
+                dedup_table: String::new(),
+            },
+        ]);
+        assert_eq!(run(&vanished).total, 0);
+    }
+
+    #[test]
+    fn reads_by_removed_workers_are_not_judged_and_removed_workers_not_needed() {
         let r = run(&[
             applied(0, 0),
             Event::WorkerRemoved {
@@ -323,41 +475,68 @@ mod tests {
                 incarnation: 0,
             },
             read(0, 1, 0),
-            Event::WorkerAdmitted {
-                worker: 1,
-                incarnation: 1,
-                clock: Clock(5),
+            Event::WorkerRemoved {
+                worker: 0,
+                incarnation: 0,
             },
-            applied(0, 1),
-            applied(0, 2),
-            applied(0, 3),
-            applied(0, 4),
-            read(0, 5, 0),
+            read(0, 9, 0),
         ]);
         assert_eq!(r.total, 0, "{:?}", r.violations);
     }
 
     #[test]
-    fn lost_history_excuses_only_acknowledged_updates() {
-        let acked = |w, c| Event::PushAcked {
-            worker: w,
-            range: 0,
-            seq: Seq::default(),
-            clock: Clock(c),
-        };
+    fn a_replica_that_lost_acknowledged_updates_has_no_excuse() {
         let base = [
             applied(0, 0),
             applied(1, 0),
-            acked(0, 0),
-            acked(1, 0),
+            acked(0, 0, 0),
+            acked(1, 0, 0),
             Event::Crash { node: S0 },
         ];
-        let mut ok = base.to_vec();
-        ok.push(read(0, 1, 0));
-        assert_eq!(run(&ok).total, 0);
-        // Clock 1 of worker 1 was never acknowledged: a read needing it fails.
-        let mut bad = base.to_vec();
-        bad.extend([applied(0, 1), read(0, 2, 0)]);
-        assert_eq!(run(&bad).total, 1);
+        let mut lost = base.to_vec();
+        lost.push(read(0, 1, 0));
+        assert_eq!(run(&lost).total, 1);
+        // A read that needs nothing lost passes.
+        let mut fine = base.to_vec();
+        fine.push(read(0, 0, 0));
+        assert_eq!(run(&fine).total, 0);
+    }
+
+    #[test]
+    fn a_snapshot_carries_the_source_state_at_the_instant_it_was_taken() {
+        let sent = Event::SnapshotSent {
+            server: S0,
+            range: 0,
+            to: S1,
+            id: "server-0.0.1".into(),
+        };
+        let installed = Event::SnapshotInstalled {
+            server: S1,
+            range: 0,
+            from: S0,
+            id: "server-0.0.1".into(),
+        };
+        // The snapshot is taken before worker 1's clock-0 push reaches S0;
+        // the learner never applies it: a read at S1 misses it.
+        let stale = [
+            applied(0, 0),
+            sent.clone(),
+            applied(1, 0),
+            acked(1, 0, 0),
+            installed.clone(),
+            read_at(S1, 0, 1, 0),
+        ];
+        assert_eq!(run(&stale).total, 1);
+        // With the entry forwarded to the learner after the snapshot, fine.
+        let fine = [
+            applied(0, 0),
+            sent,
+            applied(1, 0),
+            acked(1, 0, 0),
+            installed,
+            applied_at(S1, 1, 0, 0),
+            read_at(S1, 0, 1, 0),
+        ];
+        assert_eq!(run(&fine).total, 0);
     }
 }

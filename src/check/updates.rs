@@ -82,6 +82,7 @@ impl UpdatesCheck {
                 worker,
                 seq,
                 clock,
+                ..
             } => {
                 let st = &mut self.applied.get_mut(server, range).state;
                 if !st.pushes.entry(worker).or_default().insert(key(seq, clock)) {
@@ -203,6 +204,7 @@ mod tests {
             worker: 0,
             seq: seq(u64::from(c)),
             clock: Clock(c),
+            index: None,
         }
     }
 

@@ -83,6 +83,9 @@ pub enum Event {
         seq: Seq,
         /// The push's clock.
         clock: Clock,
+        /// The entry's position in the range's log (`None` where a range
+        /// has no log).
+        index: Option<u64>,
     },
     /// A worker receives the acknowledgement of a push.
     PushAcked {
@@ -154,8 +157,9 @@ pub enum Event {
         /// Timer kind.
         timer: Name,
     },
-    /// `server` now holds everything `from` had applied for `range`
-    /// (state transfer done).
+    /// `server` now holds everything `from` had applied for `range`: a
+    /// marker (the state itself came with `snapshot_installed` and the
+    /// entries applied since; this changes no state).
     CatchUp {
         /// The replica that caught up.
         server: NodeId,
@@ -237,6 +241,30 @@ pub enum Event {
         /// The clock of the answer.
         clock: Clock,
     },
+    /// `server` takes snapshot `id` of its replica of `range` for the
+    /// learner `to`: the replica's state at this instant.
+    SnapshotSent {
+        /// The source replica.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// The learner it is for.
+        to: NodeId,
+        /// Unique in the run (`<server>.<life>.<n>`).
+        id: String,
+    },
+    /// The learner `server` replaces its copy of `range` with snapshot
+    /// `id`; entries it applies afterwards are `push_applied` events.
+    SnapshotInstalled {
+        /// The learner.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// The source the snapshot came from.
+        from: NodeId,
+        /// The snapshot's id (as in `snapshot_sent`).
+        id: String,
+    },
 }
 
 impl Event {
@@ -265,6 +293,8 @@ impl Event {
             Event::ReplicaDropped { .. } => "replica_dropped",
             Event::ChangeApplied { .. } => "change_applied",
             Event::Final { .. } => "final",
+            Event::SnapshotSent { .. } => "snapshot_sent",
+            Event::SnapshotInstalled { .. } => "snapshot_installed",
         }
     }
 

@@ -246,6 +246,8 @@ pub enum Message {
         range: RangeId,
         /// The request answered.
         req: u64,
+        /// The snapshot's id (`snapshot_sent`, `snapshot_installed`).
+        id: String,
         /// The state.
         state: RangeState,
     },
@@ -410,7 +412,9 @@ impl Message {
             Message::ChainAck { .. } => 8 + 4 + 8,
             Message::CatchUp { progress, .. } => 4 + 5 + 8 + VEC_HEADER + 12 * progress.len(),
             Message::SnapshotReq { .. } => 4 + 8,
-            Message::Snapshot { state, .. } => 4 + 8 + state.wire_size(),
+            Message::Snapshot { state, id, .. } => {
+                4 + 8 + VEC_HEADER + id.len() + state.wire_size()
+            }
             Message::JoinReady { .. } => 4 + 5 + 8 + 8,
             Message::CaughtUp { .. } => 4,
             Message::Prepare { .. } | Message::Abort { .. } => 16,
@@ -496,9 +500,15 @@ impl Message {
                 h.update(&range.to_le_bytes());
                 hash_entry(&mut h, entry);
             }
-            Message::Snapshot { range, req, state } => {
+            Message::Snapshot {
+                range,
+                req,
+                id,
+                state,
+            } => {
                 h.update(&range.to_le_bytes());
                 h.update(&req.to_le_bytes());
+                h.update(id.as_bytes());
                 hash_values(&mut h, &state.params);
                 h.update(format!("{:?}{:?}", state.table, state.dedup).as_bytes());
                 for x in [state.applied, state.applied_digest, state.log_index] {

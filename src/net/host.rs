@@ -169,7 +169,12 @@ fn boot(opts: &NodeOptions) -> Node {
         NodeId::Server(s) if opts.incarnation == 0 => {
             Node::Server(Server::new(s, opts.cfg.clone()))
         }
-        NodeId::Server(s) => Node::Server(Server::restarted(s, opts.cfg.clone(), durable)),
+        NodeId::Server(s) => Node::Server(Server::restarted(
+            s,
+            opts.incarnation,
+            opts.cfg.clone(),
+            durable,
+        )),
         NodeId::Worker(w) => {
             let seed = opts.seed ^ (u64::from(w) << 32 | u64::from(opts.incarnation));
             Node::Worker(Worker::new(

@@ -85,6 +85,10 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         .and_then(|p| recorder.write_to(p, false).err());
     let metrics = Metrics::new(assemble::series_interval(scn.training.eval_every));
     let mut log = Collector::new(recorder, metrics, first, None);
+    let c = &scn.cluster;
+    for ev in crate::run::setup::initial_events(c.servers, c.replication, c.workers) {
+        log.record(Duration::ZERO, &ev);
+    }
     for s in &run.events {
         log.record(s.t, &s.ev);
     }

@@ -4,7 +4,9 @@
 //! May import: `crate::core`, `crate::ml`, `crate::scenario`. Never: a host
 //! (`crate::sim`, `crate::net`).
 
-use crate::core::{Bugs, Consistency, Hyper, Job, ProtocolConfig, RangeMap, Schedule};
+use crate::core::{
+    Bugs, Clock, Consistency, Event, Hyper, Job, ProtocolConfig, RangeMap, Schedule, View,
+};
 use crate::ml::{DataKind, DataSpec, Loss, Model};
 use crate::scenario::{self, DatasetKind, ModelKind, Scenario};
 use std::sync::Arc;
@@ -49,6 +51,23 @@ pub fn consistency(c: scenario::Consistency, staleness: u32) -> Consistency {
         scenario::Consistency::Ssp => Consistency::Ssp(staleness),
         scenario::Consistency::Asp => Consistency::Asp,
     }
+}
+
+/// What a trace starts with (scenario-format.md, version 2): the first
+/// view, and a `worker_admitted` at clock 0 for every initial worker, so
+/// that a trace alone tells who is a member.
+pub fn initial_events(servers: u32, replication: u32, workers: u32) -> Vec<Event> {
+    let view = View::initial(servers, replication);
+    std::iter::once(Event::View {
+        epoch: view.epoch,
+        chains: view.chains,
+    })
+    .chain((0..workers).map(|worker| Event::WorkerAdmitted {
+        worker,
+        incarnation: 0,
+        clock: Clock(0),
+    }))
+    .collect()
 }
 
 /// The protocol parameters of a scenario, for a model of `dim` keys.

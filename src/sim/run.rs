@@ -12,7 +12,7 @@ use super::net::{NetConfig, Network};
 use super::node::node_main;
 use super::world::{lock, World};
 use crate::check::determinism;
-use crate::core::{Bugs, Event, NodeId, View};
+use crate::core::{Bugs, NodeId, View};
 use crate::outcome::Outcome;
 use crate::run::assemble::{self, End, Header};
 use crate::run::collect::Collector;
@@ -221,12 +221,8 @@ async fn simulate(
     let shared = Arc::new(Mutex::new(world));
     let handle = madsim::runtime::Handle::current();
     let ids: Vec<NodeId> = lock(&shared).slots.iter().map(|s| s.id).collect();
-    {
-        let view = lock(&shared).log.view.clone();
-        lock(&shared).record(Event::View {
-            epoch: view.epoch,
-            chains: view.chains,
-        });
+    for ev in setup::initial_events(cfg.servers, cfg.replication, cfg.workers) {
+        lock(&shared).record(ev);
     }
     for id in ids {
         let s = shared.clone();

@@ -219,6 +219,7 @@ impl World {
             NodeId::Server(s) if incarnation == 0 => Node::Server(Server::new(s, self.cfg.clone())),
             NodeId::Server(s) => Node::Server(Server::restarted(
                 s,
+                incarnation,
                 self.cfg.clone(),
                 self.durable.get(&id).cloned(),
             )),

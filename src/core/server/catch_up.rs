@@ -171,11 +171,20 @@ impl Server {
                 announced: false,
             },
         );
+        self.snapshots += 1;
+        let id = format!("{}.{}.{}", self.id, self.incarnation, self.snapshots);
+        out.push(Command::Emit(Event::SnapshotSent {
+            server: self.id,
+            range,
+            to: from,
+            id: id.clone(),
+        }));
         out.push(Command::Send {
             to: from,
             msg: Message::Snapshot {
                 range,
                 req,
+                id,
                 state: rep.state(),
             },
         });
@@ -186,6 +195,7 @@ impl Server {
         from: NodeId,
         range: RangeId,
         req: u64,
+        id: String,
         state: &RangeState,
         out: &mut Vec<Command>,
     ) {
@@ -200,6 +210,12 @@ impl Server {
         // The source may hold an older membership than ours: count ours.
         rep.table.admit(&self.membership);
         j.replica = Some(rep);
+        out.push(Command::Emit(Event::SnapshotInstalled {
+            server: self.id,
+            range,
+            from,
+            id,
+        }));
         for (_, e) in std::mem::take(&mut j.buffered) {
             self.learn(from, range, e, out);
         }

@@ -255,6 +255,7 @@ pub(super) fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Event 
         worker: e.worker,
         seq: e.seq,
         clock: e.clock,
+        index: Some(e.index),
     }
 }
 

@@ -53,6 +53,10 @@ use serve::PendingPull;
 #[derive(Debug)]
 pub struct Server {
     id: NodeId,
+    /// Life number (0 at the start of the job), for unique snapshot ids.
+    incarnation: u32,
+    /// Snapshots taken in this life.
+    snapshots: u64,
     cfg: Arc<ProtocolConfig>,
     view: View,
     membership: Membership,
@@ -82,7 +86,7 @@ impl Server {
     /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
     /// the initial view.
     pub fn new(index: u32, cfg: Arc<ProtocolConfig>) -> Server {
-        let mut s = Server::restarted(index, cfg, None);
+        let mut s = Server::restarted(index, 0, cfg, None);
         s.replicas = s
             .view
             .ranges_of(s.id)
@@ -94,15 +98,23 @@ impl Server {
         s
     }
 
-    /// Server `index` after a restart: memory lost, holding nothing until
-    /// the coordinator gives it ranges; `durable` is what it checkpointed.
-    pub fn restarted(index: u32, cfg: Arc<ProtocolConfig>, durable: Option<Durable>) -> Server {
+    /// Server `index` in life `incarnation` after a restart: memory lost,
+    /// holding nothing until the coordinator gives it ranges; `durable` is
+    /// what it checkpointed.
+    pub fn restarted(
+        index: u32,
+        incarnation: u32,
+        cfg: Arc<ProtocolConfig>,
+        durable: Option<Durable>,
+    ) -> Server {
         let checkpoints = match durable {
             Some(Durable::Server(c)) => c,
             _ => BTreeMap::new(),
         };
         Server {
             id: NodeId::Server(index),
+            incarnation,
+            snapshots: 0,
             view: View::initial(cfg.servers, cfg.replication),
             membership: Membership::initial(cfg.workers),
             replicas: BTreeMap::new(),
@@ -285,9 +297,12 @@ impl Server {
                     }
                 }
             }
-            Message::Snapshot { range, req, state } => {
-                self.on_snapshot(from, range, req, &state, out)
-            }
+            Message::Snapshot {
+                range,
+                req,
+                id,
+                state,
+            } => self.on_snapshot(from, range, req, id, &state, out),
             Message::CatchUp {
                 range,
                 from: source,
