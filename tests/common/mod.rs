@@ -63,9 +63,13 @@ pub fn run_traced_with(
     bugs: Bugs,
     low_level: bool,
 ) -> (Outcome, Vec<serde_json::Value>) {
+    // Runs of one test binary may go in parallel (also of one scenario and
+    // seed, with different bugs): each gets its own file.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let scn = file(path);
     let trace = std::env::temp_dir().join(format!(
-        "pssim-test-{}-{}-{}.jsonl",
+        "pssim-test-{}-{}-{}-{n}.jsonl",
         scn.name,
         seed,
         std::process::id()
