@@ -10,7 +10,7 @@ use crate::check::Status;
 use crate::outcome::Outcome;
 use crate::plot;
 use crate::scenario::Scenario;
-use crate::sweep::{GridReport, SweepResult};
+use crate::sweep::{Curve, GridReport, SweepResult};
 use std::fmt::Write as _;
 
 /// Escapes text for HTML.
@@ -208,8 +208,9 @@ pub fn run(scn: &Scenario, o: &Outcome) -> String {
     page(&format!("pssim · {} · seed {}", o.scenario, o.seed), &b)
 }
 
-/// The report of a sweep (a grid or a single point).
-pub fn sweep(scn: &Scenario, report: &GridReport, results: &[SweepResult]) -> String {
+/// The report of a sweep (a grid or a single point) of a scenario
+/// described as `description`.
+pub fn sweep(description: &str, report: &GridReport, results: &[SweepResult]) -> String {
     let mut b = String::new();
     let verdict = if report.failed == 0 { "pass" } else { "fail" };
     let _ = writeln!(
@@ -218,14 +219,25 @@ pub fn sweep(scn: &Scenario, report: &GridReport, results: &[SweepResult]) -> St
         esc(&report.scenario),
         verdict.to_uppercase()
     );
-    if !scn.description.is_empty() {
-        let _ = writeln!(b, "<p>{}</p>", esc(&scn.description));
+    if !description.is_empty() {
+        let _ = writeln!(b, "<p>{}</p>", esc(description));
     }
     let _ = writeln!(
         b,
         "<p>{} runs · {} passed · {} failed</p>",
         report.runs, report.passed, report.failed
     );
+    let missing: Vec<(u64, u64)> = report
+        .points
+        .first()
+        .map_or(Vec::new(), |p| p.summary.missing.clone());
+    if !missing.is_empty() {
+        let _ = writeln!(
+            b,
+            "<p class=\"fail\">Seeds in no shard: {}</p>",
+            esc(&crate::sweep::ranges(&missing))
+        );
+    }
     let _ = writeln!(b, "<h2>Points</h2>\n<pre>{}</pre>", esc(&report.render()));
     if !report.failures.is_empty() {
         let _ = writeln!(b, "<h2>Failing seeds</h2>\n<table><tr><th>seed</th><th>reproduce</th><th>first violation</th></tr>");
@@ -241,24 +253,30 @@ pub fn sweep(scn: &Scenario, report: &GridReport, results: &[SweepResult]) -> St
         b.push_str("</table>\n");
     }
     let _ = writeln!(b, "<h2>Plots</h2>");
-    let runs: Vec<(String, &Outcome)> = report
+    let runs: Vec<(String, &Curve)> = report
         .points
         .iter()
         .zip(results)
         .filter_map(|(p, r)| r.first.as_ref().map(|o| (p.sets.join(" "), o)))
         .collect();
-    b.push_str(&figure(
-        plot::svg_string(&plot::accuracy::Convergence {
-            scenario: &scn.name,
-            runs: &runs,
-            x: plot::accuracy::Progress::Time,
-        }),
-        "Test accuracy of each point's first seed.",
-    ));
+    if runs.is_empty() {
+        b.push_str(
+            "<p>No accuracy curve of a first seed (merged shards without plot-data.json).</p>\n",
+        );
+    } else {
+        b.push_str(&figure(
+            plot::svg_string(&plot::accuracy::Convergence {
+                scenario: &report.scenario,
+                runs: &runs,
+                x: plot::accuracy::Progress::Time,
+            }),
+            "Test accuracy of each point's first seed.",
+        ));
+    }
     if runs.len() > 1 {
         b.push_str(&figure(
             plot::svg_string(&plot::accuracy::Convergence {
-                scenario: &scn.name,
+                scenario: &report.scenario,
                 runs: &runs,
                 x: plot::accuracy::Progress::Bytes,
             }),
@@ -267,7 +285,7 @@ pub fn sweep(scn: &Scenario, report: &GridReport, results: &[SweepResult]) -> St
     }
     if let Some(t) = plot::tradeoff_points(report) {
         let chart = plot::tradeoff::Tradeoff {
-            scenario: &scn.name,
+            scenario: &report.scenario,
             key: &report.varying[0],
             seeds: report.points[0].summary.runs,
             points: &t,

@@ -42,10 +42,29 @@ pub enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run one simulation per seed, in parallel, and summarize.
+    /// Run one simulation per seed, in parallel, and summarize; or merge
+    /// the outputs of a sharded sweep (`pssim sweep merge DIR...`).
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        long_about = "Run one simulation per seed, in parallel, and summarize:\n\n    \
+                      pssim sweep FILE --seeds A..B [--shard I/N] [--out DIR] ...\n\n\
+                      prints pass/fail counts, per-check failures, lost/duplicated updates, \
+                      percentiles and each failing seed's REPRODUCE line. `--set KEY=a,b,c` \
+                      sweeps a grid. `--shard I/N` runs one slice of the seeds (a CI matrix, \
+                      a job array); join the slices' --out directories with\n\n    \
+                      pssim sweep merge DIR... [--out DIR] [--plots DIR] [--report FILE] [--json]\n\n\
+                      which reports exactly what one unsharded sweep over all their seeds \
+                      would (see `pssim sweep merge --help`).\n\n\
+                      Exit codes: 0 all seeds pass, 1 a seed failed, 2 bad input."
+    )]
     Sweep {
+        /// Merge the outputs of sharded sweeps instead of running one.
+        #[command(subcommand)]
+        merge: Option<SweepCmd>,
         /// The scenario file (TOML).
-        file: PathBuf,
+        #[arg(required = true)]
+        file: Option<PathBuf>,
         #[command(flatten)]
         args: SweepArgs,
     },
@@ -130,6 +149,47 @@ pub enum Cmd {
     },
 }
 
+/// What `pssim sweep` does instead of running a sweep.
+#[derive(Subcommand, Clone)]
+pub enum SweepCmd {
+    /// Join the --out directories of sharded sweeps into one summary.
+    #[command(
+        long_about = "Join the --out directories of sharded sweeps (`pssim sweep FILE \
+                      --seeds A..B --shard I/N --out DIR_I`, or sweeps over disjoint seed \
+                      ranges) into one summary: exactly what one unsharded sweep over the \
+                      union of their seeds reports (counts, failures with their REPRODUCE \
+                      lines, per-check failures, lost/duplicated totals, percentiles \
+                      recomputed from every row), printed and written as `pssim sweep` does. \
+                      Wall time is the sum of the shards'.\n\n\
+                      Refused (exit 2): a missing directory, a missing or corrupt runs.csv or \
+                      summary.json, shards of different scenarios, grid points, --bug, --set \
+                      or --seeds, and a seed in two shards. Seeds in no shard are reported \
+                      (`missing`). The convergence plots need the plot-data.json that --out writes.\n\n\
+                      Exit codes: 0 all seeds pass, 1 a seed failed, 2 bad input."
+    )]
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct MergeArgs {
+    /// The shards' output directories (`pssim sweep ... --out DIR`).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Print the merged summary as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the merged runs.csv (sorted by seed), summary.json and
+    /// plot-data.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write the sweep's plots (PNG and SVG) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Write a self-contained HTML report of the merged sweep.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
 /// A node's role in a real cluster.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Role {
@@ -144,18 +204,20 @@ pub enum Role {
 #[derive(Args, Clone)]
 pub struct SweepArgs {
     /// Seeds: `A..B` (B excluded) or `A..=B`.
-    #[arg(long, value_name = "A..B")]
-    pub seeds: String,
+    #[arg(long, value_name = "A..B", required = true)]
+    pub seeds: Option<String>,
     /// Parallel runs (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Run only the I-th of N contiguous slices of the seeds (I from 0).
+    /// Run only the I-th of N contiguous slices of the seeds (I from 0);
+    /// `pssim sweep merge` joins the slices' --out directories.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
     /// Print the sweep summary as JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write runs.csv (one row per seed) and summary.json into DIR.
+    /// Write runs.csv (one row per seed), summary.json and plot-data.json
+    /// (what merged shards plot) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Write the sweep's plots (PNG and SVG) into DIR: the trade-off

@@ -8,7 +8,8 @@
 //!
 //! May import: anything in the library (this is the top layer). The
 //! simulator's commands (`run`, `sweep`, `shrink`, `bench`) exist only in
-//! the default build; the real build keeps `node`, `local`, `check`, `bugs`.
+//! the default build; the real build keeps `node`, `local`, `check`, `bugs`
+//! and `sweep merge` (it runs no simulation).
 //!
 //! May import: anything in the library (the top layer). Never: code
 //! that belongs in a lower layer (a command only parses, calls and prints).
@@ -17,15 +18,15 @@ mod args;
 #[cfg(madsim)]
 mod bench;
 mod check;
+mod merge;
 mod node;
 #[cfg(madsim)]
 mod run;
 #[cfg(madsim)]
 mod shrink;
-#[cfg(madsim)]
 mod sweep;
 
-pub use args::{Cli, Cmd, Role, RunArgs, SweepArgs};
+pub use args::{Cli, Cmd, MergeArgs, Role, RunArgs, SweepArgs, SweepCmd};
 
 use crate::core::{Bug, Bugs};
 use crate::scenario::{self, Scenario, ScenarioError};
@@ -100,23 +101,35 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
             ),
             Err(e) => Ok(bad_input(&e)),
         },
+        Some(Cmd::Sweep {
+            merge: Some(SweepCmd::Merge(args)),
+            ..
+        }) => merge::merge(&args, out),
         #[cfg(madsim)]
-        Some(Cmd::Sweep { file, args }) => match read(&file) {
-            Ok(text) => sweep::sweep(&file.display().to_string(), &text, &args, out),
-            Err(e) => Ok(bad_input(&e)),
+        Some(Cmd::Sweep {
+            merge: None,
+            file,
+            args,
+        }) => match file.as_deref().map(|f| (f, read(f))) {
+            Some((f, Ok(text))) => sweep::sweep(&f.display().to_string(), &text, &args, out),
+            Some((_, Err(e))) => Ok(bad_input(&e)),
+            None => Ok(bad_input(&"pssim sweep: a scenario FILE, or merge DIR...")),
         },
         Some(Cmd::Bugs) => check::bugs(out),
         #[cfg(madsim)]
         Some(Cmd::Bench { json, scale }) => bench::bench(json.as_deref(), scale, out),
         #[cfg(not(madsim))]
         None
-        | Some(Cmd::Run { .. } | Cmd::Shrink { .. } | Cmd::Sweep { .. } | Cmd::Bench { .. }) => {
-            Ok(bad_input(
-                &"this pssim is the real build (cargo build-real): it runs `pssim node`, \
-              `pssim local`, `check` and `bugs`; simulations need the default build \
-              (cargo build)",
-            ))
-        }
+        | Some(
+            Cmd::Run { .. }
+            | Cmd::Shrink { .. }
+            | Cmd::Sweep { merge: None, .. }
+            | Cmd::Bench { .. },
+        ) => Ok(bad_input(
+            &"this pssim is the real build (cargo build-real): it runs `pssim node`, \
+              `pssim local`, `check`, `bugs` and `sweep merge`; simulations need the \
+              default build (cargo build)",
+        )),
         Some(Cmd::Node {
             cluster,
             role,

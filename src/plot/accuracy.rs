@@ -9,6 +9,7 @@
 use super::{caption, dashed, err, headroom, legend, palette, Chart, PlotResult, FONT};
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
+use crate::sweep::{Curve, CurveSample};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -138,8 +139,8 @@ impl Chart for Accuracy<'_> {
 pub struct Convergence<'a> {
     /// Scenario name.
     pub scenario: &'a str,
-    /// Label and outcome of each run.
-    pub runs: &'a [(String, &'a Outcome)],
+    /// Label and accuracy curve of each run.
+    pub runs: &'a [(String, &'a Curve)],
     /// What the x axis shows.
     pub x: Progress,
 }
@@ -156,7 +157,7 @@ pub enum Progress {
 const TIME: &str = "simulated time (s)";
 
 impl Progress {
-    fn at(self, s: &crate::run::sample::Sample) -> f64 {
+    fn at(self, s: &CurveSample) -> f64 {
         match self {
             Progress::Time => s.t_s,
             Progress::Bytes => (s.bytes_pushed + s.bytes_pulled) as f64 / 1e6,
@@ -177,7 +178,7 @@ impl Chart for Convergence<'_> {
         let end = self
             .runs
             .iter()
-            .flat_map(|(_, o)| o.accuracy.last().map(|s| x.at(s)))
+            .flat_map(|(_, o)| o.samples.last().map(|s| x.at(s)))
             .fold(1e-3, f64::max);
         let what = match x {
             Progress::Time => "test accuracy",
@@ -216,7 +217,7 @@ impl Chart for Convergence<'_> {
             };
             chart
                 .draw_series(LineSeries::new(
-                    o.accuracy.iter().map(|s| (x.at(s), s.accuracy)),
+                    o.samples.iter().map(|s| (x.at(s), s.accuracy)),
                     c.stroke_width(2),
                 ))
                 .map_err(err)?

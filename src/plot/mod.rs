@@ -194,15 +194,15 @@ pub fn headroom(max: f64, floor: f64) -> f64 {
 }
 
 /// Writes the plots of a sweep into `dir`: convergence of each point's
-/// first seed, and (for a grid over one numeric key) the trade-off.
+/// first seed (if the results have its curve), and (for a grid over one
+/// numeric key) the trade-off.
 pub fn sweep(
-    scn: &Scenario,
     report: &crate::sweep::GridReport,
     results: &[crate::sweep::SweepResult],
     dir: &Path,
 ) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
-    let runs: Vec<(String, &Outcome)> = report
+    let runs: Vec<(String, &crate::sweep::Curve)> = report
         .points
         .iter()
         .zip(results)
@@ -221,13 +221,13 @@ pub fn sweep(
         })
         .collect();
     for x in [accuracy::Progress::Time, accuracy::Progress::Bytes] {
-        if x == accuracy::Progress::Bytes && runs.len() < 2 {
+        if runs.is_empty() || x == accuracy::Progress::Bytes && runs.len() < 2 {
             continue; // Only comparisons need it.
         }
         files.extend(both(
             dir,
             &accuracy::Convergence {
-                scenario: &scn.name,
+                scenario: &report.scenario,
                 runs: &runs,
                 x,
             },
@@ -237,7 +237,7 @@ pub fn sweep(
         files.extend(both(
             dir,
             &tradeoff::Tradeoff {
-                scenario: &scn.name,
+                scenario: &report.scenario,
                 key: &report.varying[0],
                 seeds: report.points[0].summary.runs,
                 points: &points,

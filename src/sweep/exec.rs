@@ -4,8 +4,7 @@
 //! May import: `crate::sim`, `super` (sweep), `crate::outcome`,
 //! `crate::scenario`. Never: `crate::net`.
 
-use super::{failure, Failure, Row, Summary, SweepResult};
-use crate::outcome::Outcome;
+use super::{failure, Curve, Failure, Row, Summary, SweepResult};
 use crate::scenario::Scenario;
 use crate::sim::{self, RunOptions};
 use rayon::prelude::*;
@@ -14,9 +13,9 @@ use std::ops::Range;
 /// How to sweep.
 #[derive(Clone, Debug)]
 pub struct SweepOptions {
-    /// Seeds to run (already sharded).
+    /// Seeds (`--seeds`).
     pub seeds: Range<u64>,
-    /// `(I, N)` if sharded, for the report.
+    /// `(I, N)`: run only the `I`-th of `N` slices of `seeds`.
     pub shard: Option<(u64, u64)>,
     /// Parallel runs.
     pub jobs: usize,
@@ -33,8 +32,12 @@ pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) 
         .num_threads(opts.jobs.max(1))
         .build()
         .expect("a thread pool");
-    let results: Vec<(Row, Option<Failure>, Option<Outcome>)> = pool.install(|| {
-        opts.seeds
+    let seeds = match opts.shard {
+        Some((i, n)) => super::shard(opts.seeds.clone(), i, n),
+        None => opts.seeds.clone(),
+    };
+    let results: Vec<(Row, Option<Failure>, Option<Curve>)> = pool.install(|| {
+        seeds
             .clone()
             .into_par_iter()
             .map(|seed| {
@@ -47,7 +50,7 @@ pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) 
                 let row = Row::new(&o);
                 tick(&row);
                 let failure = (!o.passed).then(|| failure(&o));
-                let first = (seed == opts.seeds.start).then_some(o);
+                let first = (seed == seeds.start).then(|| Curve::of(&o));
                 (row, failure, first)
             })
             .collect()
@@ -61,15 +64,14 @@ pub fn sweep(scn: &Scenario, opts: &SweepOptions, tick: &(dyn Fn(&Row) + Sync)) 
         failures.extend(failure);
         first = first.or(o);
     }
-    let summary = Summary::of(
-        &scn.name,
-        opts.seeds.clone(),
-        opts.shard,
-        opts.jobs,
-        &rows,
-        failures,
-        wall,
+    let mut summary = Summary::of(
+        &scn.name, seeds, opts.shard, opts.jobs, &rows, failures, wall,
     );
+    // What a merge of shards checks that they share.
+    summary.all_seeds = opts.shard.map(|_| (opts.seeds.start, opts.seeds.end));
+    summary.bugs = opts.run.bugs.iter().map(|b| b.to_string()).collect();
+    summary.sets = opts.run.sets.clone();
+    summary.check_determinism = scn.check.deterministic;
     SweepResult {
         rows,
         summary,

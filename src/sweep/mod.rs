@@ -7,7 +7,8 @@
 //! the union of the `N` shards is the whole range, each seed in one shard.
 //!
 //! This module is host-neutral (rows, summaries, grids, rendering, files);
-//! running the seeds on the simulator is [`exec`].
+//! running the seeds on the simulator is [`exec`]; joining the outputs of
+//! shards into the summary of one sweep (`pssim sweep merge`) is [`merge`].
 //!
 //! May import: `crate::outcome`, `crate::scenario`. Never: `crate::net`;
 //! `crate::sim` only in [`exec`].
@@ -16,9 +17,10 @@
 pub mod exec;
 #[cfg(madsim)]
 pub use exec::{sweep, SweepOptions};
+pub mod merge;
 
 use crate::outcome::Outcome;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -67,8 +69,14 @@ pub fn shard(seeds: Range<u64>, i: u64, n: u64) -> Range<u64> {
     cut(i)..cut(i + 1)
 }
 
+/// A number that JSON (and a grid's `runs.csv`) writes as `null` (or an
+/// empty field) when it is NaN: reads it back as NaN.
+fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// One seed's result: a row of `runs.csv`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// The seed.
     pub seed: u64,
@@ -77,10 +85,13 @@ pub struct Row {
     /// Checks that failed, `;`-separated.
     pub failed_checks: String,
     /// Test accuracy at the end.
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_accuracy: f64,
     /// Simulated seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub sim_time_s: f64,
     /// Real seconds.
+    #[serde(deserialize_with = "nan_if_null")]
     pub wall_time_s: f64,
     /// Messages sent.
     pub messages: u64,
@@ -101,6 +112,7 @@ pub struct Row {
     /// Simulated seconds to the target accuracy, if set and reached.
     pub time_to_target_s: Option<f64>,
     /// Mean fraction of worker time spent waiting.
+    #[serde(deserialize_with = "nan_if_null")]
     pub idle_fraction: f64,
     /// Why the run stopped.
     pub stopped: String,
@@ -138,7 +150,7 @@ impl Row {
 }
 
 /// A failing seed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Failure {
     /// The seed.
     pub seed: u64,
@@ -150,20 +162,27 @@ pub struct Failure {
     pub message: String,
 }
 
-/// Percentiles of one metric over the runs.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+/// Percentiles of one metric over the runs (NaN, written `null`, when
+/// there is no value).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Percentiles {
     /// Smallest.
+    #[serde(deserialize_with = "nan_if_null")]
     pub min: f64,
     /// 10th percentile.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p10: f64,
     /// Median.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50: f64,
     /// 90th percentile.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p90: f64,
     /// 99th percentile.
+    #[serde(deserialize_with = "nan_if_null")]
     pub p99: f64,
     /// Largest.
+    #[serde(deserialize_with = "nan_if_null")]
     pub max: f64,
 }
 
@@ -191,16 +210,33 @@ impl Percentiles {
 }
 
 /// What a sweep reports (`summary.json`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// Scenario name.
     pub scenario: String,
     /// Seeds run (after sharding): `[start, end)`.
     pub seeds: (u64, u64),
     /// `I/N` if sharded.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
-    /// Parallel runs.
+    /// The whole `--seeds` range a shard is a slice of (sharded only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_seeds: Option<(u64, u64)>,
+    /// Seeds of `seeds` that no shard ran (a merge with gaps), as
+    /// `[start, end)` ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<(u64, u64)>,
+    /// Planted bugs switched on (`--bug`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bugs: Vec<String>,
+    /// The overrides of this sweep (`--set`; one grid point's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<String>,
+    /// Each seed run twice, trace hashes compared (`--check-determinism`
+    /// or the scenario's `check.deterministic`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check_determinism: bool,
+    /// Parallel runs (a merge: the most of any shard).
     pub jobs: usize,
     /// Seeds run.
     pub runs: u64,
@@ -218,9 +254,11 @@ pub struct Summary {
     pub updates_duplicated: u64,
     /// Percentiles of the main metrics.
     pub percentiles: BTreeMap<String, Percentiles>,
-    /// Real seconds of the whole sweep.
+    /// Real seconds of the whole sweep (a merge: the sum of its shards').
+    #[serde(deserialize_with = "nan_if_null")]
     pub wall_time_s: f64,
     /// Seeds per real second.
+    #[serde(deserialize_with = "nan_if_null")]
     pub seeds_per_s: f64,
 }
 
@@ -231,9 +269,118 @@ pub struct SweepResult {
     pub rows: Vec<Row>,
     /// The aggregate.
     pub summary: Summary,
-    /// The whole outcome of the first seed (for plots).
-    pub first: Option<Outcome>,
+    /// The accuracy curve of the first seed (for plots).
+    pub first: Option<Curve>,
 }
+
+/// What a sweep's plots draw of a run: its test accuracy over simulated
+/// time and bytes sent. Kept of each point's first seed and written to
+/// `plot-data.json`, so that a merge of shards draws the same plots.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Curve {
+    /// Scenario name.
+    pub scenario: String,
+    /// The run's seed.
+    pub seed: u64,
+    /// Test accuracy at the end.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub final_accuracy: f64,
+    /// scikit-learn's accuracy on the same data, if known.
+    pub reference_accuracy: Option<f64>,
+    /// The observations, in time order.
+    pub samples: Vec<CurveSample>,
+}
+
+/// One observation of a [`Curve`].
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CurveSample {
+    /// Simulated seconds.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub t_s: f64,
+    /// Test accuracy.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub accuracy: f64,
+    /// Bytes of pushes sent so far.
+    pub bytes_pushed: u64,
+    /// Bytes of pulls sent so far.
+    pub bytes_pulled: u64,
+}
+
+impl Curve {
+    /// The curve of one run.
+    pub fn of(o: &Outcome) -> Curve {
+        Curve {
+            scenario: o.scenario.clone(),
+            seed: o.seed,
+            final_accuracy: o.final_accuracy,
+            reference_accuracy: o.reference_accuracy,
+            samples: o
+                .accuracy
+                .iter()
+                .map(|s| CurveSample {
+                    t_s: s.t_s,
+                    accuracy: s.accuracy,
+                    bytes_pushed: s.bytes_pushed,
+                    bytes_pulled: s.bytes_pulled,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a sweep's plots and HTML report need beyond `runs.csv` and
+/// `summary.json` (`plot-data.json`): the scenario's description and each
+/// point's first-seed curve.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlotData {
+    /// Scenario name.
+    pub scenario: String,
+    /// The scenario's description.
+    pub description: String,
+    /// Per grid point, in grid order.
+    pub points: Vec<PlotPoint>,
+}
+
+/// One point's entry in [`PlotData`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlotPoint {
+    /// The point's `--set` overrides.
+    pub sets: Vec<String>,
+    /// Its first seed's curve (none if the sweep ran no seed).
+    pub first: Option<Curve>,
+}
+
+impl PlotData {
+    /// The plot data of a sweep's points.
+    pub fn new(
+        scenario: &str,
+        description: &str,
+        points: &[Vec<String>],
+        results: &[SweepResult],
+    ) -> PlotData {
+        PlotData {
+            scenario: scenario.to_string(),
+            description: description.to_string(),
+            points: points
+                .iter()
+                .zip(results)
+                .map(|(sets, r)| PlotPoint {
+                    sets: sets.clone(),
+                    first: r.first.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes `plot-data.json` into `dir`.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(PLOT_DATA), serde_json::to_string(self)?)
+    }
+}
+
+/// The file [`PlotData`] is written to.
+pub const PLOT_DATA: &str = "plot-data.json";
 
 impl Summary {
     /// Folds one row per seed (in seed order) and the failures among them
@@ -283,6 +430,11 @@ impl Summary {
             scenario: scenario.to_string(),
             seeds: (seeds.start, seeds.end),
             shard: shard.map(|(i, n)| format!("{i}/{n}")),
+            all_seeds: None,
+            missing: Vec::new(),
+            bugs: Vec::new(),
+            sets: Vec::new(),
+            check_determinism: false,
             jobs,
             runs,
             passed: runs - failures.len() as u64,
@@ -366,6 +518,14 @@ pub fn render(s: &Summary) -> String {
         "  runs       {} · passed {} · failed {} · {:.3} s wall on {} job(s), {:.1} seeds/s",
         s.runs, s.passed, s.failed, s.wall_time_s, s.jobs, s.seeds_per_s
     );
+    if !s.missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "  missing    seeds {} ({} in no shard)",
+            ranges(&s.missing),
+            s.missing.iter().map(|(a, b)| b - a).sum::<u64>()
+        );
+    }
     let _ = writeln!(
         out,
         "  updates    {} lost, {} duplicated (all seeds)",
@@ -407,6 +567,26 @@ pub fn render(s: &Summary) -> String {
         );
     }
     out
+}
+
+/// `[start, end)` ranges as `A..B, C, D..E` (at most 10, then a count).
+pub fn ranges(r: &[(u64, u64)]) -> String {
+    const SHOWN: usize = 10;
+    let mut parts: Vec<String> = r
+        .iter()
+        .take(SHOWN)
+        .map(|&(a, b)| {
+            if b == a + 1 {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            }
+        })
+        .collect();
+    if r.len() > SHOWN {
+        parts.push(format!("and {} more ranges", r.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 fn num(x: f64) -> String {
@@ -493,7 +673,7 @@ mod tests {
 }
 
 /// One point of a grid sweep: its overrides and its aggregate.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GridPoint {
     /// The `--set` overrides of this point.
     pub sets: Vec<String>,
@@ -502,7 +682,7 @@ pub struct GridPoint {
 }
 
 /// A grid sweep: every point's aggregate and the totals (`summary.json`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GridReport {
     /// Scenario name.
     pub scenario: String,
