@@ -150,6 +150,8 @@ struct Counting {
     by_worker: HashMap<(u64, u64), Vec<(u64, usize)>>,
     /// Push -> line of its first application anywhere.
     first_applied: Vec<Option<usize>>,
+    /// Push -> line where it was first applied anywhere or acknowledged.
+    first_known: Vec<Option<usize>>,
 }
 
 /// A `final` event and the oracle's state of that replica.
@@ -171,6 +173,8 @@ struct Replay {
     members: BTreeMap<u64, BTreeSet<u64>>,
     acked: BTreeSet<usize>,
     first_applied: Vec<Option<usize>>,
+    /// Push -> line of its first acknowledgement.
+    first_acked: Vec<Option<usize>>,
     finals: Vec<Final>,
     duplicates: u64,
     /// Per range: the servers of its chain in the last view.
@@ -192,6 +196,11 @@ struct Replay {
     /// Stale reads that miss a push already applied somewhere.
     stale_reads_applied: u64,
     late: BTreeSet<usize>,
+    /// Stale reads that miss a push already applied or acknowledged.
+    stale_reads_known: u64,
+    /// Counting pushes first applied or acknowledged only after a read
+    /// that needed them.
+    late_known: BTreeSet<usize>,
     /// The first few stale reads, described.
     stale_examples: Vec<String>,
     /// Trace anomalies (an unknown snapshot, a restore without checkpoint).
@@ -203,6 +212,7 @@ impl Replay {
     fn run(trace: &[Value], pushes: &Pushes, counting: Option<&Counting>) -> Replay {
         let mut r = Replay {
             first_applied: vec![None; pushes.all.len()],
+            first_acked: vec![None; pushes.all.len()],
             ..Replay::default()
         };
         for (line, e) in trace.iter().enumerate() {
@@ -283,6 +293,7 @@ impl Replay {
             }
             "push_acked" => {
                 self.acked.insert(pushes.id(e));
+                self.first_acked[pushes.id(e)].get_or_insert(line);
             }
             "push_applied" => self.applied(line, e, pushes),
             "pull_answered" => {
@@ -434,7 +445,15 @@ impl Replay {
         self.stale_reads += 1;
         let mut late = 0;
         let mut applied_before = false;
+        let mut known_before = false;
         for &p in &missing {
+            match counting.first_known[p] {
+                Some(f) if f > line => {
+                    self.late_known.insert(p);
+                }
+                Some(_) => known_before = true,
+                None => {}
+            }
             match counting.first_applied[p] {
                 Some(f) if f > line => {
                     late += 1;
@@ -446,6 +465,9 @@ impl Replay {
         }
         if applied_before {
             self.stale_reads_applied += 1;
+        }
+        if known_before {
+            self.stale_reads_known += 1;
         }
         if self.stale_examples.len() < 3 {
             self.stale_examples.push(format!(
@@ -466,6 +488,11 @@ struct Verdict {
     /// Stale reads that miss a push already applied somewhere.
     stale_reads_applied: u64,
     late: u64,
+    /// Stale reads that miss a push already applied or acknowledged.
+    stale_reads_known: u64,
+    /// Counting pushes first applied or acknowledged after a read that
+    /// needed them.
+    late_known: u64,
     reads_judged: u64,
     stale_examples: Vec<String>,
     /// Acknowledged pushes missing from some final replica of their range
@@ -512,9 +539,19 @@ fn oracle(trace: &[Value]) -> Verdict {
     for list in by_worker.values_mut() {
         list.sort_unstable();
     }
+    let first_known = first
+        .first_applied
+        .iter()
+        .zip(&first.first_acked)
+        .map(|(a, k)| match (a, k) {
+            (Some(a), Some(k)) => Some(*a.min(k)),
+            (a, k) => a.or(*k),
+        })
+        .collect();
     let counting = Counting {
         by_worker,
         first_applied: first.first_applied.clone(),
+        first_known,
     };
     // Second replay: every read judged.
     let second = Replay::run(trace, &pushes, Some(&counting));
@@ -574,6 +611,8 @@ fn oracle(trace: &[Value]) -> Verdict {
         stale_reads: second.stale_reads,
         stale_reads_applied: second.stale_reads_applied,
         late: second.late.len() as u64,
+        stale_reads_known: second.stale_reads_known,
+        late_known: second.late_known.len() as u64,
         reads_judged: second.reads_judged,
         stale_examples: second.stale_examples,
         lost,
@@ -636,11 +675,12 @@ fn judge(path: &str, seed: u64, bugs: Bugs) -> Judged {
         ));
     } else if status == Some(Status::Fail) {
         // Both fail: the counts agree, either as the contract counts (stale
-        // reads plus late updates) or as the built-in checker counts today
-        // (a read missing only pushes not yet applied anywhere is counted
-        // through those late updates alone).
+        // reads plus late updates) or as the built-in checker counts (a
+        // read counts if it misses a push already applied somewhere or
+        // acknowledged; a push first applied or acknowledged only after a
+        // read that needed it counts once, as a late update).
         let builtin = builtin_stale_count(&o);
-        if builtin != v.stale() && builtin != v.stale_reads_applied + v.late {
+        if builtin != v.stale() && builtin != v.stale_reads_known + v.late_known {
             dis.push(format!(
                 "staleness count: built-in {builtin}, oracle {} stale reads ({} missing a \
                  push applied before) + {} late updates: {:?}",

@@ -43,9 +43,9 @@ fn num(x: f64) -> String {
 /// Writes the scenario as TOML.
 pub fn to_toml(s: &Scenario) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "name = {:?}", s.name);
+    let _ = writeln!(o, "name = {}", toml_string(&s.name));
     if !s.description.is_empty() {
-        let _ = writeln!(o, "description = {:?}", s.description);
+        let _ = writeln!(o, "description = {}", toml_string(&s.description));
     }
     let _ = writeln!(o, "seed = {}", s.seed);
     let c = &s.cluster;
@@ -247,4 +247,10 @@ pub fn to_toml(s: &Scenario) -> String {
         let _ = writeln!(o, "min_accuracy = {}", num(a));
     }
     o
+}
+
+/// A TOML basic string holding `s` (Rust's `{:?}` escapes are not TOML's:
+/// `\u{1f}` is invalid there).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }

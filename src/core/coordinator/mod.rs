@@ -53,6 +53,11 @@ pub struct WorkerStatus {
     pub heard: bool,
 }
 
+/// A server's membership acknowledgement: the version all its replicas
+/// have applied, and per worker the most clocks they hold of it (life,
+/// clocks).
+type Report = (u64, BTreeMap<WorkerId, (u32, Clock)>);
+
 /// What the coordinator keeps on durable storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CoordinatorState {
@@ -85,7 +90,7 @@ pub struct Coordinator {
     /// Per server: its last membership acknowledgement — the version its
     /// replicas have applied and, per worker, the most clocks they hold of
     /// it (life, clocks).
-    reports: BTreeMap<u32, (u64, BTreeMap<WorkerId, (u32, Clock)>)>,
+    reports: BTreeMap<u32, Report>,
     pending: BTreeMap<WorkerId, Admission>,
     /// Per server: the ceiling of the last read lease granted (it may
     /// answer reads up to it until the lease expires).
