@@ -180,6 +180,15 @@ fn checkpoints_lose_fewer_updates_than_nothing_and_replication_loses_none() {
 }
 
 #[test]
+fn a_false_suspicion_loses_nothing() {
+    for seed in [1, 2, 3, 4] {
+        let o = run_file(&path("false-suspicion"), seed, Bugs::NONE);
+        assert_passed(&o);
+        assert_eq!(o.updates_lost, 0, "{}", context(&o));
+    }
+}
+
+#[test]
 fn replicated_chaos_keeps_every_check_green() {
     for seed in 0..6 {
         let o = run_file(&path("chaos-replicated"), seed, Bugs::NONE);

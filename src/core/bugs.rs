@@ -59,11 +59,19 @@ pub enum Bug {
     /// it (the request's digest): after a lost answer the worker's copy
     /// drifts from the server's values. Caught by `pull_filter`.
     FilterIgnoresBase,
+    /// Heads accept the pushes the membership fences off (an earlier
+    /// life's, or a re-admitted life's clocks before its start). Caught by
+    /// `staleness_bound` (a late update).
+    NoPushFence,
+    /// Servers discard their copy of a range whose chain they leave (no
+    /// fallback): a live replica removed on a false suspicion takes the
+    /// range's state with it. Caught by `no_lost_updates`.
+    NoFallback,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -77,6 +85,8 @@ impl Bug {
         Bug::PromoteUncaught,
         Bug::NoFence,
         Bug::FilterIgnoresBase,
+        Bug::NoPushFence,
+        Bug::NoFallback,
     ];
 
     /// The name used on the command line.
@@ -95,6 +105,8 @@ impl Bug {
             Bug::PromoteUncaught => "promote_uncaught",
             Bug::NoFence => "no_fence",
             Bug::FilterIgnoresBase => "filter_ignores_base",
+            Bug::NoPushFence => "no_push_fence",
+            Bug::NoFallback => "no_fallback",
         }
     }
 
@@ -122,6 +134,10 @@ impl Bug {
             Bug::FilterIgnoresBase => {
                 "the pull filter trusts its record of a worker's copy without checking it"
             }
+            Bug::NoPushFence => {
+                "heads apply a re-admitted worker's pushes from before its admission clock"
+            }
+            Bug::NoFallback => "servers discard the copy of a range whose chain they leave",
         }
     }
 
@@ -137,6 +153,8 @@ impl Bug {
             Bug::AcceptOldEpoch | Bug::PromoteUncaught => "replicas_agree",
             Bug::NoFence => "live_changes",
             Bug::FilterIgnoresBase => "pull_filter",
+            Bug::NoPushFence => "staleness_bound",
+            Bug::NoFallback => "no_lost_updates",
         }
     }
 }

@@ -230,6 +230,9 @@ pub enum Message {
         held: Vec<RangeId>,
         /// Live changes it holds (its schedule's version).
         schedule: u64,
+        /// Copies it kept of ranges whose chain it left, with their log
+        /// position: a fallback for a range left without replicas.
+        fallback: Vec<(RangeId, u64)>,
     },
     /// Replica -> its successor in the chain (or a learner): apply this
     /// entry. Re-sent until acknowledged.
@@ -472,7 +475,9 @@ impl Message {
             }
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
-            Message::ServerHeartbeat { held, .. } => 8 + 8 + 8 + 8 + VEC_HEADER + 4 * held.len(),
+            Message::ServerHeartbeat { held, fallback, .. } => {
+                8 + 8 + 8 + 8 + VEC_HEADER + 4 * held.len() + VEC_HEADER + 12 * fallback.len()
+            }
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,
             Message::CatchUp { progress, .. } => 4 + 5 + 8 + VEC_HEADER + 12 * progress.len(),

@@ -95,6 +95,8 @@ pub struct Coordinator {
     /// Per server: the ceiling of the last read lease granted (it may
     /// answer reads up to it until the lease expires).
     ceilings: BTreeMap<u32, Clock>,
+    /// Per server: the fallback copies it reported (range, log position).
+    fallbacks: BTreeMap<u32, Vec<(RangeId, u64)>>,
     admitted: BTreeMap<WorkerId, Member>,
     /// Catch-ups under way: (range, server) -> (source, when asked, session).
     catch_ups: BTreeMap<(RangeId, u32), (NodeId, Duration, u64)>,
@@ -125,6 +127,7 @@ impl Coordinator {
             reports: BTreeMap::new(),
             pending: BTreeMap::new(),
             ceilings: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
             catch_ups: BTreeMap::new(),
             next_session: state.sessions,
             changes: state.changes,
@@ -211,8 +214,10 @@ impl Coordinator {
                 sent,
                 held,
                 schedule,
+                fallback,
             } => {
                 if let Some(s) = from.server() {
+                    self.fallbacks.insert(s, fallback);
                     // Live changes it missed go first (on the same link as
                     // a catch-up below, so they arrive before it).
                     self.send_changes(from, schedule, out);

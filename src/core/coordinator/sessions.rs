@@ -41,8 +41,14 @@ impl Coordinator {
                 continue;
             }
             let Some(&tail) = chain.last() else {
-                // No replica left: it takes the range up from its checkpoint
-                // (or zeros). Sent before the view, on the same link.
+                // No replica left: the server heard from lately with the
+                // furthest fallback copy takes the range up; with none, this
+                // one, from its checkpoint (or zeros). Sent before the view,
+                // on the same link.
+                if self.best_fallback(now, r).is_some_and(|b| b != s) {
+                    continue;
+                }
+                let chain = &mut self.view.chains[r as usize];
                 chain.push(node);
                 self.catch_ups.remove(&(r, s));
                 self.next_session += 1;
@@ -91,6 +97,21 @@ impl Coordinator {
             });
         }
         changed
+    }
+
+    /// Of the servers heard from within the timeout, the one holding the
+    /// furthest fallback copy of range `r` (ties to the lower index).
+    fn best_fallback(&self, now: Duration, r: RangeId) -> Option<u32> {
+        self.fallbacks
+            .iter()
+            .filter(|(s, _)| {
+                self.servers.get(s).is_some_and(|&(seen, _)| {
+                    now.saturating_sub(seen) <= self.cfg.heartbeat_timeout
+                })
+            })
+            .filter_map(|(&s, f)| f.iter().find(|&&(x, _)| x == r).map(|&(_, i)| (i, s)))
+            .max_by_key(|&(i, s)| (i, std::cmp::Reverse(s)))
+            .map(|(_, s)| s)
     }
 
     /// Server `s` holds `range` copied from `source` and follows it: it

@@ -66,6 +66,7 @@ fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command
         sent: ms(now),
         held: held.to_vec(),
         schedule: 0,
+        fallback: Vec::new(),
     };
     c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
     out

@@ -87,12 +87,29 @@ impl Server {
         }
         let Some(source) = source else {
             // No live replica left: a finished copy is the best state there
-            // is; else the last checkpoint; else zeros (what the range held
-            // is lost, and counted).
+            // is; else the copy kept when it left the chain (the coordinator
+            // asks the server with the furthest one); else the last
+            // checkpoint; else zeros (what the range held is lost, and
+            // counted).
             let keys = self.cfg.ranges.keys(range);
-            let rep = match self.joining.remove(&range).and_then(|j| j.replica) {
-                Some(rep) => rep,
-                None => {
+            // A finished copy and a fallback never coexist: installing a
+            // snapshot discards the fallback.
+            let copy = self.joining.remove(&range).and_then(|j| j.replica);
+            let fallback = self.fallbacks.remove(&range);
+            let rep = match (copy, fallback) {
+                (Some(rep), _) => rep,
+                (None, Some(mut rep)) => {
+                    // Its copy from before it left the chain: everything the
+                    // chain had acknowledged then. Pulls may vouch for
+                    // progress it lacks, as after a restore.
+                    rep.adopt(&self.membership);
+                    for &(w, inc, clock) in progress {
+                        rep.table.record_progress(w, inc, clock);
+                    }
+                    rep.lost_history = true;
+                    rep
+                }
+                (None, None) => {
                     let mut rep = match self.checkpoints.get(&range) {
                         Some(c) => {
                             out.push(Command::Emit(Event::Restore {
@@ -201,21 +218,25 @@ impl Server {
         out: &mut Vec<Command>,
     ) {
         let keys = self.cfg.ranges.keys(range);
-        let Some(j) = self.joining.get_mut(&range) else {
+        let Some(j) = self.joining.get(&range) else {
             return;
         };
         if j.source != from || j.req != req || j.replica.is_some() {
             return;
         }
+        // The copy replaces any fallback kept of the range.
+        self.drop_fallback(range, out);
+        let j = self.joining.get_mut(&range).expect("checked");
         // The membership comes with the state and, after it, in the log.
         j.replica = Some(Replica::from_state(range, keys, state));
+        let buffered = std::mem::take(&mut j.buffered);
         out.push(Command::Emit(Event::SnapshotInstalled {
             server: self.id,
             range,
             from,
             id,
         }));
-        for (_, e) in std::mem::take(&mut j.buffered) {
+        for (_, e) in buffered {
             self.learn(from, range, e, out);
         }
         let log_index = self.joining[&range]

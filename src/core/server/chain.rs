@@ -60,7 +60,9 @@ impl Server {
                 return;
             }
         }
-        if rep.members.fenced(worker, seq.incarnation, clock) {
+        if rep.members.fenced(worker, seq.incarnation, clock)
+            && !self.cfg.bugs.has(Bug::NoPushFence)
+        {
             // An earlier life's push, or a clock before this life's
             // admission: readers no longer wait for it, so it may never be
             // applied (nor acknowledged; its worker has moved on).

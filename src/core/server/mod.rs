@@ -62,6 +62,12 @@ pub struct Server {
     membership: Membership,
     replicas: BTreeMap<RangeId, Replica>,
     joining: BTreeMap<RangeId, Joining>,
+    /// Copies of ranges whose chain this server left (it was suspected
+    /// and removed): not replicas — they serve nothing and have no `final`
+    /// — but the best state there is if the range loses every replica. The
+    /// coordinator then reinstates one through a view (`CatchUp` without
+    /// a source). Discarded once the range's chain is full again.
+    fallbacks: BTreeMap<RangeId, Replica>,
     /// The last checkpoint of each range (a copy of durable storage).
     checkpoints: BTreeMap<RangeId, RangeState>,
     next_req: u64,
@@ -125,6 +131,7 @@ impl Server {
             membership: Membership::initial(cfg.workers),
             replicas: BTreeMap::new(),
             joining: BTreeMap::new(),
+            fallbacks: BTreeMap::new(),
             checkpoints,
             next_req: 0,
             changes: Vec::new(),
@@ -198,6 +205,11 @@ impl Server {
                 sent: self.now,
                 held: self.replicas.keys().copied().collect(),
                 schedule: self.changes.len() as u64,
+                fallback: self
+                    .fallbacks
+                    .iter()
+                    .map(|(&r, rep)| (r, rep.log_index))
+                    .collect(),
             },
         });
         out.push(Command::SetTimer {

@@ -34,11 +34,26 @@ impl Server {
             .filter(|&r| !mine(r))
             .collect();
         for r in dropped {
-            self.replicas.remove(&r);
-            out.push(Command::Emit(Event::ReplicaDropped {
-                server: me,
-                range: r,
-            }));
+            // Kept as a fallback, not discarded (see `fallbacks`).
+            let mut rep = self.replicas.remove(&r).expect("listed");
+            rep.out.clear();
+            rep.learners.clear();
+            rep.pending.clear();
+            rep.sent.clear();
+            self.fallbacks.insert(r, rep);
+            if self.cfg.bugs.has(Bug::NoFallback) {
+                self.drop_fallback(r, out); // Planted bug: no fallback.
+            }
+        }
+        // A fallback is no longer needed once its range's chain is full.
+        let full: Vec<RangeId> = self
+            .fallbacks
+            .keys()
+            .copied()
+            .filter(|&r| self.view.chains[r as usize].len() >= self.cfg.replication as usize)
+            .collect();
+        for r in full {
+            self.drop_fallback(r, out);
         }
         let promote_uncaught = self.cfg.bugs.has(Bug::PromoteUncaught);
         for (r, _) in self.view.clone().ranges_of(me) {
@@ -136,6 +151,16 @@ impl Server {
             self.log_memberships(out);
         }
         self.ack_membership(out);
+    }
+
+    /// Discards the fallback copy of `range`, if there is one.
+    pub(super) fn drop_fallback(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        if self.fallbacks.remove(&range).is_some() {
+            out.push(Command::Emit(Event::ReplicaDropped {
+                server: self.id,
+                range,
+            }));
+        }
     }
 
     /// As head, puts the membership held into each range's log where the
