@@ -166,6 +166,7 @@ impl Outcome {
                 .pull_filter
                 .report(scn.compression.pull_threshold > 0.0),
             recorder.replicas.report(scn.check.replicas_agree, quiet),
+            recorder.log_matching.report(scn.check.replicas_agree),
             recorder
                 .staleness
                 .report(scn.check.staleness_bound && staleness_applies),

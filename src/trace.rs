@@ -8,6 +8,7 @@
 
 use crate::check::changes::ChangesCheck;
 use crate::check::liveness::LivenessCheck;
+use crate::check::log_matching::LogMatchingCheck;
 use crate::check::pull_filter::PullFilterCheck;
 use crate::check::replicas::ReplicasCheck;
 use crate::check::staleness::StalenessCheck;
@@ -53,6 +54,8 @@ pub struct Recorder {
     pub changes: ChangesCheck,
     /// The `pull_filter` checker.
     pub pull_filter: PullFilterCheck,
+    /// The `log_matching` checker.
+    pub log_matching: LogMatchingCheck,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -77,6 +80,7 @@ impl Recorder {
             replicas: ReplicasCheck::default(),
             changes: ChangesCheck::default(),
             pull_filter: PullFilterCheck::default(),
+            log_matching: LogMatchingCheck::default(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Recorder {
         self.replicas.observe(ev);
         self.changes.observe(t, ev);
         self.pull_filter.observe(t, ev);
+        self.log_matching.observe(t, ev);
         if let Some(sink) = &mut self.sink {
             if sink.error.is_none() && (sink.low_level || !ev.is_low_level()) {
                 let line = Line {

@@ -52,6 +52,7 @@ fn killing_a_server_process_fails_over_without_losing_acknowledged_updates() {
     assert_eq!(o["stopped"], "finished");
     assert_eq!(o["checks"]["no_lost_updates"], "pass", "{o}");
     assert_eq!(o["checks"]["replicas_agree"], "pass", "{o}");
+    assert_eq!(o["checks"]["log_matching"], "pass", "{o}");
     assert_eq!(o["checks"]["staleness_bound"], "pass", "{o}");
     assert_eq!(o["updates_lost"], 0);
     // Every worker finished every clock: 4 workers x 120 clocks x 3 ranges.

@@ -16,12 +16,13 @@ pub mod determinism;
 pub mod intervals;
 pub mod lineage;
 pub mod liveness;
+pub mod log_matching;
 pub mod pull_filter;
 pub mod replicas;
 pub mod staleness;
 pub mod updates;
 
-use crate::core::{Clock, NodeId, RangeId, WorkerId};
+use crate::core::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -46,6 +47,26 @@ impl fmt::Display for Status {
             Status::Skipped => "skipped",
         })
     }
+}
+
+/// A push as a log entry names it: worker, sequence number, clock.
+pub type LogPush = (WorkerId, Seq, Clock);
+
+/// How a log-matching violation was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogClash {
+    /// `server`, a replica, applied its push at the index where the
+    /// replica `other` holds another.
+    Applied,
+    /// The view of this epoch made `server` and `other` replicas of the
+    /// range while they hold different pushes at the index.
+    View(Epoch),
+    /// `server` applied the index after the higher (or equal) index
+    /// `after` in the same state lineage (`other` is `server`).
+    Reordered {
+        /// The index applied before.
+        after: u64,
+    },
 }
 
 /// A property violation, precise enough to debug.
@@ -194,6 +215,32 @@ pub enum Violation {
         /// Where.
         applied_at: NodeId,
     },
+    /// Two replicas of a range hold different pushes at one log index, or
+    /// a state applied a log index not above one it applied before.
+    LogMismatch {
+        /// When it was found.
+        t: Duration,
+        /// The range.
+        range: RangeId,
+        /// The log index.
+        index: u64,
+        /// The replica that applied the entry (at a view: the first of the
+        /// two).
+        server: NodeId,
+        /// Its push at `index`.
+        push: LogPush,
+        /// The other replica (`server` itself when reordered).
+        other: NodeId,
+        /// The other's push at `index` (when reordered: at `after`).
+        other_push: LogPush,
+        /// How it was found.
+        clash: LogClash,
+    },
+}
+
+/// `worker-3's push 0.12 (clock 7)`.
+fn show_push(&(worker, seq, clock): &LogPush) -> String {
+    format!("worker-{worker}'s push {seq} (clock {clock})")
 }
 
 impl fmt::Display for Violation {
@@ -321,6 +368,36 @@ impl fmt::Display for Violation {
                  and does not hold the values the server recorded for it",
                 t.as_secs_f64()
             ),
+            Violation::LogMismatch {
+                t,
+                range,
+                index,
+                server,
+                push,
+                other,
+                other_push,
+                clash,
+            } => {
+                let (t, p, q) = (t.as_secs_f64(), show_push(push), show_push(other_push));
+                match clash {
+                    LogClash::Applied => write!(
+                        f,
+                        "log mismatch at {t:.6}s: {server} applied {p} at index {index} of \
+                         range {range}, where the replica {other} holds {q}"
+                    ),
+                    LogClash::View(epoch) => write!(
+                        f,
+                        "log mismatch at {t:.6}s: view {epoch} makes {server} and {other} \
+                         replicas of range {range} while they hold different pushes at index \
+                         {index}: {p} and {q}"
+                    ),
+                    LogClash::Reordered { after } => write!(
+                        f,
+                        "log order broken at {t:.6}s: {server} applied index {index} of range \
+                         {range} ({p}) after index {after} ({q})"
+                    ),
+                }
+            }
             Violation::Nondeterministic {
                 first,
                 second,

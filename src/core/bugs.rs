@@ -45,7 +45,7 @@ pub enum Bug {
     /// crashes.
     AckBeforeReplicated,
     /// Servers accept requests and chain messages stamped with an older
-    /// view epoch. Caught by `no_lost_updates` / `replicas_agree`.
+    /// view epoch. Caught by `log_matching` / `replicas_agree`.
     AcceptOldEpoch,
     /// A joining server is put in the chain before it has copied the range
     /// (it serves zeros). Caught by `replicas_agree` / `no_lost_updates`.
@@ -150,7 +150,8 @@ impl Bug {
             Bug::GlobalState => "deterministic",
             Bug::NoRemoval | Bug::NoRetry => "liveness",
             Bug::AckBeforeReplicated => "no_lost_updates",
-            Bug::AcceptOldEpoch | Bug::PromoteUncaught => "replicas_agree",
+            Bug::AcceptOldEpoch => "log_matching",
+            Bug::PromoteUncaught => "replicas_agree",
             Bug::NoFence => "live_changes",
             Bug::FilterIgnoresBase => "pull_filter",
             Bug::NoPushFence => "staleness_bound",
