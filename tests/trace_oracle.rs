@@ -1091,3 +1091,39 @@ fn deep_planted_bugs_get_the_same_verdicts() {
     }
     judge_all(&runs, false);
 }
+
+/// The seeds the safety issue found with an independent checker (late
+/// updates after a re-admission: chaos-replicated 9, 35, 38; a false
+/// suspicion while the other replica crashed: chaos-live-change 154 under
+/// BSP; a prepare during a removal: chaos-live-change 258 under ASP) pass,
+/// and the built-in checkers and the oracle agree on them.
+#[test]
+fn the_seeds_the_safety_issue_found_pass_and_both_checkers_agree() {
+    let dir = std::env::temp_dir().join(format!("pssim-oracle-issue-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let variant = |name: &str, consistency: &str| {
+        let text = std::fs::read_to_string(format!("scenarios/{name}.toml")).unwrap();
+        let text = text.replacen(
+            "consistency = \"ssp\"",
+            &format!("consistency = \"{consistency}\""),
+            1,
+        );
+        let path = dir.join(format!("{name}-{consistency}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let replicated = variant("chaos-replicated", "ssp");
+    let bsp = variant("chaos-live-change", "bsp");
+    let asp = variant("chaos-live-change", "asp");
+    let runs: Vec<(&str, u64, Bugs)> = vec![
+        (&replicated, 9, Bugs::NONE),
+        (&replicated, 35, Bugs::NONE),
+        (&replicated, 38, Bugs::NONE),
+        (&bsp, 154, Bugs::NONE),
+        (&asp, 258, Bugs::NONE),
+    ];
+    for j in judge_all(&runs, true) {
+        assert!(j.outcome.passed, "{}: {}", j.label, context(&j.outcome));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
