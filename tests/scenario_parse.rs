@@ -263,6 +263,15 @@ fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
         (with("[[change]]\nat = \"1s\"\n"), 5, vec!["at least one of learning_rate"]),
         (with("[compression]\nbits = 3\n"), 6, vec!["valid: 1, 4 or 8"]),
         (with("[check]\nliveness = \"soon\"\n"), 6, vec!["check.liveness", "bad duration"]),
+        (with("[chaos]\ncut_rate = -1\n"), 6, vec!["chaos.cut_rate", "valid: a rate >= 0"]),
+        (with("[chaos]\nswarm = \"no\"\n"), 6, vec!["chaos.swarm", "expected true or false"]),
+        (with("[chaos]\nmin_duration = 3\n"), 6, vec!["chaos.min_duration", "expected a duration string"]),
+        (
+            with("[chaos]\nmax_duration = \"1s\"\nmin_duration = \"2s\"\n"),
+            7,
+            vec!["chaos.min_duration: 2s is longer than max_duration (1s)", "valid: 0 ..= max_duration"],
+        ),
+        (with("[chaos]\nmin_duraton = \"1s\"\n"), 6, vec!["unknown key \"min_duraton\" in [chaos]", "min_duration"]),
         ("name = \"x\"\n[cluster\nservers = 2\n".to_string(), 2, vec!["invalid TOML"]),
         (with("[training]\nclocks = 1\nclocks = 2\n"), 7, vec!["invalid TOML"]),
     ]
@@ -284,6 +293,61 @@ fn bad_input_is_reported_with_line_column_field_and_what_is_valid() {
         // Display is `file:line:column: message`.
         assert!(e.to_string().starts_with(&format!("t.toml:{line}:")), "{e}");
     }
+}
+
+/// `[chaos]` extension keys: the churn profile's cut-offs, a shortest
+/// fault duration, and swarm testing switched off.
+const CHURN: &str = r#"
+[chaos]
+cut_rate = 6.0
+loss_rate = 3.0
+min_duration = "200ms"
+max_duration = "400ms"
+until = "2500ms"
+swarm = false
+"#;
+
+#[test]
+fn chaos_churn_keys_parse_default_and_round_trip() {
+    let s = parse(&format!("{MINIMAL}{CHURN}"), "churn.toml").unwrap();
+    let ch = s.chaos.as_ref().unwrap();
+    assert_eq!((ch.cut_rate, ch.loss_rate, ch.crash_rate), (6.0, 3.0, 0.0));
+    assert_eq!(ch.min_duration, Some(Duration::from_millis(200)));
+    assert_eq!(ch.max_duration, Duration::from_millis(400));
+    assert_eq!(ch.until, Duration::from_millis(2500));
+    assert!(!ch.swarm);
+    let again = parse(&s.to_toml(), "again").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
+    assert_eq!(without_lines(s), without_lines(again));
+
+    // Defaults: no cuts, no shortest duration (max_duration x U[0.05, 1]),
+    // swarm testing on; a shortest duration may equal the longest.
+    let s = parse(&format!("{MINIMAL}[chaos]\nclog_rate = 1.0\n"), "d.toml").unwrap();
+    let ch = s.chaos.as_ref().unwrap();
+    assert_eq!((ch.cut_rate, ch.min_duration, ch.swarm), (0.0, None, true));
+    let again = parse(&s.to_toml(), "again").unwrap();
+    assert_eq!(without_lines(s), without_lines(again));
+    let s = parse(
+        &format!("{MINIMAL}[chaos]\nmin_duration = \"5s\"\nmax_duration = \"5s\"\n"),
+        "eq.toml",
+    )
+    .unwrap();
+    assert_eq!(s.chaos.unwrap().min_duration, Some(Duration::from_secs(5)));
+    let s = parse(
+        &format!("{MINIMAL}[chaos]\nmin_duration = \"0s\"\n"),
+        "z.toml",
+    )
+    .unwrap();
+    assert_eq!(s.chaos.unwrap().min_duration, Some(Duration::ZERO));
+}
+
+#[test]
+fn the_churn_library_file_round_trips() {
+    let text = std::fs::read_to_string("scenarios/chaos-churn.toml").unwrap();
+    let s = parse(&text, "scenarios/chaos-churn.toml").unwrap();
+    let ch = s.chaos.as_ref().unwrap();
+    assert!(ch.cut_rate > 0.0 && ch.min_duration.is_some() && !ch.swarm);
+    let again = parse(&s.to_toml(), "again").unwrap();
+    assert_eq!(without_lines(s), without_lines(again));
 }
 
 #[test]

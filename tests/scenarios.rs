@@ -308,3 +308,80 @@ fn compression_files_train_with_fewer_bytes() {
         assert!(o.compression_ratio > 2.0, "{}", context(&o));
     }
 }
+
+#[test]
+fn chaos_churn_changes_views_often_and_keeps_every_check_green() {
+    for seed in SEEDS {
+        let (o, trace) = run_traced(&path("chaos-churn"), seed, Bugs::NONE);
+        assert_passed(&o);
+        assert_eq!(o.checks["deterministic"], Status::Pass, "{}", context(&o));
+        assert_eq!(o.updates_duplicated, 0, "{}", context(&o));
+        // Every drawn fault is a loss burst or a cut between the
+        // coordinator and one other node.
+        assert!(o.faults.len() >= 5, "{}", context(&o));
+        for f in &o.faults {
+            assert!(
+                f.kind == "loss"
+                    || (f.nodes.len() == 2 && f.nodes.iter().any(|n| n == "coordinator")),
+                "not a cut: {f:?}"
+            );
+        }
+        // Views change several times: servers leave chains and, once they
+        // have copied their ranges back, are appended again.
+        let views = events(&trace, "view");
+        let chains = |v: &Value| -> Vec<Vec<String>> {
+            serde_json::from_value(v["chains"].clone()).expect("chains")
+        };
+        let (mut left, mut joined) = (0, 0);
+        for w in views.windows(2) {
+            for (a, b) in chains(w[0]).iter().zip(chains(w[1]).iter()) {
+                left += a.iter().filter(|s| !b.contains(s)).count();
+                joined += b.iter().filter(|s| !a.contains(s)).count();
+            }
+        }
+        assert!(
+            views.len() >= 5 && left >= 2 && joined >= 2,
+            "seed {seed}: {} views, {left} servers left a chain, {joined} joined",
+            views.len()
+        );
+        assert!(
+            !events(&trace, "catch_up").is_empty(),
+            "seed {seed}: no server caught up"
+        );
+        let last = chains(views.last().unwrap());
+        assert!(
+            last.iter().all(|c| c.len() == 3),
+            "seed {seed}: the last view is not whole again: {last:?}"
+        );
+        // Workers are removed and re-admitted.
+        let removed = events(&trace, "worker_removed");
+        assert!(!removed.is_empty(), "seed {seed}: no worker removed");
+        for r in removed {
+            let back = events(&trace, "worker_admitted")
+                .into_iter()
+                .any(|a| worker_of(a) == worker_of(r) && t_us(a) > t_us(r));
+            assert!(
+                back,
+                "seed {seed}: worker-{} never re-admitted",
+                worker_of(r)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_pull_filter_survives_lost_answers() {
+    for o in passes("pull-filter-loss") {
+        assert_eq!(o.checks["pull_filter"], Status::Pass, "{}", context(&o));
+        assert!(o.messages_dropped > 100, "{}", context(&o));
+        // The same job without the filter pulls more than twice the bytes.
+        let raw = run_file(&path("packet-loss"), o.seed, Bugs::NONE);
+        assert!(
+            (o.bytes_pulled as f64) < 0.6 * raw.bytes_pulled as f64,
+            "{} vs {} unfiltered: {}",
+            o.bytes_pulled,
+            raw.bytes_pulled,
+            context(&o)
+        );
+    }
+}

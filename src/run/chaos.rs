@@ -6,7 +6,10 @@
 //! "Swarm testing", ISSTA'12: leaving features out finds bugs that
 //! all-features-on configurations hide). Then, per enabled kind, faults
 //! arrive as a Poisson process of `rate x intensity` per simulated second
-//! until `until`; each lasts `max_duration x U(0.05, 1]`:
+//! until `until`; each lasts `max_duration x U[0.05, 1]`, or
+//! `U[min_duration, max_duration]` when `min_duration` is given. With
+//! `swarm = false` every kind with a rate is enabled on every seed, at
+//! intensity 1.
 //!
 //! | kind | target | parameters |
 //! |---|---|---|
@@ -16,6 +19,14 @@
 //! | straggler | a random worker | slowdown `U[2, 10]` |
 //! | loss | the whole network | rate `U[0.01, 0.3]` |
 //! | slow_link | a random pair of nodes | +5..100 ms, 1..100 Mbps |
+//! | cut | a random server or worker (half each) and the coordinator | both ways (a partition of the two alone), or one way: its messages to the coordinator, or the coordinator's to it (a third each) |
+//!
+//! A cut churns views: a node cut off from the coordinator for longer than
+//! a heartbeat timeout leaves the view (a server leaves its chains, then
+//! catches up and is appended again; a worker is removed, then
+//! re-admitted) while its links to everyone else keep working, so requests
+//! and chain messages stamped with an older view keep flowing; a node the
+//! coordinator cannot reach keeps serving with an older view.
 //!
 //! **Fault model.** Unless `beyond_fault_model`, no draw takes more than
 //! `replication - 1` servers of one key range down at once, counting the
@@ -24,7 +35,8 @@
 //! coordinator are clogged, and for a recovery time after that (4 heartbeat
 //! timeouts: detection, then the copy of its ranges). A partition that would
 //! break the rule keeps the offending servers on the coordinator's side; a
-//! crash that would break it is not drawn. Overlap is judged
+//! crash that would break it is not drawn; a cut that would break it cuts
+//! a worker instead. Overlap is judged
 //! conservatively (two down-intervals of one range's servers that overlap
 //! at all count as simultaneous). A crash of a node already down is not
 //! drawn.
@@ -42,13 +54,14 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
 
 /// Kinds chaos can draw, in a fixed order (the order draws are made in).
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "crash",
     "partition",
     "clog",
     "straggler",
     "loss",
     "slow_link",
+    "cut",
 ];
 
 fn rate(ch: &Chaos, kind: &str) -> f64 {
@@ -59,6 +72,7 @@ fn rate(ch: &Chaos, kind: &str) -> f64 {
         "straggler" => ch.straggler_rate,
         "loss" => ch.loss_rate,
         "slow_link" => ch.slow_link_rate,
+        "cut" => ch.cut_rate,
         _ => unreachable!("unknown chaos kind {kind}"),
     }
 }
@@ -193,15 +207,19 @@ pub fn draw(
     if candidates.is_empty() {
         return (Vec::new(), "no fault kind has a rate".into());
     }
-    let mut enabled: Vec<&str> = candidates
-        .iter()
-        .copied()
-        .filter(|_| rng.gen_bool(0.5))
-        .collect();
-    if enabled.is_empty() {
-        enabled.push(candidates[rng.gen_range(0..candidates.len())]);
-    }
-    let intensity = 2f64.powf(rng.gen_range(-1.5..=1.0));
+    let (enabled, intensity) = if ch.swarm {
+        let mut enabled: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|_| rng.gen_bool(0.5))
+            .collect();
+        if enabled.is_empty() {
+            enabled.push(candidates[rng.gen_range(0..candidates.len())]);
+        }
+        (enabled, 2f64.powf(rng.gen_range(-1.5..=1.0)))
+    } else {
+        (candidates, 1.0)
+    };
     let swarm = format!("{} at intensity {intensity:.2}x", enabled.join("+"));
 
     let mut model = Model {
@@ -226,7 +244,10 @@ pub fn draw(
                 break;
             }
             let at = Duration::from_secs_f64(t);
-            let duration = ch.max_duration.mul_f64(rng.gen_range(0.05..=1.0));
+            let duration = match ch.min_duration {
+                None => ch.max_duration.mul_f64(rng.gen_range(0.05..=1.0)),
+                Some(min) => min + (ch.max_duration - min).mul_f64(rng.gen_range(0.0..=1.0)),
+            };
             if let Some(kind) = target(kind, at, duration, ch, cluster, &nodes, &model, rng) {
                 let f = Planned {
                     id: 0,
@@ -347,6 +368,43 @@ fn target(
                 duration: Some(duration),
             })
         }
+        "cut" => {
+            let workers: Vec<NodeId> = (0..cluster.workers).map(NodeId::Worker).collect();
+            let servers: Vec<NodeId> = (0..cluster.servers).map(NodeId::Server).collect();
+            let mut node = if rng.gen_bool(0.5) {
+                *servers.choose(rng).expect("a cluster has servers")
+            } else {
+                *workers.choose(rng).expect("a cluster has workers")
+            };
+            // 0: both ways; 1: its messages to the coordinator; 2: the
+            // coordinator's messages to it.
+            let way = rng.gen_range(0..3u8);
+            // A server the coordinator stops hearing from counts as down.
+            if node.server().is_some()
+                && way != 2
+                && !ch.beyond_fault_model
+                && !model.allows(&[node], at, model.until(end))
+            {
+                node = *workers.choose(rng).expect("a cluster has workers");
+            }
+            let duration = Some(duration);
+            Some(match way {
+                0 => FaultKind::Partition {
+                    groups: vec![vec![node], vec![NodeId::Coordinator]],
+                    duration,
+                },
+                1 => FaultKind::Clog {
+                    from: node,
+                    to: NodeId::Coordinator,
+                    duration,
+                },
+                _ => FaultKind::Clog {
+                    from: NodeId::Coordinator,
+                    to: node,
+                    duration,
+                },
+            })
+        }
         _ => unreachable!("unknown chaos kind {kind}"),
     }
 }
@@ -415,9 +473,30 @@ mod tests {
             straggler_rate: 1.0,
             loss_rate: 1.0,
             slow_link_rate: 1.0,
+            cut_rate: 2.0,
             max_duration: Duration::from_secs(2),
+            min_duration: None,
             until: Duration::from_secs(20),
             beyond_fault_model: false,
+            swarm: true,
+        }
+    }
+
+    /// Cut-offs only, every seed, as `scenarios/chaos-churn.toml` draws
+    /// them.
+    fn churn() -> Chaos {
+        Chaos {
+            crash_rate: 0.0,
+            partition_rate: 0.0,
+            clog_rate: 0.0,
+            straggler_rate: 0.0,
+            loss_rate: 0.0,
+            slow_link_rate: 0.0,
+            cut_rate: 4.0,
+            min_duration: Some(Duration::from_millis(200)),
+            max_duration: Duration::from_millis(400),
+            swarm: false,
+            ..busy()
         }
     }
 
@@ -517,6 +596,110 @@ mod tests {
                 for b in &crashes[i + 1..] {
                     assert!(a.node != b.node || !a.overlaps(b.from, b.to), "seed {seed}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn cuts_separate_one_node_from_the_coordinator_alone() {
+        let c = cluster(4, 2);
+        let (mut both, mut to, mut from, mut servers) = (0, 0, 0, 0);
+        for seed in 0..50 {
+            let (faults, swarm) = draw(&churn(), &c, &[], &mut ChaCha8Rng::seed_from_u64(seed));
+            assert_eq!(
+                swarm, "cut at intensity 1.00x",
+                "no swarm: every kind, every seed"
+            );
+            assert!(faults.len() > 20, "seed {seed}: {} cuts", faults.len());
+            assert!(worst_range_down(&faults, &c) < 2, "seed {seed}");
+            for f in &faults {
+                let d = f.kind.duration().expect("a cut heals");
+                assert!(d >= Duration::from_millis(200) && d <= Duration::from_millis(400));
+                let node = match &f.kind {
+                    FaultKind::Partition { groups, .. } => {
+                        assert_eq!(groups.len(), 2);
+                        assert_eq!(groups[1], vec![NodeId::Coordinator]);
+                        assert_eq!(groups[0].len(), 1);
+                        both += 1;
+                        groups[0][0]
+                    }
+                    FaultKind::Clog {
+                        from: n,
+                        to: NodeId::Coordinator,
+                        ..
+                    } => {
+                        to += 1;
+                        *n
+                    }
+                    FaultKind::Clog {
+                        from: NodeId::Coordinator,
+                        to: n,
+                        ..
+                    } => {
+                        from += 1;
+                        *n
+                    }
+                    k => panic!("seed {seed}: a cut drew {k:?}"),
+                };
+                assert_ne!(node, NodeId::Coordinator);
+                servers += usize::from(node.server().is_some());
+            }
+        }
+        assert!(both > 0 && to > 0 && from > 0 && servers > 0);
+    }
+
+    #[test]
+    fn min_duration_bounds_every_drawn_fault() {
+        let ch = Chaos {
+            min_duration: Some(Duration::from_millis(1500)),
+            ..busy()
+        };
+        for seed in 0..20 {
+            let (faults, _) = draw(
+                &ch,
+                &cluster(4, 2),
+                &[],
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
+            for f in faults {
+                let d = f.kind.duration().expect("chaos faults heal");
+                assert!(
+                    d >= Duration::from_millis(1500) && d <= ch.max_duration,
+                    "{d:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn without_swarm_every_kind_is_drawn_at_its_rate() {
+        let ch = Chaos {
+            swarm: false,
+            ..busy()
+        };
+        for seed in 0..10 {
+            let (faults, swarm) = draw(
+                &ch,
+                &cluster(4, 2),
+                &[],
+                &mut ChaCha8Rng::seed_from_u64(seed),
+            );
+            assert!(swarm.ends_with("at intensity 1.00x"), "{swarm}");
+            assert_eq!(swarm.split(" at ").next().unwrap(), KINDS.join("+"));
+            for kind in ["crash", "straggler", "loss", "slow_link"] {
+                let n = faults
+                    .iter()
+                    .filter(|f| {
+                        matches!(
+                            (&f.kind, kind),
+                            (FaultKind::Crash { .. }, "crash")
+                                | (FaultKind::Straggler { .. }, "straggler")
+                                | (FaultKind::Loss { .. }, "loss")
+                                | (FaultKind::SlowLink { .. }, "slow_link")
+                        )
+                    })
+                    .count();
+                assert!(n > 0, "seed {seed}: no {kind}");
             }
         }
     }

@@ -65,9 +65,12 @@ const CHAOS: &[&str] = &[
     "straggler_rate",
     "loss_rate",
     "slow_link_rate",
+    "cut_rate",
     "max_duration",
+    "min_duration",
     "until",
     "beyond_fault_model",
+    "swarm",
 ];
 const CHANGE: &[&str] = &[
     "at",
@@ -616,6 +619,23 @@ fn parse_chaos(t: &Table) -> Result<Chaos> {
         Ok(t.num(k, |x| x >= 0.0, "a rate >= 0 per simulated second")?
             .unwrap_or(0.0))
     };
+    let max_duration = t
+        .positive_duration("max_duration")?
+        .unwrap_or(d.max_duration);
+    let min_duration = match t.duration("min_duration")? {
+        Some((m, span)) if m > max_duration => {
+            return Err(t.src.error(
+                span,
+                format!(
+                    "{}: {} is longer than max_duration ({}); valid: 0 ..= max_duration",
+                    t.field("min_duration"),
+                    humantime::format_duration(m),
+                    humantime::format_duration(max_duration)
+                ),
+            ))
+        }
+        other => other.map(|(m, _)| m),
+    };
     Ok(Chaos {
         crash_rate: rate("crash_rate")?,
         partition_rate: rate("partition_rate")?,
@@ -623,11 +643,12 @@ fn parse_chaos(t: &Table) -> Result<Chaos> {
         straggler_rate: rate("straggler_rate")?,
         loss_rate: rate("loss_rate")?,
         slow_link_rate: rate("slow_link_rate")?,
-        max_duration: t
-            .positive_duration("max_duration")?
-            .unwrap_or(d.max_duration),
+        cut_rate: rate("cut_rate")?,
+        max_duration,
+        min_duration,
         until: t.duration("until")?.map_or(d.until, |(x, _)| x),
         beyond_fault_model: t.bool("beyond_fault_model", false)?,
+        swarm: t.bool("swarm", d.swarm)?,
     })
 }
 

@@ -378,8 +378,19 @@ pub struct Chaos {
     pub loss_rate: f64,
     /// Extension: slow links per simulated second. Default 0.
     pub slow_link_rate: f64,
+    /// Extension: cut-offs from the coordinator per simulated second: a
+    /// server or worker loses its link to the coordinator alone (both ways,
+    /// or one way in either direction), every other link intact. Default 0.
+    pub cut_rate: f64,
     /// Longest drawn fault. Default 5s.
     pub max_duration: Duration,
+    /// Extension: shortest drawn fault; each lasts `U[min_duration,
+    /// max_duration]`. Default none: `max_duration x U[0.05, 1]`.
+    pub min_duration: Option<Duration>,
+    /// Extension: swarm testing (each seed enables a random subset of the
+    /// kinds at a random intensity). `false`: every kind with a rate is
+    /// drawn at its rate on every seed. Default true.
+    pub swarm: bool,
     /// No new chaos after this. Default 60s.
     pub until: Duration,
     /// Allow more than `replication - 1` servers of a range down at once.
@@ -396,7 +407,10 @@ impl Default for Chaos {
             straggler_rate: 0.0,
             loss_rate: 0.0,
             slow_link_rate: 0.0,
+            cut_rate: 0.0,
             max_duration: Duration::from_secs(5),
+            min_duration: None,
+            swarm: true,
             until: Duration::from_secs(60),
             beyond_fault_model: false,
         }

@@ -195,17 +195,22 @@ pub fn to_toml(s: &Scenario) -> String {
     if let Some(ch) = &s.chaos {
         let _ = writeln!(
             o,
-            "\n[chaos]\ncrash_rate = {}\npartition_rate = {}\nclog_rate = {}\nstraggler_rate = {}\nloss_rate = {}\nslow_link_rate = {}\nmax_duration = {}\nuntil = {}\nbeyond_fault_model = {}",
+            "\n[chaos]\ncrash_rate = {}\npartition_rate = {}\nclog_rate = {}\nstraggler_rate = {}\nloss_rate = {}\nslow_link_rate = {}\ncut_rate = {}\nmax_duration = {}\nuntil = {}\nbeyond_fault_model = {}\nswarm = {}",
             num(ch.crash_rate),
             num(ch.partition_rate),
             num(ch.clog_rate),
             num(ch.straggler_rate),
             num(ch.loss_rate),
             num(ch.slow_link_rate),
+            num(ch.cut_rate),
             dur(ch.max_duration),
             dur(ch.until),
-            ch.beyond_fault_model
+            ch.beyond_fault_model,
+            ch.swarm
         );
+        if let Some(m) = ch.min_duration {
+            let _ = writeln!(o, "min_duration = {}", dur(m));
+        }
     }
     for c in &s.changes {
         let _ = writeln!(o, "\n[[change]]\nat = {}", dur(c.at));
