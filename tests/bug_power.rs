@@ -37,6 +37,10 @@ fn scenario_for(bug: Bug) -> &'static str {
         Bug::PromoteUncaught => "replicated-split-brain",
         Bug::NoFence => "live-change",
         Bug::FilterIgnoresBase => "pull-filter-loss",
+        // A worker re-admitted while a push of it is still on its way.
+        Bug::NoPushFence => "chaos-replicated",
+        // A live replica removed on a false suspicion as the other crashes.
+        Bug::NoFallback => "false-suspicion",
     }
 }
 
@@ -133,4 +137,6 @@ power! {
     promote_uncaught: Bug::PromoteUncaught;
     no_fence: Bug::NoFence;
     filter_ignores_base: Bug::FilterIgnoresBase;
+    no_push_fence: Bug::NoPushFence;
+    no_fallback: Bug::NoFallback;
 }
