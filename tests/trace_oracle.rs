@@ -872,8 +872,8 @@ fn planted_bugs_get_the_same_verdicts() {
             bug(Bug::AcceptOldEpoch),
         ),
         (
-            "scenarios/replicated-server-crash.toml",
-            1,
+            "scenarios/replicated-split-brain.toml",
+            7,
             bug(Bug::PromoteUncaught),
         ),
     ];

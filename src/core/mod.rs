@@ -27,7 +27,7 @@ pub mod worker;
 
 pub use bugs::{Bug, Bugs};
 pub use config::{Consistency, Hyper, ProtocolConfig, Schedule};
-pub use coordinator::{Coordinator, CoordinatorState};
+pub use coordinator::{Coordinator, CoordinatorState, LeaseBound};
 pub use event::Event;
 pub use ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 pub use keys::RangeMap;

@@ -226,6 +226,8 @@ pub enum Message {
         membership: u64,
         /// Its own time when it sent this (echoed in the lease it earns).
         sent: std::time::Duration,
+        /// Its life (0 at the start of the job).
+        incarnation: u32,
         /// Ranges it holds a replica of (caught up).
         held: Vec<RangeId>,
         /// Live changes it holds (its schedule's version).
@@ -308,6 +310,9 @@ pub enum Message {
         session: u64,
         /// Live changes it holds.
         schedule: u64,
+        /// The membership version its copy has applied (it must count
+        /// every member before it serves reads as a tail).
+        membership: u64,
     },
     /// Coordinator -> server: live change `k` is coming; stop answering
     /// pulls past the highest clock seen, and say which that is.
@@ -325,6 +330,8 @@ pub enum Message {
         attempt: u64,
         /// Highest clock of any pull it has received.
         max_clock: Clock,
+        /// Its life: what it served in an earlier life is not covered.
+        incarnation: u32,
     },
     /// Coordinator -> server: attempt `attempt` of change `k` is abandoned
     /// (not every server answered in time): lift the fence.
@@ -386,6 +393,18 @@ pub enum Message {
         /// A live change being prepared: (k, attempt).
         prepare: Option<(u64, u64)>,
     },
+    /// Replica -> its predecessor: you sent me entry `got` but I hold only
+    /// up to `have` (the entries between were acknowledged to you by a
+    /// replica that has left the chain since). The predecessor repairs
+    /// the gap with a snapshot if it no longer holds those entries.
+    ChainGap {
+        /// The sender's view epoch.
+        epoch: Epoch,
+        /// The range.
+        range: RangeId,
+        /// Entries the sender holds.
+        have: u64,
+    },
 }
 
 const FRAME_HEADER: usize = 4 + 1 + 1;
@@ -406,6 +425,7 @@ impl Message {
             Message::MembershipAck { .. } => "membership_ack",
             Message::ViewUpdate(_) => "view_update",
             Message::Lease { .. } => "lease",
+            Message::ChainGap { .. } => "chain_gap",
             Message::ChainPush { .. } => "chain_push",
             Message::ChainAck { .. } => "chain_ack",
             Message::CatchUp { .. } => "catch_up",
@@ -476,7 +496,7 @@ impl Message {
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
             Message::ServerHeartbeat { held, fallback, .. } => {
-                8 + 8 + 8 + 8 + VEC_HEADER + 4 * held.len() + VEC_HEADER + 12 * fallback.len()
+                8 + 8 + 8 + 8 + 4 + VEC_HEADER + 4 * held.len() + VEC_HEADER + 12 * fallback.len()
             }
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,
@@ -485,10 +505,10 @@ impl Message {
             Message::Snapshot { state, id, .. } => {
                 4 + 8 + VEC_HEADER + id.len() + state.wire_size()
             }
-            Message::JoinReady { .. } => 4 + 5 + 8 + 8,
+            Message::JoinReady { .. } => 4 + 5 + 8 + 8 + 8,
             Message::CaughtUp { .. } => 4,
             Message::Prepare { .. } | Message::Abort { .. } => 16,
-            Message::Prepared { .. } => 20,
+            Message::Prepared { .. } => 24,
             Message::Commit { .. } => 8 + 4 + 20,
             Message::Admit { view, schedule, .. } => {
                 4 + 4 + view_size(view) + VEC_HEADER + 32 * schedule.len()
@@ -497,6 +517,7 @@ impl Message {
             Message::MembershipAck { done, .. } => 8 + VEC_HEADER + 12 * done.len(),
             Message::ViewUpdate(v) => view_size(v),
             Message::Lease { .. } => 8 + 8 + 4 + 17,
+            Message::ChainGap { .. } => 8 + 4 + 8,
         };
         FRAME_HEADER + body
     }

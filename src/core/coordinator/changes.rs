@@ -22,8 +22,9 @@ pub(super) struct Preparing {
     pub(super) k: u64,
     pub(super) attempt: u64,
     pub(super) started: Duration,
-    /// Server -> highest clock it has answered (it is fenced there).
-    pub(super) prepared: BTreeMap<u32, Clock>,
+    /// Server -> highest clock it has answered (it is fenced there), and
+    /// the life that answered.
+    pub(super) prepared: BTreeMap<u32, (Clock, u32)>,
 }
 
 impl Coordinator {
@@ -86,14 +87,14 @@ impl Coordinator {
         k: u64,
         attempt: u64,
         s: u32,
-        max: Clock,
+        (max, incarnation): (Clock, u32),
         out: &mut Vec<Command>,
     ) {
         let Some(p) = &mut self.preparing else { return };
         if p.k != k || p.attempt != attempt {
             return;
         }
-        p.prepared.insert(s, max);
+        p.prepared.insert(s, (max, incarnation));
         let all = self
             .view
             .servers()
@@ -118,18 +119,23 @@ impl Coordinator {
         // And past the lease ceiling of every server that did not fence (it
         // left the view meanwhile): it may have answered reads up to it
         // until its lease expired (`read_leases`; without leases this
-        // window stays open, docs/protocol.md).
+        // window stays open, docs/protocol.md). A report covers only the
+        // reporting life: what an earlier life served (under a lease
+        // granted before a restart of it or of the coordinator) is covered
+        // by the durable bounds.
         let unfenced = self
-            .ceilings
+            .ceiling_bounds
             .iter()
-            .filter(|(s, _)| !p.prepared.contains_key(s))
-            .map(|(_, &c)| c)
+            .map(|(s, b)| {
+                let reported = p.prepared.get(s).map(|&(_, life)| life);
+                b.uncovered(reported, self.ceilings.get(s).copied())
+            })
             .max()
             .unwrap_or(Clock(0));
         let boundary = p
             .prepared
             .values()
-            .copied()
+            .map(|&(c, _)| c)
             .max()
             .unwrap_or(Clock(0))
             .max(reported)

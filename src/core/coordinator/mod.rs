@@ -75,6 +75,42 @@ pub struct CoordinatorState {
     pub changes: Vec<(Clock, Change)>,
     /// Prepare attempts made so far (never reused).
     pub attempts: u64,
+    /// Per server: bounds on the read-lease ceilings granted to it
+    /// (written before any lease exceeds them: a restarted coordinator
+    /// still knows what servers may have served, see
+    /// `Coordinator::grant_lease`).
+    pub ceilings: BTreeMap<u32, LeaseBound>,
+}
+
+/// The coordinator's durable record of one server's read leases.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseBound {
+    /// The life `bound` was written for.
+    pub life: u32,
+    /// At or above every ceiling granted to that life.
+    pub bound: Clock,
+    /// At or above every ceiling granted to any earlier life (a dead life
+    /// served reads up to its ceiling, and no report of a later life
+    /// covers them).
+    pub earlier: Clock,
+}
+
+impl LeaseBound {
+    /// The highest clock the server may have served reads at that a
+    /// report from life `reported` (if any) does not cover. `granted` is
+    /// the coordinator's in-memory ceiling (life, clock): at or above
+    /// every ceiling that life was granted (it starts from `bound` after
+    /// a restart), and tighter than `bound`.
+    pub fn uncovered(&self, reported: Option<u32>, granted: Option<(u32, Clock)>) -> Clock {
+        if reported == Some(self.life) {
+            return self.earlier;
+        }
+        let current = match granted {
+            Some((life, c)) if life == self.life => c,
+            _ => self.bound,
+        };
+        current.max(self.earlier)
+    }
 }
 
 /// The coordinator node.
@@ -93,8 +129,10 @@ pub struct Coordinator {
     reports: BTreeMap<u32, Report>,
     pending: BTreeMap<WorkerId, Admission>,
     /// Per server: the ceiling of the last read lease granted (it may
-    /// answer reads up to it until the lease expires).
-    ceilings: BTreeMap<u32, Clock>,
+    /// answer reads up to it until the lease expires), and its life.
+    ceilings: BTreeMap<u32, (u32, Clock)>,
+    /// The durable bounds on `ceilings` (see `CoordinatorState::ceilings`).
+    ceiling_bounds: BTreeMap<u32, LeaseBound>,
     /// Per server: the fallback copies it reported (range, log position).
     fallbacks: BTreeMap<u32, Vec<(RangeId, u64)>>,
     admitted: BTreeMap<WorkerId, Member>,
@@ -117,6 +155,7 @@ impl Coordinator {
             sessions: 0,
             changes: Vec::new(),
             attempts: 0,
+            ceilings: BTreeMap::new(),
         });
         Coordinator {
             view: state.view,
@@ -126,7 +165,12 @@ impl Coordinator {
             servers: BTreeMap::new(),
             reports: BTreeMap::new(),
             pending: BTreeMap::new(),
-            ceilings: BTreeMap::new(),
+            ceilings: state
+                .ceilings
+                .iter()
+                .map(|(&s, b)| (s, (b.life, b.bound)))
+                .collect(),
+            ceiling_bounds: state.ceilings,
             fallbacks: BTreeMap::new(),
             catch_ups: BTreeMap::new(),
             next_session: state.sessions,
@@ -212,6 +256,7 @@ impl Coordinator {
                 epoch,
                 membership,
                 sent,
+                incarnation,
                 held,
                 schedule,
                 fallback,
@@ -222,7 +267,7 @@ impl Coordinator {
                     // a catch-up below, so they arrive before it).
                     self.send_changes(from, schedule, out);
                     self.on_server_heartbeat(now, s, epoch, membership, &held, out);
-                    self.grant_lease(now, s, sent, out);
+                    self.grant_lease(now, s, incarnation, sent, out);
                 }
             }
             Message::JoinReady {
@@ -230,6 +275,7 @@ impl Coordinator {
                 from: source,
                 session,
                 schedule,
+                membership,
             } => {
                 if let Some(s) = from.server() {
                     if schedule < self.changes.len() as u64 || self.preparing.is_some() {
@@ -238,10 +284,11 @@ impl Coordinator {
                         self.send_changes(from, schedule, out);
                         return;
                     }
-                    let holds = self.servers.get(&s).map_or(0, |&(_, v)| v);
-                    if holds < self.membership.version {
-                        // And the current membership: admissions completed
-                        // without it (it was not in the view).
+                    if membership < self.membership.version {
+                        // And its copy must count the current membership:
+                        // admissions completed without it (it was not in
+                        // the view). The entry comes down from its source;
+                        // the server learns the version too.
                         self.send_membership(from, out);
                         return;
                     }
@@ -252,9 +299,10 @@ impl Coordinator {
                 k,
                 attempt,
                 max_clock,
+                incarnation,
             } => {
                 if let Some(s) = from.server() {
-                    self.on_prepared(now, k, attempt, s, max_clock, out);
+                    self.on_prepared(now, k, attempt, s, (max_clock, incarnation), out);
                 }
             }
             Message::MembershipAck { version, done } => {
@@ -280,7 +328,14 @@ impl Coordinator {
     /// it only if workers speed up sharply. While a live change is being
     /// prepared, the lease carries the `Prepare` to a server that has not
     /// fenced yet.
-    fn grant_lease(&mut self, now: Duration, s: u32, sent: Duration, out: &mut Vec<Command>) {
+    fn grant_lease(
+        &mut self,
+        now: Duration,
+        s: u32,
+        incarnation: u32,
+        sent: Duration,
+        out: &mut Vec<Command>,
+    ) {
         if !self.cfg.read_leases || !self.view.servers().contains(&NodeId::Server(s)) {
             return;
         }
@@ -293,8 +348,33 @@ impl Coordinator {
         let ahead = (pace * 2.0 * lease.as_secs_f64()).ceil() as u32;
         let slack = 2 * (self.cfg.default_bound.max(self.max_bound()) + 1) + 2;
         let ceiling = Clock(fastest.saturating_add(ahead).saturating_add(slack));
-        let c = self.ceilings.entry(s).or_insert(ceiling);
-        *c = (*c).max(ceiling);
+        // Never below what this life of the server was granted before.
+        let ceiling = match self.ceilings.get(&s) {
+            Some(&(inc, c)) if inc == incarnation => c.max(ceiling),
+            _ => ceiling,
+        };
+        // Write ahead: the durable bound covers every ceiling granted (in
+        // steps of `slack + ahead` clocks, so it is rarely written); an
+        // earlier life's bound moves to `earlier`, for good.
+        let old = self.ceiling_bounds.get(&s).copied();
+        if old.is_none_or(|b| b.life != incarnation || b.bound < ceiling) {
+            let earlier = old.map_or(Clock(0), |b| {
+                if b.life == incarnation {
+                    b.earlier
+                } else {
+                    b.bound.max(b.earlier)
+                }
+            });
+            let bound = LeaseBound {
+                life: incarnation,
+                bound: Clock(ceiling.0.saturating_add(slack + ahead)),
+                earlier,
+            };
+            self.ceiling_bounds.insert(s, bound);
+            self.persist(out);
+        }
+        self.ceilings.insert(s, (incarnation, ceiling));
+        let c = self.ceilings.get(&s).map(|&(_, c)| c).expect("inserted");
         let prepare = self
             .preparing
             .as_ref()
@@ -305,7 +385,7 @@ impl Coordinator {
             msg: Message::Lease {
                 epoch: self.view.epoch,
                 sent,
-                ceiling: *c,
+                ceiling: c,
                 prepare,
             },
         });
@@ -342,6 +422,7 @@ impl Coordinator {
             sessions: self.next_session,
             changes: self.changes.clone(),
             attempts: self.attempts,
+            ceilings: self.ceiling_bounds.clone(),
         })));
     }
 

@@ -67,6 +67,7 @@ fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command
         held: held.to_vec(),
         schedule: 0,
         fallback: Vec::new(),
+        incarnation: 0,
     };
     c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
     out
@@ -130,6 +131,7 @@ fn a_silent_server_leaves_its_chains_and_a_restarted_one_catches_up_first() {
     // A report for an older session is ignored.
     let mut stale = Vec::new();
     let join = |range, from, session| Message::JoinReady {
+        membership: u64::MAX,
         range,
         from,
         session,
@@ -268,4 +270,86 @@ fn a_recovered_coordinator_keeps_its_versions() {
     let again = Coordinator::new(cfg(), Some(state));
     assert_eq!(again.membership().version, c.membership().version);
     assert!(again.membership().members.is_empty());
+}
+
+/// The lease of an earlier life survives a coordinator restart: server 0
+/// (life 0) was granted a read lease up to some ceiling; the coordinator
+/// restarts, server 0 restarts too (life 1) and fences low, yet the
+/// boundary of the next live change is past what life 0 may have served.
+#[test]
+fn a_boundary_clears_the_lease_of_an_earlier_life_across_a_coordinator_restart() {
+    let mut cfg = (*cfg()).clone();
+    cfg.read_leases = true;
+    cfg.changes = vec![(
+        ms(2000),
+        Change {
+            learning_rate: Some(0.05),
+            staleness: None,
+            consistency: None,
+            batch_size: None,
+        },
+    )];
+    let cfg = Arc::new(cfg);
+    let mut c = Coordinator::new(cfg.clone(), None);
+    let mut out = Vec::new();
+    c.on_start(ms(0), &mut out);
+    hb(&mut c, 10, 0, 0, 0, true);
+    hb(&mut c, 1000, 0, 0, 20, false);
+    out = server_hb(&mut c, 1000, 0, &[0]);
+    let ceiling = out
+        .iter()
+        .find_map(|c| match c {
+            Command::Send {
+                msg: Message::Lease { ceiling, .. },
+                ..
+            } => Some(*ceiling),
+            _ => None,
+        })
+        .expect("a lease");
+    assert!(ceiling > Clock(20), "{ceiling:?}");
+    let state = out
+        .iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::Persist(Durable::Coordinator(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("the bound is written before the lease is sent");
+    assert!(state.ceilings[&0].bound >= ceiling);
+    // The coordinator restarts; both servers come back and fence at 3.
+    let mut c = Coordinator::new(cfg, Some(state));
+    let mut out = Vec::new();
+    c.on_start(ms(1500), &mut out);
+    c.on_timer(ms(2000), Timer::Change { k: 1 }, &mut out);
+    let attempt = out
+        .iter()
+        .find_map(|c| match c {
+            Command::Send {
+                msg: Message::Prepare { attempt, .. },
+                ..
+            } => Some(*attempt),
+            _ => None,
+        })
+        .expect("a prepare");
+    let mut out = Vec::new();
+    for (s, life) in [(0, 1), (1, 0)] {
+        let msg = Message::Prepared {
+            k: 1,
+            attempt,
+            max_clock: Clock(3),
+            incarnation: life,
+        };
+        c.on_message(ms(2010), NodeId::Server(s), msg, &mut out);
+    }
+    let boundary = out
+        .iter()
+        .find_map(|c| match c {
+            Command::Send {
+                msg: Message::Commit { boundary, .. },
+                ..
+            } => Some(*boundary),
+            _ => None,
+        })
+        .expect("a commit");
+    assert!(boundary > ceiling, "{boundary:?} <= {ceiling:?}");
 }

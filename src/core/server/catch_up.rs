@@ -218,6 +218,10 @@ impl Server {
         out: &mut Vec<Command>,
     ) {
         let keys = self.cfg.ranges.keys(range);
+        if req == 0 {
+            self.on_repair(from, range, id, state, out);
+            return;
+        }
         let Some(j) = self.joining.get(&range) else {
             return;
         };
@@ -246,5 +250,51 @@ impl Server {
             .log_index;
         // The source answers `CaughtUp` once we hold all it holds.
         out.push(chain_ack(from, self.view.epoch, range, log_index));
+    }
+
+    /// A repair from our predecessor (`ChainGap`): it no longer held
+    /// entries we lacked. Its state holds everything ours does and more:
+    /// it replaces ours.
+    fn on_repair(
+        &mut self,
+        from: NodeId,
+        range: RangeId,
+        id: String,
+        state: &RangeState,
+        out: &mut Vec<Command>,
+    ) {
+        let pred = self.view.neighbours(range, self.id).and_then(|(p, _)| p);
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        if pred != Some(from) || state.log_index <= rep.log_index {
+            return;
+        }
+        let keys = self.cfg.ranges.keys(range);
+        let mut fresh = Replica::from_state(range, keys, state);
+        let old = self.replicas.remove(&range).expect("held");
+        let old_acked = old.acked_upto();
+        // What waits here keeps waiting; what we owe our successor is in
+        // the new state (it may need a repair of its own).
+        fresh.pending = old.pending;
+        fresh.learners = old.learners;
+        let succ = self.view.neighbours(range, self.id).and_then(|(_, s)| s);
+        if succ.is_some() {
+            fresh.succ_floor = Some(old_acked);
+        }
+        self.replicas.insert(range, fresh);
+        out.push(Command::Emit(Event::SnapshotInstalled {
+            server: self.id,
+            range,
+            from,
+            id,
+        }));
+        let epoch = self.view.epoch;
+        let log_index = self.replicas[&range].log_index;
+        if succ.is_none() {
+            // The tail: what it now holds is on every replica.
+            out.push(chain_ack(from, epoch, range, log_index));
+        }
+        self.serve_pending(range, out);
     }
 }

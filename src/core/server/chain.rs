@@ -183,7 +183,18 @@ impl Server {
             return;
         }
         if e.index > rep.log_index + 1 {
-            return; // A gap: the sender re-sends in order.
+            // A gap: the sender re-sends in order — or, if a replica that
+            // has left the chain acknowledged the entries between, it no
+            // longer holds them and repairs us with a snapshot.
+            out.push(Command::Send {
+                to: from,
+                msg: Message::ChainGap {
+                    epoch: self.view.epoch,
+                    range,
+                    have: rep.log_index,
+                },
+            });
+            return;
         }
         self.apply_entry(range, e, out);
     }
@@ -225,9 +236,67 @@ impl Server {
             return;
         }
         rep.out.retain(|&i, _| i > upto);
+        if let Some(floor) = rep.succ_floor {
+            rep.succ_floor = (upto.max(floor) < rep.log_index).then_some(upto.max(floor));
+        }
         if let Some(p) = pred {
             out.push(chain_ack(p, self.view.epoch, range, rep.acked_upto()));
         }
+    }
+
+    /// Our successor holds only `have` entries and we sent it a later one:
+    /// if we no longer hold the entries between (a replica that left the
+    /// chain acknowledged them), send it our whole state, as to a learner.
+    pub(super) fn on_chain_gap(
+        &mut self,
+        now: Duration,
+        from: NodeId,
+        epoch: Epoch,
+        range: RangeId,
+        have: u64,
+        out: &mut Vec<Command>,
+    ) {
+        let succ = self.view.neighbours(range, self.id).and_then(|(_, s)| s);
+        if succ != Some(from) || epoch != self.view.epoch {
+            return;
+        }
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        let first = rep
+            .out
+            .first_key_value()
+            .map_or(rep.log_index + 1, |(&i, _)| i);
+        if have + 1 >= first {
+            return; // We still hold what it lacks: the resend fills it.
+        }
+        // At most one repair per heartbeat period and successor.
+        if rep
+            .repairs
+            .get(&from)
+            .is_some_and(|&t| now.saturating_sub(t) < self.cfg.heartbeat_interval)
+        {
+            return;
+        }
+        rep.repairs.insert(from, now);
+        let state = rep.state();
+        self.snapshots += 1;
+        let id = format!("{}.{}.{}", self.id, self.incarnation, self.snapshots);
+        out.push(Command::Emit(Event::SnapshotSent {
+            server: self.id,
+            range,
+            to: from,
+            id: id.clone(),
+        }));
+        out.push(Command::Send {
+            to: from,
+            msg: Message::Snapshot {
+                range,
+                req: 0,
+                id,
+                state,
+            },
+        });
     }
 
     /// Re-sends what is unacknowledged: entries to successors and learners,
@@ -254,13 +323,14 @@ impl Server {
                     j.req = self.next_req;
                     reqs.push((j.source, r, j.req));
                 }
-                Some(_) if j.ready => out.push(Command::Send {
+                Some(rep) if j.ready => out.push(Command::Send {
                     to: NodeId::Coordinator,
                     msg: Message::JoinReady {
                         range: r,
                         from: j.source,
                         session: j.session,
                         schedule: self.changes.len() as u64,
+                        membership: rep.members.version,
                     },
                 }),
                 // Tell the source how far we are (it answers `CaughtUp`).

@@ -35,6 +35,7 @@ impl Server {
                 k,
                 attempt,
                 max_clock: max,
+                incarnation: self.incarnation,
             },
         });
     }

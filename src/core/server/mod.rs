@@ -203,6 +203,7 @@ impl Server {
                 epoch: self.view.epoch,
                 membership: self.applied_membership(),
                 sent: self.now,
+                incarnation: self.incarnation,
                 held: self.replicas.keys().copied().collect(),
                 schedule: self.changes.len() as u64,
                 fallback: self
@@ -304,10 +305,13 @@ impl Server {
             Message::ChainAck { epoch, range, upto } => {
                 self.on_chain_ack(now, from, epoch, range, upto, out)
             }
+            Message::ChainGap { epoch, range, have } => {
+                self.on_chain_gap(now, from, epoch, range, have, out)
+            }
             Message::SnapshotReq { range, req } => self.on_snapshot_req(now, from, range, req, out),
             Message::CaughtUp { range } => {
                 if let Some(j) = self.joining.get_mut(&range) {
-                    if j.source == from && j.replica.is_some() && !j.ready {
+                    if let (true, Some(rep)) = (j.source == from && !j.ready, &j.replica) {
                         j.ready = true;
                         out.push(Command::Send {
                             to: NodeId::Coordinator,
@@ -316,6 +320,7 @@ impl Server {
                                 from,
                                 session: j.session,
                                 schedule: self.changes.len() as u64,
+                                membership: rep.members.version,
                             },
                         });
                     }

@@ -56,6 +56,12 @@ pub struct Replica {
     pub(super) out: BTreeMap<u64, Entry>,
     /// Learners copying this replica.
     pub(super) learners: BTreeMap<NodeId, Learner>,
+    /// Per successor: when we last repaired a gap of it with a snapshot.
+    pub(super) repairs: BTreeMap<NodeId, std::time::Duration>,
+    /// After this state was replaced by a repair (it holds entries it has
+    /// no log of): how far the successor is known to hold them; until it
+    /// acknowledges this state's whole log, no more is claimed acknowledged.
+    pub(super) succ_floor: Option<u64>,
     pub(super) pending: Vec<PendingPull>,
     /// Pull filter: per worker, the values it holds after this replica's
     /// last answer, and their digest. Not replicated: another replica has
@@ -79,6 +85,8 @@ impl Replica {
             lost_history: false,
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
+            repairs: BTreeMap::new(),
+            succ_floor: None,
             pending: Vec::new(),
             sent: BTreeMap::new(),
         }
@@ -103,6 +111,8 @@ impl Replica {
             lost_history: false,
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
+            repairs: BTreeMap::new(),
+            succ_floor: None,
             pending: Vec::new(),
             sent: BTreeMap::new(),
         }
@@ -151,9 +161,11 @@ impl Replica {
 
     /// Highest index that every replica after this one has applied.
     pub fn acked_upto(&self) -> u64 {
-        self.out
+        let mine = self
+            .out
             .first_key_value()
-            .map_or(self.log_index, |(&i, _)| i - 1)
+            .map_or(self.log_index, |(&i, _)| i - 1);
+        mine.min(self.succ_floor.unwrap_or(u64::MAX))
     }
 
     /// Whether nothing is waiting to be replicated.
