@@ -14,21 +14,17 @@
 //!   bytes (`crate::net::bench`).
 //!
 //! May import: `crate::sim` (the simulator it drives), `crate::outcome`,
-//! `crate::scenario`, `crate::sweep`, `crate::net::bench` (bench only).
+//! `crate::scenario`, `crate::sweep`, `crate::net::bench` (bench only),
+//! `crate::calibrate` (the server apply rate).
 //! Never: code a host needs (nothing below imports a tool).
 
-use crate::core::{
-    Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,
-    RangeMap, Schedule, Seq, Server,
-};
 use crate::scenario::Scenario;
 use crate::sim::{self, RunOptions};
 use serde::Serialize;
 use std::hint::black_box;
-use std::sync::Arc;
 // Real wall time: benchmarks measure wall-clock cost, read outside the
 // simulations they time (or of code that is not simulated at all).
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// One measurement.
 #[derive(Clone, Debug, Serialize)]
@@ -146,52 +142,10 @@ pub fn ps_rate(scn: &Scenario) -> (f64, u32) {
 }
 
 /// A server applying `n`-float dense pushes: bytes of gradient applied per
-/// second.
+/// second (`crate::calibrate::apply_rate`, which `pssim calibrate` reports
+/// in values per second: the best of 5 rounds of `reps / 5` pushes).
 pub fn server_apply_rate(n: u32, reps: u32) -> f64 {
-    let cfg = Arc::new(ProtocolConfig {
-        servers: 1,
-        workers: 1,
-        replication: 1,
-        ranges: RangeMap::new(n, 1),
-        clocks: reps,
-        schedule: Schedule::constant(Hyper {
-            consistency: Consistency::Asp,
-            learning_rate: 0.01,
-            batch_size: 1,
-        }),
-        request_timeout: Duration::from_millis(100),
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(500),
-        read_leases: false,
-        checkpoint_every: None,
-        changes: Vec::new(),
-        default_bound: 3,
-        compression: Default::default(),
-        bugs: Bugs::NONE,
-    });
-    let mut server = Server::new(0, cfg);
-    let values: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 1e-3).collect();
-    let mut out: Vec<Command> = Vec::new();
-    let mut total = Duration::ZERO;
-    for rep in 0..reps {
-        let msg = Message::PushReq {
-            epoch: Epoch(1),
-            range: 0,
-            worker: 0,
-            seq: Seq {
-                incarnation: 0,
-                n: u64::from(rep),
-            },
-            clock: Clock(rep),
-            keys: Keys::All,
-            values: crate::core::codec::Payload::Dense(values.clone()),
-        };
-        let t = Instant::now();
-        server.on_message(Duration::ZERO, NodeId::Worker(0), black_box(msg), &mut out);
-        total += t.elapsed();
-        out.clear();
-    }
-    f64::from(n) * 4.0 * f64::from(reps) / total.as_secs_f64()
+    crate::calibrate::apply_rate(n, reps.div_ceil(5).max(1)) * 4.0
 }
 
 /// `memcpy` of `n` floats: bytes copied per second.

@@ -17,6 +17,7 @@
 //!
 //!  outcome · summary · plot · report   (verdicts and views: no host)
 //!  sweep · shrink · bench              (tools that drive the simulator)
+//!  calibrate                           (measures this machine for the cost model)
 //!  cli                                 (the command line; bin/ is a shell)
 //! ```
 //!
@@ -30,6 +31,8 @@
 //! - [`outcome`], [`summary`], [`plot`], [`report`]: what a run reports.
 //! - [`sweep`], [`shrink`], [`bench`]: seeds in parallel, delta debugging,
 //!   performance against same-run baselines.
+//! - [`calibrate`]: this machine's gradient FLOP rates, server apply rate
+//!   and memory bandwidth, as a `[compute]` block (docs/cost-model.md).
 //! - [`cli`]: every `pssim` command's body, callable from tests.
 //!
 //! May import: every module (it declares them). Never: logic of its own.
@@ -46,6 +49,7 @@ compile_error!(
 // `sweep` that runs seeds); everything else is host-neutral or real mode.
 #[cfg(madsim)]
 pub mod bench;
+pub mod calibrate;
 pub mod check;
 pub mod cli;
 pub mod core;

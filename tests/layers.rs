@@ -43,10 +43,20 @@ fn allowed(path: &str) -> (&'static [&'static str], &'static [&'static str]) {
         "shrink" => (&["shrink", "sim", "outcome", "scenario"], &[]),
         "bench" => (
             &[
-                "bench", "sim", "net", "core", "scenario", "sweep", "run", "outcome",
+                "bench",
+                "sim",
+                "net",
+                "core",
+                "scenario",
+                "sweep",
+                "run",
+                "outcome",
+                "calibrate",
             ],
             &["madsim"],
         ),
+        // Measures the real machine: no host, no simulation.
+        "calibrate" => (&["calibrate", "core", "ml", "run", "scenario"], &[]),
         // The top: the command line may call anything.
         "cli" | "bin" | "lib" => (&["*"], &["*"]),
         other => panic!("{path}: module `{other}` has no layering rule in tests/layers.rs"),

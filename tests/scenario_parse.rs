@@ -198,6 +198,50 @@ fn scenarios_round_trip_through_to_toml() {
     }
 }
 
+/// Version 2's cost keys: interfaces per node kind, a worker's FLOP rate
+/// and a server's apply rate.
+#[test]
+fn cost_model_keys_parse_with_their_defaults_and_round_trip() {
+    use pssim::scenario::{StepCost, DEFAULT_SERVER_APPLY_RATE};
+    let d = parse(MINIMAL, "m").unwrap();
+    assert_eq!(d.network.server_bandwidth(), 1e9);
+    assert_eq!(d.network.worker_bandwidth(), 1e9);
+    assert_eq!(d.network.interface_bps(NodeName::Coordinator), 1e9);
+    assert_eq!(d.compute.step(), StepCost::Fixed(Duration::from_millis(20)));
+    assert_eq!(d.compute.server_apply_rate, DEFAULT_SERVER_APPLY_RATE);
+
+    let text = format!(
+        "{MINIMAL}[network]\nbandwidth = \"1Gbps\"\nserver_bandwidth = \"10Gbps\"\n\
+         [compute]\nworker_gflops = 12.5\nserver_apply_rate = 2e9\n"
+    );
+    let s = parse(&text, "v2").unwrap();
+    assert_eq!(s.network.server_bandwidth_bps, Some(1e10));
+    assert_eq!(s.network.worker_bandwidth_bps, None);
+    assert_eq!(s.network.interface_bps(NodeName::Server(1)), 1e10);
+    assert_eq!(s.network.interface_bps(NodeName::Worker(2)), 1e9);
+    assert_eq!(s.compute.step(), StepCost::Flops { gflops: 12.5 });
+    assert_eq!(s.compute.step_time, None);
+    assert_eq!(s.compute.server_apply_rate, 2e9);
+
+    // Both: step_time wins, as the contract says ("otherwise step_time").
+    let both = format!("{MINIMAL}[compute]\nstep_time = \"5ms\"\nworker_gflops = 10.0\n");
+    let b = parse(&both, "both").unwrap();
+    assert_eq!(b.compute.step(), StepCost::Fixed(Duration::from_millis(5)));
+    assert_eq!(b.compute.worker_gflops, Some(10.0));
+
+    let workers = format!("{MINIMAL}[network]\nworker_bandwidth = \"25Gbps\"\n");
+    for s in [s, b, parse(&workers, "w").unwrap()] {
+        let again = parse(&s.to_toml(), "again").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
+        assert_eq!(s, again, "{}", s.to_toml());
+    }
+    // --set reaches the new keys.
+    let t = apply_override(MINIMAL, "compute.worker_gflops=4").unwrap();
+    assert_eq!(
+        parse(&t, "x").unwrap().compute.step(),
+        StepCost::Flops { gflops: 4.0 }
+    );
+}
+
 #[test]
 fn defaults_are_documented_values() {
     let s = parse(MINIMAL, "m").unwrap();
@@ -226,6 +270,13 @@ fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
         (with("[network]\nlatency = \"5ms..1ms\"\n"), 6, vec!["range \"5ms..1ms\" is empty"]),
         (with("[network]\nbandwidth = \"fast\"\n"), 6, vec!["network.bandwidth", "1Gbps"]),
         (with("[network]\nloss = 1.5\n"), 6, vec!["network.loss", "[0, 1)"]),
+        (with("[network]\nserver_bandwidth = \"10G\"\n"), 6, vec!["network.server_bandwidth", "1Gbps"]),
+        (with("[network]\nworker_bandwidth = 10\n"), 6, vec!["network.worker_bandwidth", "expected a string"]),
+        (with("[network]\nbandwith = \"1Gbps\"\n"), 6, vec!["unknown key \"bandwith\" in [network]", "server_bandwidth, worker_bandwidth"]),
+        (with("[compute]\nworker_gflops = 0\n"), 6, vec!["compute.worker_gflops", "valid: GFLOP/s > 0"]),
+        (with("[compute]\nworker_gflops = \"fast\"\n"), 6, vec!["compute.worker_gflops", "expected a number"]),
+        (with("[compute]\nserver_apply_rate = -1e9\n"), 6, vec!["compute.server_apply_rate", "values per second > 0"]),
+        (with("[compute]\nserver_apply = 1e9\n"), 6, vec!["unknown key \"server_apply\" in [compute]", "worker_gflops, server_apply_rate"]),
         (
             with("[[fault]]\nkind = \"crash\"\nnode = \"server-9\"\nat = \"1s\"\n"),
             7,

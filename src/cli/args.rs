@@ -147,6 +147,26 @@ pub enum Cmd {
         #[arg(long)]
         scale: bool,
     },
+    /// Measure this machine for the cost model (gradient FLOP rates,
+    /// server apply rate, memory bandwidth) and print a `[compute]` block
+    /// to paste into a scenario (docs/cost-model.md; a few seconds).
+    Calibrate {
+        /// The model whose gradient rate goes into `worker_gflops` (the
+        /// others are listed in comments).
+        #[arg(long, value_enum, default_value_t = CalibrateModel::Softmax)]
+        model: CalibrateModel,
+    },
+}
+
+/// A model kind, for `pssim calibrate --model`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum CalibrateModel {
+    /// Logistic regression on breast_cancer (30 dense features).
+    Logistic,
+    /// Softmax regression on digits (64 features, 10 classes).
+    Softmax,
+    /// Sparse logistic regression on the default synthetic data.
+    SparseLogistic,
 }
 
 /// What `pssim sweep` does instead of running a sweep.

@@ -15,15 +15,25 @@ pub fn check(files: &[PathBuf], out: &mut dyn Write) -> std::io::Result<i32> {
     let mut code = 0;
     for f in files {
         match read(f).and_then(|t| scenario::parse(&t, &f.display().to_string())) {
-            Ok(s) => say!(
-                out,
-                "{}: ok ({:?}: {} servers, {} workers, {} faults)",
-                f.display(),
-                s.name,
-                s.cluster.servers,
-                s.cluster.workers,
-                s.faults.len()
-            ),
+            Ok(s) => {
+                say!(
+                    out,
+                    "{}: ok ({:?}: {} servers, {} workers, {} faults)",
+                    f.display(),
+                    s.name,
+                    s.cluster.servers,
+                    s.cluster.workers,
+                    s.faults.len()
+                );
+                if s.compute.step_time.is_some() && s.compute.worker_gflops.is_some() {
+                    say!(
+                        out,
+                        "{}: note: [compute] worker_gflops has no effect: step_time is given \
+                         and wins (remove step_time to charge the model's FLOPs)",
+                        f.display()
+                    );
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 code = 2;

@@ -17,6 +17,7 @@
 mod args;
 #[cfg(madsim)]
 mod bench;
+mod calibrate;
 mod check;
 mod merge;
 mod node;
@@ -26,7 +27,7 @@ mod run;
 mod shrink;
 mod sweep;
 
-pub use args::{Cli, Cmd, MergeArgs, Role, RunArgs, SweepArgs, SweepCmd};
+pub use args::{CalibrateModel, Cli, Cmd, MergeArgs, Role, RunArgs, SweepArgs, SweepCmd};
 
 use crate::core::{Bug, Bugs};
 use crate::scenario::{self, Scenario, ScenarioError};
@@ -116,6 +117,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
             None => Ok(bad_input(&"pssim sweep: a scenario FILE, or merge DIR...")),
         },
         Some(Cmd::Bugs) => check::bugs(out),
+        Some(Cmd::Calibrate { model }) => calibrate::calibrate(model, out),
         #[cfg(madsim)]
         Some(Cmd::Bench { json, scale }) => bench::bench(json.as_deref(), scale, out),
         #[cfg(not(madsim))]

@@ -63,6 +63,11 @@ pub enum Command {
         clock: Clock,
         /// Examples in the minibatch.
         examples: u32,
+        /// The batch's floating-point work, forward and backward
+        /// ([`crate::ml::Model::batch_flops`] of the model and the actual
+        /// batch: a sparse batch counts its non-zeros). A host that models
+        /// compute by FLOPs divides it by the worker's rate.
+        flops: u64,
     },
     /// Report an event (checkers, trace).
     Emit(Event),

@@ -498,9 +498,15 @@ impl Worker {
     fn start_compute(&mut self, out: &mut Vec<Command>) {
         self.phase = Phase::Computing;
         self.retry_gen += 1; // cancels the pull retry timer
+
+        // The gradient's work on this batch, into the entries that
+        // `on_compute_done` computes (the pulled keys, or every key).
+        let (model, data) = (&self.job.model, &self.job.data.train);
+        let flops = model.batch_flops(data, &self.batch, self.grad.len());
         out.push(Command::Compute {
             clock: self.clock,
             examples: self.batch.len() as u32,
+            flops,
         });
     }
 

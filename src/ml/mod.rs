@@ -8,4 +8,4 @@ pub mod data;
 pub mod model;
 
 pub use data::{DataKind, DataSpec, Dataset, Matrix, Row};
-pub use model::{Evaluation, Loss, Model, ParamView};
+pub use model::{Evaluation, Flops, Loss, Model, ParamView};

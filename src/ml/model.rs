@@ -6,6 +6,17 @@
 //! feature `j` is key `o * (F + 1) + j` and its bias is key `o * (F + 1) + F`.
 //! Math uses the `libm` crate, so results are bit-identical across machines.
 //!
+//! Floating-point work ([`Model::example_flops`], [`Model::batch_flops`];
+//! docs/cost-model.md): an example with `n` non-zero features (`n = F` for
+//! a dense row, its non-zeros for a sparse one) costs, per output,
+//! `2n + 4` FLOPs forward (a multiply-add per non-zero for the score, and
+//! the loss: exponential, normalization, error) and `2n + 2` backward
+//! (scaling the error, a multiply-add per non-zero into the gradient, the
+//! bias); so `O * (4n + 6)` in all: logistic `4F + 6` over dense
+//! features, softmax `C * (4F + 6)` for `C` classes, sparse logistic
+//! `4 nnz + 6` per example. A transcendental function counts as one FLOP.
+//! L2 adds 2 per gradient entry per batch.
+//!
 //! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
 //! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
@@ -52,6 +63,22 @@ impl<'a> ParamView<'a> {
     }
 }
 
+/// Floating-point operations of one example's gradient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flops {
+    /// The forward pass: scores and loss.
+    pub forward: u64,
+    /// The backward pass: the gradient's contributions.
+    pub backward: u64,
+}
+
+impl Flops {
+    /// Forward and backward.
+    pub fn total(self) -> u64 {
+        self.forward + self.backward
+    }
+}
+
 /// Loss and accuracy of parameters on a data set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
@@ -83,6 +110,45 @@ impl Model {
     /// Number of parameters (keys).
     pub fn dim(&self) -> u32 {
         (self.outputs * (self.features + 1)) as u32
+    }
+
+    /// The floating-point work of one example with `nnz` non-zero
+    /// features (all `features` for a dense row), forward and backward
+    /// (module docs: per output `2n + 4` forward, `2n + 2` backward).
+    ///
+    /// Extension point: every model reports its work here. A multilayer
+    /// perceptron adds its own arm: per layer of `fan_in x fan_out`
+    /// weights, `2 fan_in fan_out` forward (the first layer's `fan_in` is
+    /// the example's non-zeros) plus one per activation, and about twice
+    /// the forward backward (the weight gradients and the errors passed
+    /// down to the layer below).
+    pub fn example_flops(&self, nnz: usize) -> Flops {
+        let (n, o) = (nnz as u64, self.outputs as u64);
+        match self.loss {
+            Loss::Logistic | Loss::Softmax => Flops {
+                forward: o * (2 * n + 4),
+                backward: o * (2 * n + 2),
+            },
+        }
+    }
+
+    /// The floating-point work of [`Model::gradient`] over `rows` of
+    /// `data` into a gradient of `params` entries: the sum of the rows'
+    /// [`Model::example_flops`] (a sparse row counts its own non-zeros),
+    /// plus `2 * params` for the L2 term when there is one.
+    pub fn batch_flops(&self, data: &Matrix, rows: &[u32], params: usize) -> u64 {
+        let examples: u64 = rows
+            .iter()
+            .map(|&i| {
+                let nnz = match data.row(i as usize) {
+                    Row::Dense(x) => x.len(),
+                    Row::Sparse(idx, _) => idx.len(),
+                };
+                self.example_flops(nnz).total()
+            })
+            .sum();
+        let l2 = if self.l2 > 0.0 { 2 * params as u64 } else { 0 };
+        examples + l2
     }
 
     #[inline]
@@ -459,6 +525,53 @@ mod tests {
         let w = sgd(&m, &dg.train, 20, 0.1, 32);
         let acc = m.evaluate(&w, &dg.test).accuracy;
         assert!(acc >= 0.94, "digits accuracy {acc}");
+    }
+
+    #[test]
+    fn flops_follow_the_documented_formula() {
+        let bc = load(DataSpec {
+            kind: DataKind::BreastCancer,
+            seed: 0,
+        });
+        let m = Model::new(Loss::Logistic, bc.features, 2, 0.0);
+        assert_eq!(bc.features, 30);
+        let f = m.example_flops(30);
+        assert_eq!((f.forward, f.backward, f.total()), (64, 62, 126));
+        // Proportional to the batch: every dense row costs the same.
+        let one = m.batch_flops(&bc.train, &[0, 1, 2, 3], m.dim() as usize);
+        let two = m.batch_flops(&bc.train, &[0, 1, 2, 3, 4, 5, 6, 7], m.dim() as usize);
+        assert_eq!((one, two), (4 * 126, 8 * 126));
+        let dg = load(DataSpec {
+            kind: DataKind::Digits,
+            seed: 0,
+        });
+        let s = Model::new(Loss::Softmax, dg.features, 10, 0.5);
+        assert_eq!(s.example_flops(64).total(), 10 * (4 * 64 + 6));
+        // L2 adds 2 per gradient entry, once per batch.
+        let d = s.dim() as usize;
+        assert_eq!(s.batch_flops(&dg.train, &[0], d), 2620 + 2 * d as u64);
+        // Sparse rows count their own non-zeros.
+        let sp = load(DataSpec {
+            kind: DataKind::Synthetic {
+                features: 2000,
+                examples: 400,
+                density_ppm: 5000,
+            },
+            seed: 1,
+        });
+        let m = Model::new(Loss::Logistic, sp.features, 2, 0.0);
+        let rows = [3u32, 17];
+        let nnz: usize = rows
+            .iter()
+            .map(|&i| match sp.train.row(i as usize) {
+                Row::Sparse(idx, _) => idx.len(),
+                Row::Dense(_) => unreachable!(),
+            })
+            .sum();
+        assert_eq!(
+            m.batch_flops(&sp.train, &rows, 0),
+            4 * nnz as u64 + 6 * rows.len() as u64
+        );
     }
 
     #[test]

@@ -107,6 +107,13 @@ fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<Strin
     if scn.compute.jitter > 0.0 {
         ignored.push("[compute] jitter: every step takes step_time".into());
     }
+    if scn.compute.step_time.is_none() {
+        ignored.push(
+            "[compute] worker_gflops: real mode computes each gradient for real and waits \
+             step_time (default 20ms) on top"
+                .into(),
+        );
+    }
     if scn.training.target_accuracy.is_some() {
         ignored.push("[training] target_accuracy: not observed during a real run".into());
     }
@@ -368,7 +375,7 @@ impl InProcess {
                 seed,
                 peers: Arc::new(peers),
                 origin,
-                step_time: scn.compute.step_time,
+                step_time: scn.compute.fixed_step_time(),
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
                 events: EventSink::Memory(log.clone()),

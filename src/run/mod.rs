@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!  Scenario ──► setup::{protocol_config, job}        (both hosts)
+//!           ──► setup::cost_model ──► cost::CostModel (step and server CPU costs)
 //!           ──► plan::Plan (faults + [chaos] draws)   (the host injects them)
 //!  host events ──► collect::Collector::record ──► trace::Recorder (hash, checkers)
 //!                                              ├─► metrics (series), failover, timeline
@@ -19,6 +20,7 @@
 pub mod assemble;
 pub mod chaos;
 pub mod collect;
+pub mod cost;
 pub mod failover;
 pub mod finals;
 pub mod metrics;

@@ -44,6 +44,12 @@ pub fn job(scn: &Scenario) -> Job {
     }
 }
 
+/// The cost model of a scenario (docs/cost-model.md): what a minibatch
+/// costs a worker and a message a server's CPU.
+pub fn cost_model(scn: &Scenario) -> crate::run::cost::CostModel {
+    crate::run::cost::CostModel::new(&scn.compute)
+}
+
 /// The core's view of a consistency setting.
 pub fn consistency(c: scenario::Consistency, staleness: u32) -> Consistency {
     match c {

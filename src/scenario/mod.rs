@@ -1,4 +1,5 @@
-//! The scenario file format (../shared/scenario-format.md, version 1).
+//! The scenario file format (../shared/scenario-format.md, version 2 as far
+//! as docs/scenario-format.md says it is implemented).
 //!
 //! [`parse`] validates a whole file and reports the first problem with its
 //! file, line, column, the field's dotted path (`training.learning_rate`,

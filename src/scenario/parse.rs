@@ -56,8 +56,14 @@ const TRAINING: &[&str] = &[
     "max_time",
     "eval_every",
 ];
-const NETWORK: &[&str] = &["latency", "bandwidth", "loss"];
-const COMPUTE: &[&str] = &["step_time", "jitter"];
+const NETWORK: &[&str] = &[
+    "latency",
+    "bandwidth",
+    "server_bandwidth",
+    "worker_bandwidth",
+    "loss",
+];
+const COMPUTE: &[&str] = &["step_time", "worker_gflops", "server_apply_rate", "jitter"];
 const CHAOS: &[&str] = &[
     "crash_rate",
     "partition_rate",
@@ -327,15 +333,20 @@ fn parse_network(t: &Table) -> Result<Network> {
             }
         }
     };
-    let bandwidth_bps = match t.str("bandwidth")? {
-        None => d.bandwidth_bps,
-        Some((s, span)) => parse_bandwidth(s)
-            .map_err(|m| t.src.error(span, format!("{}: {m}", t.field("bandwidth"))))?,
+    let bandwidth = |key: &str| -> Result<Option<f64>> {
+        match t.str(key)? {
+            None => Ok(None),
+            Some((s, span)) => parse_bandwidth(s)
+                .map(Some)
+                .map_err(|m| t.src.error(span, format!("{}: {m}", t.field(key)))),
+        }
     };
     Ok(Network {
         latency_min,
         latency_max,
-        bandwidth_bps,
+        bandwidth_bps: bandwidth("bandwidth")?.unwrap_or(d.bandwidth_bps),
+        server_bandwidth_bps: bandwidth("server_bandwidth")?,
+        worker_bandwidth_bps: bandwidth("worker_bandwidth")?,
         loss: t
             .num(
                 "loss",
@@ -346,10 +357,28 @@ fn parse_network(t: &Table) -> Result<Network> {
     })
 }
 
+/// `step_time` and `worker_gflops`: the contract lets `step_time` win when
+/// both are given, so a file with both keeps its version-1 meaning; only
+/// `worker_gflops` alone charges FLOPs. Neither: `step_time` is the
+/// default 20ms.
 fn parse_compute(t: &Table) -> Result<Compute> {
     let d = Compute::default();
+    let worker_gflops = t.num("worker_gflops", |x| x > 0.0, "GFLOP/s > 0, e.g. 10.0")?;
+    let step_time = match t.duration("step_time")? {
+        Some((x, _)) => Some(x),
+        None if worker_gflops.is_some() => None,
+        None => d.step_time,
+    };
     Ok(Compute {
-        step_time: t.duration("step_time")?.map_or(d.step_time, |(x, _)| x),
+        step_time,
+        worker_gflops,
+        server_apply_rate: t
+            .num(
+                "server_apply_rate",
+                |x| x > 0.0,
+                "values per second > 0, e.g. 1e9",
+            )?
+            .unwrap_or(d.server_apply_rate),
         jitter: t
             .num(
                 "jitter",

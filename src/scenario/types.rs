@@ -220,8 +220,15 @@ pub struct Network {
     pub latency_min: Duration,
     /// Highest one-way latency. Default 1ms.
     pub latency_max: Duration,
-    /// Per link and direction. Default 1Gbps.
+    /// Each node's network interface, per direction (version 2; version 1
+    /// read it per link), bits per second. Default 1Gbps.
     pub bandwidth_bps: f64,
+    /// `server_bandwidth`: the servers' interfaces, if given (default
+    /// `bandwidth_bps`; see [`Network::server_bandwidth`]).
+    pub server_bandwidth_bps: Option<f64>,
+    /// `worker_bandwidth`: the workers' interfaces, if given (default
+    /// `bandwidth_bps`; see [`Network::worker_bandwidth`]).
+    pub worker_bandwidth_bps: Option<f64>,
     /// Base loss probability, `[0, 1)`. Default 0.
     pub loss: f64,
 }
@@ -232,27 +239,107 @@ impl Default for Network {
             latency_min: Duration::from_millis(1),
             latency_max: Duration::from_millis(1),
             bandwidth_bps: 1e9,
+            server_bandwidth_bps: None,
+            worker_bandwidth_bps: None,
             loss: 0.0,
         }
     }
 }
 
+impl Network {
+    /// A server's interface, per direction, bits per second:
+    /// `server_bandwidth`, else `bandwidth`.
+    pub fn server_bandwidth(&self) -> f64 {
+        self.server_bandwidth_bps.unwrap_or(self.bandwidth_bps)
+    }
+
+    /// A worker's interface, per direction, bits per second:
+    /// `worker_bandwidth`, else `bandwidth`.
+    pub fn worker_bandwidth(&self) -> f64 {
+        self.worker_bandwidth_bps.unwrap_or(self.bandwidth_bps)
+    }
+
+    /// The interface of `node`, per direction, bits per second (the
+    /// coordinator has `bandwidth`).
+    pub fn interface_bps(&self, node: NodeName) -> f64 {
+        match node {
+            NodeName::Server(_) => self.server_bandwidth(),
+            NodeName::Worker(_) => self.worker_bandwidth(),
+            NodeName::Coordinator => self.bandwidth_bps,
+        }
+    }
+}
+
+/// The default `step_time`: 20ms, as in version 1.
+pub const DEFAULT_STEP_TIME: Duration = Duration::from_millis(20);
+
+/// The default `server_apply_rate`, values per second: `pssim calibrate`
+/// on the project's machine (2 cores; 1.26e10 to 1.31e10 values/s applying
+/// a dense push of 10^6 values; docs/cost-model.md, "This machine"),
+/// rounded down.
+pub const DEFAULT_SERVER_APPLY_RATE: f64 = 1e10;
+
+/// What one minibatch costs a worker (see [`Compute::step`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepCost {
+    /// A fixed time (`step_time`).
+    Fixed(Duration),
+    /// The batch's floating-point work at this many GFLOP/s
+    /// (`worker_gflops`).
+    Flops {
+        /// GFLOP/s of one worker.
+        gflops: f64,
+    },
+}
+
 /// `[compute]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compute {
-    /// One minibatch on a normal worker. Default 20ms.
-    pub step_time: Duration,
-    /// Extension: each step takes `step_time` times a factor uniform in
+    /// `step_time`: one minibatch on a normal worker. The parser fills in
+    /// the default 20ms unless `worker_gflops` is given without it, so
+    /// this is `None` only when the FLOPs set the step time. Code that
+    /// sets `worker_gflops` must clear it: when both are given,
+    /// `step_time` wins (the contract: "with `worker_gflops` and no
+    /// `step_time` ... otherwise `step_time` as in version 1").
+    pub step_time: Option<Duration>,
+    /// `worker_gflops`: a worker's floating-point rate, GFLOP/s (> 0).
+    /// Without `step_time`, a minibatch costs the model's FLOPs for that
+    /// batch divided by this rate (docs/cost-model.md).
+    pub worker_gflops: Option<f64>,
+    /// Extension: each step takes its time times a factor uniform in
     /// `[1 - jitter, 1 + jitter]`. Default 0.
     pub jitter: f64,
+    /// `server_apply_rate`: values per second a server applies (pushes)
+    /// or copies out (pulls). Default [`DEFAULT_SERVER_APPLY_RATE`].
+    pub server_apply_rate: f64,
 }
 
 impl Default for Compute {
     fn default() -> Self {
         Compute {
-            step_time: Duration::from_millis(20),
+            step_time: Some(DEFAULT_STEP_TIME),
+            worker_gflops: None,
             jitter: 0.0,
+            server_apply_rate: DEFAULT_SERVER_APPLY_RATE,
         }
+    }
+}
+
+impl Compute {
+    /// What a minibatch costs: `step_time` if given, else the FLOPs at
+    /// `worker_gflops` if given, else the default 20ms.
+    pub fn step(&self) -> StepCost {
+        match (self.step_time, self.worker_gflops) {
+            (Some(t), _) => StepCost::Fixed(t),
+            (None, Some(gflops)) => StepCost::Flops { gflops },
+            (None, None) => StepCost::Fixed(DEFAULT_STEP_TIME),
+        }
+    }
+
+    /// The fixed step time: `step_time`, or the default 20ms (what a
+    /// host that does not model FLOPs, such as real mode, waits).
+    pub fn fixed_step_time(&self) -> Duration {
+        self.step_time.unwrap_or(DEFAULT_STEP_TIME)
     }
 }
 

@@ -124,11 +124,26 @@ pub fn to_toml(s: &Scenario) -> String {
         format_bandwidth(n.bandwidth_bps),
         num(n.loss)
     );
+    if let Some(bw) = n.server_bandwidth_bps {
+        let _ = writeln!(o, "server_bandwidth = \"{}\"", format_bandwidth(bw));
+    }
+    if let Some(bw) = n.worker_bandwidth_bps {
+        let _ = writeln!(o, "worker_bandwidth = \"{}\"", format_bandwidth(bw));
+    }
+    // `step_time` is absent only when `worker_gflops` sets the step time.
+    let c = &s.compute;
+    let _ = writeln!(o, "\n[compute]");
+    if let Some(t) = c.step_time {
+        let _ = writeln!(o, "step_time = {}", dur(t));
+    }
+    if let Some(g) = c.worker_gflops {
+        let _ = writeln!(o, "worker_gflops = {}", num(g));
+    }
     let _ = writeln!(
         o,
-        "\n[compute]\nstep_time = {}\njitter = {}",
-        dur(s.compute.step_time),
-        num(s.compute.jitter)
+        "server_apply_rate = {}\njitter = {}",
+        num(c.server_apply_rate),
+        num(c.jitter)
     );
     for f in &s.faults {
         let _ = writeln!(

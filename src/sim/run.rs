@@ -196,7 +196,7 @@ async fn simulate(
         bandwidth_bps: scn.network.bandwidth_bps,
         loss: scn.network.loss,
     });
-    let compute = ComputeModel::new(scn.compute.step_time, scn.compute.jitter);
+    let compute = ComputeModel::new(setup::cost_model(&scn));
     let eval_every = scn.training.eval_every;
     let metrics = Metrics::new(assemble::series_interval(eval_every));
     // Randomness inside the simulation comes only from madsim's seeded

@@ -308,11 +308,11 @@ impl World {
                 Command::SetTimer { timer, after } => {
                     self.schedule(idx, now + after, Item::Timer(timer))
                 }
-                Command::Compute { .. } => {
+                Command::Compute { flops, .. } => {
                     if let NodeId::Worker(w) = id {
                         self.log.compute_started(w, now);
                     }
-                    let work = self.compute.work(&mut self.rng);
+                    let work = self.compute.work(flops, &mut self.rng);
                     self.start_compute(idx, now, work);
                 }
                 Command::Emit(ev) => self.record_at(now, ev),
