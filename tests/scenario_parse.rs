@@ -313,6 +313,19 @@ fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
         (with("[model]\ndataset = \"digits\"\nkind = \"softmax\"\nfeatures = 10\n"), 8, vec!["only valid with dataset = \"synthetic\""]),
         (with("[[change]]\nat = \"1s\"\n"), 5, vec!["at least one of learning_rate"]),
         (with("[compression]\nbits = 3\n"), 6, vec!["valid: 1, 4 or 8"]),
+        (
+            "name = \"x\"\n[cluster]\nservers = 2\nplacement = \"random\"\n".to_string(),
+            4,
+            vec!["cluster.placement", "unknown value \"random\"", "\"range\", \"hash\", \"balanced\""],
+        ),
+        ("name = \"x\"\n[cluster]\nplacement = 3\n".to_string(), 3, vec!["cluster.placement", "expected a string"]),
+        (
+            with("[model]\nkind = \"sparse_logistic\"\nskew = -0.5\n"),
+            7,
+            vec!["model.skew", "valid: a Zipf exponent in [0, 10]"],
+        ),
+        (with("[model]\nkind = \"sparse_logistic\"\nskew = \"high\"\n"), 7, vec!["model.skew", "expected a number"]),
+        (with("[model]\nkind = \"logistic\"\nskew = 1.1\n"), 7, vec!["model.skew", "only valid with dataset = \"synthetic\""]),
         (with("[check]\nliveness = \"soon\"\n"), 6, vec!["check.liveness", "bad duration"]),
         (with("[chaos]\ncut_rate = -1\n"), 6, vec!["chaos.cut_rate", "valid: a rate >= 0"]),
         (with("[chaos]\nswarm = \"no\"\n"), 6, vec!["chaos.swarm", "expected true or false"]),
@@ -399,6 +412,47 @@ fn the_churn_library_file_round_trips() {
     assert!(ch.cut_rate > 0.0 && ch.min_duration.is_some() && !ch.swarm);
     let again = parse(&s.to_toml(), "again").unwrap();
     assert_eq!(without_lines(s), without_lines(again));
+}
+
+/// Version 2's `[cluster] placement` and `[model] skew`: parsed, absent
+/// by default (range placement, version 1's synthetic generator), written
+/// back by the writer.
+#[test]
+fn placement_and_skew_parse_default_and_round_trip() {
+    use pssim::scenario::Placement;
+    let s = parse(MINIMAL, "m").unwrap();
+    assert_eq!(s.cluster.placement, Placement::Range);
+    assert_eq!(s.model.skew, None);
+    for (name, p) in [
+        ("range", Placement::Range),
+        ("hash", Placement::Hash),
+        ("balanced", Placement::Balanced),
+    ] {
+        let text = format!(
+            "name = \"p\"\n[cluster]\nservers = 4\nplacement = \"{name}\"\n\
+             [model]\nkind = \"sparse_logistic\"\nskew = 1.1\n"
+        );
+        let s = parse(&text, "p").unwrap();
+        assert_eq!(s.cluster.placement, p);
+        assert_eq!(s.model.skew, Some(1.1));
+        let written = s.to_toml();
+        assert!(
+            written.contains(&format!("placement = \"{name}\"")),
+            "{written}"
+        );
+        assert!(written.contains("skew = 1.1"), "{written}");
+        assert_eq!(parse(&written, "again").unwrap(), s);
+    }
+    // Skew 0 (uniform) is kept, and is not the same as no skew.
+    let s = parse(
+        &format!("{MINIMAL}[model]\nkind = \"sparse_logistic\"\nskew = 0.0\n"),
+        "z",
+    )
+    .unwrap();
+    assert_eq!(s.model.skew, Some(0.0));
+    assert_eq!(parse(&s.to_toml(), "z2").unwrap().model.skew, Some(0.0));
+    let t = apply_override(MINIMAL, "cluster.placement=hash").unwrap();
+    assert_eq!(parse(&t, "o").unwrap().cluster.placement, Placement::Hash);
 }
 
 #[test]

@@ -385,3 +385,78 @@ fn the_pull_filter_survives_lost_answers() {
         );
     }
 }
+
+/// Per server, its share of the pushed bytes delivered to servers and of
+/// the pull-answer bytes servers sent (from the deliveries in the trace).
+fn server_shares(trace: &[Value]) -> std::collections::BTreeMap<String, (f64, f64)> {
+    let mut bytes: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for e in events(trace, "deliver") {
+        let size = e["size_bytes"].as_f64().expect("size_bytes");
+        let (from, to) = (e["from"].as_str().unwrap(), e["to"].as_str().unwrap());
+        match e["msg"].as_str() {
+            Some("push_req") if to.starts_with("server-") => {
+                bytes.entry(to.to_string()).or_default().0 += size
+            }
+            Some("pull_resp") if from.starts_with("server-") => {
+                bytes.entry(from.to_string()).or_default().1 += size
+            }
+            _ => {}
+        }
+    }
+    let (push, pull) = bytes
+        .values()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    bytes
+        .into_iter()
+        .map(|(s, (x, y))| (s, (x / push, y / pull)))
+        .collect()
+}
+
+/// The busiest server's share of pushed bytes and of pull-answer bytes.
+fn busiest(shares: &std::collections::BTreeMap<String, (f64, f64)>) -> (String, f64, f64) {
+    let (name, &(push, pull)) = shares
+        .iter()
+        .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+        .expect("servers received pushes");
+    (name.clone(), push, pull)
+}
+
+#[test]
+fn hot_keys_overload_one_server_under_range_placement_and_balanced_or_hash_even_it_out() {
+    let mut hash = file(&path("hot-keys-range"));
+    hash.cluster.placement = pssim::scenario::Placement::Hash;
+    for seed in SEEDS {
+        let (range, rt) = run_traced_with(&path("hot-keys-range"), seed, Bugs::NONE, true);
+        let (balanced, bt) = run_traced_with(&path("hot-keys-balanced"), seed, Bugs::NONE, true);
+        let (hashed, ht) =
+            run_scenario_traced(&hash, seed, Bugs::NONE, true, "hot-keys-range (hash)");
+        for o in [&range, &balanced, &hashed] {
+            assert_passed(o);
+            assert!(o.final_accuracy >= 0.85, "{}", context(o));
+        }
+        let (server, r_push, r_pull) = busiest(&server_shares(&rt));
+        let (_, b_push, b_pull) = busiest(&server_shares(&bt));
+        let (_, h_push, h_pull) = busiest(&server_shares(&ht));
+        // Range: server-0 holds the popular features (about 79%).
+        assert_eq!(server, "server-0");
+        assert!(
+            r_push > 0.7 && r_pull > 0.7,
+            "range: {r_push:.3} {r_pull:.3}"
+        );
+        // Balanced and hash: about a quarter each (4 servers).
+        assert!(
+            b_push < 0.26 && b_pull < 0.26,
+            "balanced: {b_push:.3} {b_pull:.3}"
+        );
+        assert!(
+            h_push < 0.28 && h_pull < 0.28,
+            "hash: {h_push:.3} {h_pull:.3}"
+        );
+        assert!(
+            r_push > 2.5 * b_push,
+            "range {r_push:.3} vs balanced {b_push:.3}"
+        );
+        // The same minibatches: the same values on the wire in total.
+        assert_eq!(range.bytes_pushed, balanced.bytes_pushed);
+    }
+}

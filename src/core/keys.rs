@@ -1,10 +1,18 @@
 //! The key space and its split into contiguous ranges.
 //!
 //! A model has `dim` parameters, keys `0..dim`. They are split into
-//! `ranges` contiguous ranges of (nearly) equal size:
-//! range `r` holds keys `[r*dim/ranges, (r+1)*dim/ranges)` (integer division),
-//! so the first ranges are never larger than the last ones by more than one
-//! key. There is one range per server; with replication `k`, range `r` lives
+//! `ranges` contiguous ranges, cut by the placement (`[cluster]
+//! placement`):
+//! - `range` and `hash` ([`RangeMap::new`]): ranges of (nearly) equal size,
+//!   range `r` holds keys `[r*dim/ranges, (r+1)*dim/ranges)` (integer
+//!   division), so the first ranges are never larger than the last ones by
+//!   more than one key (under `hash` the model stores its parameters under
+//!   permuted keys, `ml::placement`, so such a range holds scattered
+//!   features);
+//! - `balanced` ([`RangeMap::balanced`]): cut so that each range holds an
+//!   equal share of the keys' expected accesses.
+//!
+//! There is one range per server; with replication `k`, range `r` lives
 //! on servers `r, r+1, .., r+k-1 (mod servers)`, head first (see
 //! [`crate::core::view::View::initial`]).
 //!
@@ -31,6 +39,56 @@ impl RangeMap {
         let starts = (0..=ranges)
             .map(|r| (u64::from(r) * u64::from(dim) / u64::from(ranges)) as u32)
             .collect();
+        RangeMap { dim, starts }
+    }
+
+    /// Splits `weights.len()` keys into `ranges` contiguous ranges of about
+    /// equal total weight (`weights[k] >= 0`: key `k`'s expected accesses).
+    /// Cut `r` is put at the key boundary whose prefix weight is nearest
+    /// `r/ranges` of the total, keeping every range non-empty when there are
+    /// at least as many keys as ranges. Equal weights (or a zero total) cut
+    /// exactly as [`RangeMap::new`]. A range's share then differs from
+    /// `1/ranges` by at most the largest single weight over the total.
+    pub fn balanced(weights: &[f64], ranges: u32) -> Self {
+        assert!(ranges >= 1, "at least one range");
+        let dim = weights.len() as u32;
+        let total: f64 = weights.iter().sum();
+        let uniform = weights.windows(2).all(|w| w[0] == w[1]);
+        if uniform || total.is_nan() || total <= 0.0 {
+            return RangeMap::new(dim, ranges);
+        }
+        // prefix[k] = weight of keys 0..k.
+        let mut prefix = Vec::with_capacity(weights.len() + 1);
+        let mut acc = 0.0;
+        prefix.push(0.0);
+        for &w in weights {
+            acc += w;
+            prefix.push(acc);
+        }
+        let mut starts = vec![0u32];
+        let mut k = 0usize;
+        for r in 1..ranges {
+            let target = total * f64::from(r) / f64::from(ranges);
+            // First boundary at or past the target, or the one before it if
+            // nearer.
+            while k < weights.len() && prefix[k] < target {
+                k += 1;
+            }
+            let mut cut = k;
+            if cut > 0 && target - prefix[cut - 1] < prefix[cut] - target {
+                cut -= 1;
+            }
+            let prev = *starts.last().expect("starts begins with 0") as usize;
+            let left = (ranges - r) as usize; // ranges still to come
+            if weights.len() >= ranges as usize {
+                cut = cut.clamp(prev + 1, weights.len() - left);
+            } else {
+                cut = cut.max(prev);
+            }
+            starts.push(cut as u32);
+            k = k.max(cut);
+        }
+        starts.push(dim);
         RangeMap { dim, starts }
     }
 
@@ -102,7 +160,71 @@ mod tests {
         assert!(m.is_empty(0));
     }
 
+    #[test]
+    fn balanced_cuts_equal_weight_shares() {
+        // A head-heavy access pattern: key k weighs 1/(k+1).
+        let w: Vec<f64> = (0..10_000).map(|k| 1.0 / (f64::from(k) + 1.0)).collect();
+        let m = RangeMap::balanced(&w, 4);
+        let total: f64 = w.iter().sum();
+        for r in 0..4 {
+            let share: f64 = w[m.keys(r).start as usize..m.keys(r).end as usize]
+                .iter()
+                .sum::<f64>()
+                / total;
+            assert!((share - 0.25).abs() < 0.01, "range {r}: {share}");
+        }
+        // The head range is narrow, the tail ones wide.
+        assert!(m.len(0) < 20 && m.len(3) > 5000, "{m:?}");
+    }
+
+    #[test]
+    fn balanced_with_equal_weights_is_range() {
+        for (dim, ranges) in [(10u32, 3u32), (650, 4), (2, 4), (1001, 8)] {
+            let w = vec![1.0; dim as usize];
+            assert_eq!(RangeMap::balanced(&w, ranges), RangeMap::new(dim, ranges));
+        }
+    }
+
+    #[test]
+    fn balanced_keeps_ranges_non_empty_past_a_heavy_key() {
+        let m = RangeMap::balanced(&[100.0, 1.0, 1.0, 1.0], 3);
+        assert!((0..3).all(|r| !m.is_empty(r)), "{m:?}");
+        assert_eq!(m.keys(0), 0..1);
+    }
+
     proptest! {
+        #[test]
+        fn balanced_ranges_partition_the_keys(weights in proptest::collection::vec(0.0f64..10.0, 1..300), ranges in 1u32..12) {
+            let m = RangeMap::balanced(&weights, ranges);
+            prop_assert_eq!(m.dim() as usize, weights.len());
+            prop_assert_eq!(m.ranges(), ranges);
+            let mut next = 0;
+            for r in 0..ranges {
+                let k = m.keys(r);
+                prop_assert_eq!(k.start, next);
+                prop_assert!(k.end >= k.start);
+                if weights.len() >= ranges as usize {
+                    prop_assert!(!k.is_empty());
+                }
+                for key in k.clone() {
+                    prop_assert_eq!(m.range_of(key), r);
+                }
+                next = k.end;
+            }
+            prop_assert_eq!(next as usize, weights.len());
+            // Each share is within the heaviest key of 1/ranges.
+            let total: f64 = weights.iter().sum();
+            let heaviest = weights.iter().copied().fold(0.0, f64::max);
+            if total > 0.0 && weights.len() >= 2 * ranges as usize {
+                for r in 0..ranges {
+                    let k = m.keys(r);
+                    let share: f64 = weights[k.start as usize..k.end as usize].iter().sum();
+                    prop_assert!((share - total / f64::from(ranges)).abs() <= heaviest * 2.0 + 1e-9,
+                        "range {} holds {} of {}", r, share, total);
+                }
+            }
+        }
+
         #[test]
         fn every_key_is_in_exactly_its_range(dim in 1u32..5000, ranges in 1u32..40, key_frac in 0.0f64..1.0) {
             let m = RangeMap::new(dim, ranges);

@@ -9,6 +9,7 @@
 //! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
 //! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
+use super::zipf::ZipfUrn;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,6 +32,11 @@ pub enum DataKind {
         /// Non-zero features per example, as millionths of `features`
         /// (an integer, so the spec can be a map key).
         density_ppm: u32,
+        /// Feature popularity: `None` is version 1's draw (feature
+        /// `floor(F * u^3)`); `Some(s)` draws features from Zipf with
+        /// exponent `s / 10^6` over the feature index, without replacement
+        /// within an example (0: uniform).
+        skew_ppm: Option<u32>,
     },
 }
 
@@ -168,7 +174,8 @@ fn build(spec: DataSpec) -> Dataset {
             features,
             examples,
             density_ppm,
-        } => synthetic(features, examples, density_ppm, &mut rng),
+            skew_ppm,
+        } => synthetic(features, examples, density_ppm, skew_ppm, &mut rng),
     }
 }
 
@@ -255,9 +262,14 @@ fn standardizer(m: &Matrix) -> (Vec<f32>, Vec<f32>) {
 
 /// Synthetic sparse binary classification, in the spirit of click-through
 /// data:
-/// - features are binary and their popularity is skewed: each non-zero is
-///   feature `floor(F * u^3)` for uniform `u`, so the first 0.1% of features
-///   take 10% of all occurrences and most features are rare;
+/// - features are binary and their popularity is skewed. Without `skew`
+///   (version 1's generator) each non-zero is feature `floor(F * u^3)` for
+///   uniform `u` (a density falling as about `j^(-2/3)`; duplicates within an
+///   example merge), so the first 0.1% of features take 10% of all
+///   occurrences and most features are rare. With `skew = s` each example
+///   holds exactly `nnz` distinct features drawn from Zipf(s) over the
+///   feature index, feature 0 the most frequent ([`super::zipf`]); `s = 0`
+///   is uniform;
 /// - the hidden weights are standard normal on that frequent head (the
 ///   first `max(10, F/1000)` features) and 10x smaller on the tail, as most
 ///   signal in real sparse data lives in common features;
@@ -266,22 +278,34 @@ fn standardizer(m: &Matrix) -> (Vec<f32>, Vec<f32>) {
 ///
 /// Plain SGD reaches about 0.84 test accuracy at 10^5 features and 0.79 at
 /// 10^6 (20000 examples, 100 non-zeros each), overfitting the rare tail.
-fn synthetic(features: u32, examples: u32, density_ppm: u32, rng: &mut ChaCha8Rng) -> Dataset {
+fn synthetic(
+    features: u32,
+    examples: u32,
+    density_ppm: u32,
+    skew_ppm: Option<u32>,
+    rng: &mut ChaCha8Rng,
+) -> Dataset {
     let f = features as usize;
     let nnz = ((u64::from(features) * u64::from(density_ppm)) / 1_000_000).max(1) as usize;
     let head = (f / 1000).max(10);
     let truth: Vec<f32> = (0..f)
         .map(|j| normal(rng) * if j < head { 1.0 } else { 0.1 })
         .collect();
+    let mut urn = skew_ppm.map(|s| ZipfUrn::new(features, f64::from(s) / 1e6));
     let mut indptr = vec![0usize];
     let mut indices = Vec::with_capacity(examples as usize * nnz);
     let mut margins = Vec::with_capacity(examples as usize);
     let mut row = Vec::with_capacity(nnz);
     for _ in 0..examples {
         row.clear();
-        for _ in 0..nnz {
-            let u: f64 = rng.gen();
-            row.push(((u * u * u * f as f64) as usize).min(f - 1) as u32);
+        match &mut urn {
+            Some(urn) => urn.sample(nnz, rng, &mut row),
+            None => {
+                for _ in 0..nnz {
+                    let u: f64 = rng.gen();
+                    row.push(((u * u * u * f as f64) as usize).min(f - 1) as u32);
+                }
+            }
         }
         row.sort_unstable();
         row.dedup();
@@ -314,8 +338,9 @@ fn synthetic(features: u32, examples: u32, density_ppm: u32, rng: &mut ChaCha8Rn
             },
         }
     };
+    let skew = skew_ppm.map_or(String::new(), |s| format!(", skew {}", f64::from(s) / 1e6));
     Dataset {
-        name: format!("synthetic({features}x{examples}, {nnz} nnz/example)"),
+        name: format!("synthetic({features}x{examples}, {nnz} nnz/example{skew})"),
         features: f,
         classes: 2,
         test: take(0, n_test),
@@ -410,6 +435,7 @@ mod tests {
                 features: 5000,
                 examples: 2000,
                 density_ppm: 4000,
+                skew_ppm: None,
             },
             seed: 3,
         });
@@ -423,5 +449,45 @@ mod tests {
         }
         let pos = d.train.labels.iter().filter(|&&y| y == 1).count() as f64 / d.train.rows() as f64;
         assert!((0.3..0.7).contains(&pos), "positives {pos}");
+    }
+
+    #[test]
+    fn skewed_synthetic_rows_hold_exactly_nnz_zipf_features() {
+        let spec = |skew_ppm| DataSpec {
+            kind: DataKind::Synthetic {
+                features: 2000,
+                examples: 4000,
+                density_ppm: 10_000,
+                skew_ppm: Some(skew_ppm),
+            },
+            seed: 4,
+        };
+        let freq = |d: &Dataset| {
+            let mut c = vec![0u64; d.features];
+            for i in 0..d.train.rows() {
+                let Row::Sparse(idx, _) = d.train.row(i) else {
+                    panic!()
+                };
+                assert_eq!(idx.len(), 20, "exactly nnz distinct features");
+                assert!(idx.windows(2).all(|w| w[0] < w[1]));
+                idx.iter().for_each(|&j| c[j as usize] += 1);
+            }
+            c
+        };
+        let skewed = build(spec(1_100_000));
+        let c = freq(&skewed);
+        // Feature 0 first, the head far above the tail.
+        assert_eq!(c.iter().max(), Some(&c[0]));
+        let head: u64 = c[..20].iter().sum();
+        let tail: u64 = c[1000..].iter().sum();
+        assert!(head > 5 * tail, "head {head} tail {tail}");
+        assert!(skewed.name.contains("skew 1.1"), "{}", skewed.name);
+        // Skew 0: every feature about equally often (20 x 3000 / 2000 = 30).
+        let c = freq(&build(spec(0)));
+        let (lo, hi) = (c.iter().min().unwrap(), c.iter().max().unwrap());
+        assert!(*lo >= 8 && *hi <= 60, "uniform counts {lo}..{hi}");
+        // Seeded: the same spec gives the same rows.
+        let again = build(spec(1_100_000));
+        assert_eq!(again.train.labels, skewed.train.labels);
     }
 }

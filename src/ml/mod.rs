@@ -1,4 +1,5 @@
-//! The machine-learning side: data sets and linear models. Pure functions,
+//! The machine-learning side: data sets (with a Zipf sampler for skewed
+//! synthetic data), linear models and their key layout. Pure functions,
 //! no I/O and no randomness of their own beyond seeded generators.
 //!
 //! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
@@ -6,6 +7,9 @@
 
 pub mod data;
 pub mod model;
+pub mod placement;
+pub mod zipf;
 
 pub use data::{DataKind, DataSpec, Dataset, Matrix, Row};
 pub use model::{Evaluation, Flops, Loss, Model, ParamView};
+pub use placement::KeyLayout;

@@ -3,7 +3,11 @@
 //!
 //! Key layout: a model with `O` outputs (1 for logistic, one per class for
 //! softmax) over `F` features has `O * (F + 1)` keys; output `o`'s weight for
-//! feature `j` is key `o * (F + 1) + j` and its bias is key `o * (F + 1) + F`.
+//! feature `j` has logical index `o * (F + 1) + j` and its bias
+//! `o * (F + 1) + F`. The model's [`KeyLayout`] maps a logical index to its
+//! key (the identity unless `[cluster] placement = "hash"`): every key the
+//! model names — a minibatch's keys, a dense gradient's positions, the
+//! parameters it evaluates — goes through it.
 //! Math uses the `libm` crate, so results are bit-identical across machines.
 //!
 //! Floating-point work ([`Model::example_flops`], [`Model::batch_flops`];
@@ -21,6 +25,7 @@
 //! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 use super::data::{Matrix, Row};
+use super::placement::{self, KeyLayout};
 
 /// Which loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,7 @@ pub struct Model {
     features: usize,
     outputs: usize,
     l2: f32,
+    layout: KeyLayout,
 }
 
 /// The parameters a gradient is computed against: either every key (dense),
@@ -104,7 +110,42 @@ impl Model {
             features,
             outputs,
             l2,
+            layout: KeyLayout::identity(),
         }
+    }
+
+    /// The same model with its parameters stored under `layout`'s keys.
+    pub fn with_layout(mut self, layout: KeyLayout) -> Model {
+        if let Some(n) = layout.permuted_len() {
+            assert_eq!(n, self.dim() as usize, "a layout covers every key");
+        }
+        self.layout = layout;
+        self
+    }
+
+    /// How logical parameter indices map to keys.
+    pub fn layout(&self) -> &KeyLayout {
+        &self.layout
+    }
+
+    /// Number of outputs (1 for logistic, one per class for softmax).
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// Expected accesses of each key per minibatch of `batch` rows of
+    /// `data` (indexed by key; `None`: every key in every minibatch, as for
+    /// dense data). See [`placement::expected_accesses`].
+    pub fn expected_accesses(&self, data: &Matrix, batch: u32) -> Option<Vec<f64>> {
+        let logical = placement::expected_accesses(data, self.outputs, batch)?;
+        if self.layout.is_identity() {
+            return Some(logical);
+        }
+        let mut by_key = vec![0.0; logical.len()];
+        for (i, w) in logical.into_iter().enumerate() {
+            by_key[self.layout.key(i as u32) as usize] = w;
+        }
+        Some(by_key)
     }
 
     /// Number of parameters (keys).
@@ -151,9 +192,12 @@ impl Model {
         examples + l2
     }
 
+    /// The key of output `output`'s weight for `feature` (its bias for
+    /// `feature == F`).
     #[inline]
-    fn key(&self, output: usize, feature: usize) -> u32 {
-        (output * (self.features + 1) + feature) as u32
+    pub fn key(&self, output: usize, feature: usize) -> u32 {
+        self.layout
+            .key((output * (self.features + 1) + feature) as u32)
     }
 
     /// The sorted keys the given rows touch (their non-zero features and
@@ -285,7 +329,7 @@ impl Model {
                     continue;
                 }
                 let base = params.pos(self.key(o, 0));
-                if params.keys.is_none() {
+                if params.keys.is_none() && self.layout.is_identity() {
                     for (g, &xj) in grad[base..base + x.len()].iter_mut().zip(x) {
                         *g += e * xj;
                     }
@@ -556,6 +600,7 @@ mod tests {
                 features: 2000,
                 examples: 400,
                 density_ppm: 5000,
+                skew_ppm: None,
             },
             seed: 1,
         });
@@ -637,6 +682,7 @@ mod tests {
                 features: 2000,
                 examples: 400,
                 density_ppm: 5000,
+                skew_ppm: None,
             },
             seed: 1,
         });
@@ -685,5 +731,63 @@ mod tests {
             (touched - all).abs() < 1e-4,
             "untouched keys must have zero gradient"
         );
+    }
+
+    /// A hashed layout stores the same model under other keys: training
+    /// and evaluation give the same bits, read through the permutation.
+    #[test]
+    fn a_hashed_layout_trains_the_same_model_under_permuted_keys() {
+        let dg = load(DataSpec {
+            kind: DataKind::Digits,
+            seed: 0,
+        });
+        let plain = Model::new(Loss::Softmax, dg.features, 10, 0.01);
+        let layout = KeyLayout::hashed(plain.dim(), 5);
+        let hashed = plain.clone().with_layout(layout.clone());
+        let w = sgd(&plain, &dg.train, 2, 0.1, 32);
+        let wh = sgd(&hashed, &dg.train, 2, 0.1, 32);
+        for (i, &v) in w.iter().enumerate() {
+            assert_eq!(v.to_bits(), wh[layout.key(i as u32) as usize].to_bits());
+        }
+        assert_eq!(plain.evaluate(&w, &dg.test), hashed.evaluate(&wh, &dg.test));
+        // Sparse: a minibatch's keys are the permuted ones, sorted, and
+        // the slotted gradient is the same, key for key.
+        let d = load(DataSpec {
+            kind: DataKind::Synthetic {
+                features: 3000,
+                examples: 400,
+                density_ppm: 5000,
+                skew_ppm: Some(1_100_000),
+            },
+            seed: 1,
+        });
+        let plain = Model::new(Loss::Logistic, d.features, 2, 0.0);
+        let layout = KeyLayout::hashed(plain.dim(), 9);
+        let hashed = plain.clone().with_layout(layout.clone());
+        let rows = [1u32, 8, 30, 77];
+        let params: Vec<f32> = (0..plain.dim()).map(|k| (k % 7) as f32 * 0.1).collect();
+        let mut by_key = vec![0f32; params.len()];
+        for (i, &v) in params.iter().enumerate() {
+            by_key[layout.key(i as u32) as usize] = v;
+        }
+        let grad = |m: &Model, p: &[f32]| {
+            let (mut keys, mut slots) = (Vec::new(), Vec::new());
+            m.batch_keys_slotted(&d.train, &rows, &mut keys, &mut slots);
+            assert!(keys.windows(2).all(|w| w[0] < w[1]));
+            let vals: Vec<f32> = keys.iter().map(|&k| p[k as usize]).collect();
+            let mut g = vec![0f32; keys.len()];
+            let loss = m.gradient_slotted(&d.train, &rows, &keys, &slots, &vals, &mut g);
+            let mut full = vec![0f32; p.len()];
+            for (&k, &gi) in keys.iter().zip(&g) {
+                full[k as usize] = gi;
+            }
+            (loss, full)
+        };
+        let (l, g) = grad(&plain, &params);
+        let (lh, gh) = grad(&hashed, &by_key);
+        assert_eq!(l.to_bits(), lh.to_bits());
+        for (i, &v) in g.iter().enumerate() {
+            assert_eq!(v.to_bits(), gh[layout.key(i as u32) as usize].to_bits());
+        }
     }
 }

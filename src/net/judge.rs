@@ -51,7 +51,7 @@ pub struct RealRun {
 
 /// Judges a real run.
 pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
-    let ranges = crate::core::RangeMap::new(job.model.dim(), scn.cluster.servers);
+    let ranges = crate::run::setup::ranges(scn, job);
     let first = View::initial(scn.cluster.servers, scn.cluster.replication);
     // The last view published, as in the simulator's final replica reads.
     let mut view = first.clone();

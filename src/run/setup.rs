@@ -7,8 +7,8 @@
 use crate::core::{
     Bugs, Clock, Consistency, Event, Hyper, Job, ProtocolConfig, RangeMap, Schedule, View,
 };
-use crate::ml::{DataKind, DataSpec, Loss, Model};
-use crate::scenario::{self, DatasetKind, ModelKind, Scenario};
+use crate::ml::{DataKind, DataSpec, KeyLayout, Loss, Model};
+use crate::scenario::{self, DatasetKind, ModelKind, Placement, Scenario};
 use std::sync::Arc;
 
 /// The data set a scenario trains on.
@@ -21,6 +21,7 @@ pub fn data_spec(scn: &Scenario) -> DataSpec {
             features: m.features,
             examples: m.examples,
             density_ppm: (m.density * 1e6).round().clamp(1.0, 1e6) as u32,
+            skew_ppm: m.skew.map(|s| (s * 1e6).round().clamp(0.0, 1e7) as u32),
         },
     };
     DataSpec {
@@ -29,14 +30,20 @@ pub fn data_spec(scn: &Scenario) -> DataSpec {
     }
 }
 
-/// The workers' job: model, data and pull mode.
+/// The workers' job: model, data and pull mode. Under `hash` placement
+/// the model stores its parameters under permuted keys (seeded by
+/// `data_seed`, so every node of a real cluster computes the same one).
 pub fn job(scn: &Scenario) -> Job {
     let data = crate::ml::data::load(data_spec(scn));
     let loss = match scn.model.kind {
         ModelKind::Logistic | ModelKind::SparseLogistic => Loss::Logistic,
         ModelKind::Softmax => Loss::Softmax,
     };
-    let model = Model::new(loss, data.features, data.classes, scn.model.l2 as f32);
+    let mut model = Model::new(loss, data.features, data.classes, scn.model.l2 as f32);
+    if scn.cluster.placement == Placement::Hash {
+        let layout = KeyLayout::hashed(model.dim(), scn.model.data_seed);
+        model = model.with_layout(layout);
+    }
     Job {
         model,
         data,
@@ -76,8 +83,30 @@ pub fn initial_events(servers: u32, replication: u32, workers: u32) -> Vec<Event
     .collect()
 }
 
-/// The protocol parameters of a scenario, for a model of `dim` keys.
-pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConfig> {
+/// The key ranges of a scenario's job (`[cluster] placement`): equal
+/// intervals of keys for `range` and `hash` (whose model stores its
+/// parameters under permuted keys, [`job`]); for `balanced`, intervals of
+/// equal expected accesses per minibatch of the initial batch size, from
+/// the training data (equal intervals for dense models, which touch every
+/// key in every minibatch).
+pub fn ranges(scn: &Scenario, job: &Job) -> RangeMap {
+    let (dim, servers) = (job.model.dim(), scn.cluster.servers);
+    match scn.cluster.placement {
+        Placement::Range | Placement::Hash => RangeMap::new(dim, servers),
+        Placement::Balanced => {
+            match job
+                .model
+                .expected_accesses(&job.data.train, scn.training.batch_size)
+            {
+                Some(w) => RangeMap::balanced(&w, servers),
+                None => RangeMap::new(dim, servers),
+            }
+        }
+    }
+}
+
+/// The protocol parameters of a scenario and its job.
+pub fn protocol_config(scn: &Scenario, job: &Job, bugs: Bugs) -> Arc<ProtocolConfig> {
     let c = &scn.cluster;
     let t = &scn.training;
     let hyper = Hyper {
@@ -89,7 +118,7 @@ pub fn protocol_config(scn: &Scenario, dim: u32, bugs: Bugs) -> Arc<ProtocolConf
         servers: c.servers,
         workers: c.workers,
         replication: c.replication,
-        ranges: RangeMap::new(dim, c.servers),
+        ranges: ranges(scn, job),
         clocks: t.clocks,
         schedule: Schedule::constant(hyper),
         request_timeout: c.request_timeout,

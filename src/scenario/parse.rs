@@ -36,6 +36,7 @@ const CLUSTER: &[&str] = &[
     "request_timeout",
     "heartbeat_interval",
     "read_leases",
+    "placement",
 ];
 const MODEL: &[&str] = &[
     "kind",
@@ -43,6 +44,7 @@ const MODEL: &[&str] = &[
     "features",
     "examples",
     "density",
+    "skew",
     "data_seed",
     "l2",
 ];
@@ -227,6 +229,16 @@ fn parse_cluster(t: &Table) -> Result<Cluster> {
             .unwrap_or(d.request_timeout),
         heartbeat_interval,
         read_leases: t.bool("read_leases", d.read_leases)?,
+        placement: t
+            .choice(
+                "placement",
+                &[
+                    ("range", Placement::Range),
+                    ("hash", Placement::Hash),
+                    ("balanced", Placement::Balanced),
+                ],
+            )?
+            .unwrap_or(d.placement),
     })
 }
 
@@ -265,7 +277,7 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
         return Err(t.bad(v, "dataset", "digits has 10 classes; use kind = \"softmax\" (logistic models are binary: breast_cancer or synthetic)"));
     }
     if dataset != DatasetKind::Synthetic {
-        for key in ["features", "examples", "density"] {
+        for key in ["features", "examples", "density", "skew"] {
             if let Some(v) = t.get(key) {
                 return Err(t.bad(v, key, "only valid with dataset = \"synthetic\""));
             }
@@ -279,6 +291,11 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
         density: t
             .num("density", |x| x > 0.0 && x <= 1.0, "a fraction in (0, 1]")?
             .unwrap_or(d.density),
+        skew: t.num(
+            "skew",
+            |x| (0.0..=10.0).contains(&x),
+            "a Zipf exponent in [0, 10]",
+        )?,
         data_seed: t.u64("data_seed", d.data_seed)?,
         l2: t.num("l2", |x| x >= 0.0, "a number >= 0")?.unwrap_or(d.l2),
     })

@@ -91,6 +91,33 @@ pub struct Cluster {
     /// from a membership it no longer shares: stale reads
     /// (`staleness_bound` catches them; docs/protocol.md, "Leases").
     pub read_leases: bool,
+    /// How keys map to key ranges. Default `range`.
+    pub placement: Placement,
+}
+
+/// `[cluster] placement`: how keys map to key ranges (docs/protocol.md,
+/// "Keys, ranges and views").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// Contiguous intervals of the model's keys, of equal size.
+    #[default]
+    Range,
+    /// Keys spread over ranges by a seeded permutation of the key space.
+    Hash,
+    /// Contiguous intervals cut so that each range gets an equal share of
+    /// the expected accesses (from the data; as `range` for dense models).
+    Balanced,
+}
+
+impl Placement {
+    /// Its name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::Range => "range",
+            Placement::Hash => "hash",
+            Placement::Balanced => "balanced",
+        }
+    }
 }
 
 impl Default for Cluster {
@@ -104,6 +131,7 @@ impl Default for Cluster {
             request_timeout: Duration::from_millis(200),
             heartbeat_interval: None,
             read_leases: true,
+            placement: Placement::Range,
         }
     }
 }
@@ -145,6 +173,11 @@ pub struct ModelSpec {
     /// Synthetic only: fraction of non-zero features per example. Default
     /// 0.001.
     pub density: f64,
+    /// Synthetic only: Zipf exponent of feature popularity over the
+    /// feature index (feature 0 most frequent; 0 = uniform). Absent:
+    /// version 1's generator (feature `floor(F * u^3)`, about `j^(-2/3)`),
+    /// which the existing scenarios keep.
+    pub skew: Option<f64>,
     /// Extension: seed of the train/test split and of synthetic data.
     /// Default 0 (the same data for every run seed).
     pub data_seed: u64,
@@ -160,6 +193,7 @@ impl Default for ModelSpec {
             features: 100_000,
             examples: 20_000,
             density: 0.001,
+            skew: None,
             data_seed: 0,
             l2: 0.0,
         }

@@ -59,10 +59,11 @@ pub fn to_toml(s: &Scenario) -> String {
     }
     let _ = writeln!(
         o,
-        "heartbeat_timeout = {}\nrequest_timeout = {}\nread_leases = {}",
+        "heartbeat_timeout = {}\nrequest_timeout = {}\nread_leases = {}\nplacement = \"{}\"",
         dur(c.heartbeat_timeout),
         dur(c.request_timeout),
-        c.read_leases
+        c.read_leases,
+        c.placement.name()
     );
     if let Some(d) = c.heartbeat_interval {
         let _ = writeln!(o, "heartbeat_interval = {}", dur(d));
@@ -87,6 +88,9 @@ pub fn to_toml(s: &Scenario) -> String {
             m.examples,
             num(m.density)
         );
+        if let Some(x) = m.skew {
+            let _ = writeln!(o, "skew = {}", num(x));
+        }
     }
     let _ = writeln!(o, "data_seed = {}\nl2 = {}", m.data_seed, num(m.l2));
     let t = &s.training;

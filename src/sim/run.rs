@@ -117,7 +117,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> RunResult {
 /// Runs a scenario once with the given seed.
 pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
     let job = Arc::new(setup::job(scn));
-    let mut cfg = setup::protocol_config(scn, job.model.dim(), opts.bugs);
+    let mut cfg = setup::protocol_config(scn, &job, opts.bugs);
     if let Some(schedule) = &opts.schedule {
         let c = Arc::make_mut(&mut cfg);
         c.schedule = schedule.clone();

@@ -63,11 +63,22 @@ pub fn run_traced_with(
     bugs: Bugs,
     low_level: bool,
 ) -> (Outcome, Vec<serde_json::Value>) {
+    run_scenario_traced(&file(path), seed, bugs, low_level, path)
+}
+
+/// As [`run_traced_with`], for a scenario in memory (`source` names it in
+/// REPRODUCE).
+pub fn run_scenario_traced(
+    scn: &Scenario,
+    seed: u64,
+    bugs: Bugs,
+    low_level: bool,
+    source: &str,
+) -> (Outcome, Vec<serde_json::Value>) {
     // Runs of one test binary may go in parallel (also of one scenario and
     // seed, with different bugs): each gets its own file.
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let scn = file(path);
     let trace = std::env::temp_dir().join(format!(
         "pssim-test-{}-{}-{}-{n}.jsonl",
         scn.name,
@@ -75,13 +86,13 @@ pub fn run_traced_with(
         std::process::id()
     ));
     let o = sim::run(
-        &scn,
+        scn,
         &RunOptions {
             seed,
             bugs,
             trace: Some(trace.clone()),
             trace_low_level: low_level,
-            source: path.to_string(),
+            source: source.to_string(),
             ..RunOptions::default()
         },
     )
