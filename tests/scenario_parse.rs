@@ -414,15 +414,14 @@ fn the_churn_library_file_round_trips() {
     assert_eq!(without_lines(s), without_lines(again));
 }
 
-/// Version 2's `[cluster] placement` and `[model] skew`: parsed, absent
-/// by default (range placement, version 1's synthetic generator), written
-/// back by the writer.
+/// Version 2's `[cluster] placement` and `[model] skew`: parsed, range
+/// placement and skew 0 (uniform) by default, written back by the writer.
 #[test]
 fn placement_and_skew_parse_default_and_round_trip() {
     use pssim::scenario::Placement;
     let s = parse(MINIMAL, "m").unwrap();
     assert_eq!(s.cluster.placement, Placement::Range);
-    assert_eq!(s.model.skew, None);
+    assert_eq!(s.model.skew, 0.0);
     for (name, p) in [
         ("range", Placement::Range),
         ("hash", Placement::Hash),
@@ -434,7 +433,7 @@ fn placement_and_skew_parse_default_and_round_trip() {
         );
         let s = parse(&text, "p").unwrap();
         assert_eq!(s.cluster.placement, p);
-        assert_eq!(s.model.skew, Some(1.1));
+        assert_eq!(s.model.skew, 1.1);
         let written = s.to_toml();
         assert!(
             written.contains(&format!("placement = \"{name}\"")),
@@ -443,14 +442,14 @@ fn placement_and_skew_parse_default_and_round_trip() {
         assert!(written.contains("skew = 1.1"), "{written}");
         assert_eq!(parse(&written, "again").unwrap(), s);
     }
-    // Skew 0 (uniform) is kept, and is not the same as no skew.
+    // Skew 0 is the default: uniform.
     let s = parse(
         &format!("{MINIMAL}[model]\nkind = \"sparse_logistic\"\nskew = 0.0\n"),
         "z",
     )
     .unwrap();
-    assert_eq!(s.model.skew, Some(0.0));
-    assert_eq!(parse(&s.to_toml(), "z2").unwrap().model.skew, Some(0.0));
+    assert_eq!(s.model.skew, 0.0);
+    assert_eq!(parse(&s.to_toml(), "z2").unwrap(), s);
     let t = apply_override(MINIMAL, "cluster.placement=hash").unwrap();
     assert_eq!(parse(&t, "o").unwrap().cluster.placement, Placement::Hash);
 }

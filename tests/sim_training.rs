@@ -198,6 +198,7 @@ dataset = "synthetic"
 features = 20000
 examples = 8000
 density = 0.002
+skew = 0.667
 [training]
 consistency = "ssp"
 staleness = 2

@@ -36,7 +36,7 @@ pub enum DataKind {
         /// `floor(F * u^3)`); `Some(s)` draws features from Zipf with
         /// exponent `s / 10^6` over the feature index, without replacement
         /// within an example (0: uniform).
-        skew_ppm: Option<u32>,
+        skew_ppm: u32,
     },
 }
 
@@ -262,14 +262,12 @@ fn standardizer(m: &Matrix) -> (Vec<f32>, Vec<f32>) {
 
 /// Synthetic sparse binary classification, in the spirit of click-through
 /// data:
-/// - features are binary and their popularity is skewed. Without `skew`
-///   (version 1's generator) each non-zero is feature `floor(F * u^3)` for
-///   uniform `u` (a density falling as about `j^(-2/3)`; duplicates within an
-///   example merge), so the first 0.1% of features take 10% of all
-///   occurrences and most features are rare. With `skew = s` each example
-///   holds exactly `nnz` distinct features drawn from Zipf(s) over the
-///   feature index, feature 0 the most frequent ([`super::zipf`]); `s = 0`
-///   is uniform;
+/// - features are binary; each example holds exactly `nnz` distinct
+///   features drawn from Zipf(s) over the feature index (`skew = s`),
+///   feature 0 the most frequent ([`super::zipf`]); `s = 0` (the default)
+///   is uniform, `s = 2/3` is about version 1's generator (feature
+///   `floor(F * u^3)`: the first 0.1% of features take 10% of all
+///   occurrences and most features are rare);
 /// - the hidden weights are standard normal on that frequent head (the
 ///   first `max(10, F/1000)` features) and 10x smaller on the tail, as most
 ///   signal in real sparse data lives in common features;
@@ -282,7 +280,7 @@ fn synthetic(
     features: u32,
     examples: u32,
     density_ppm: u32,
-    skew_ppm: Option<u32>,
+    skew_ppm: u32,
     rng: &mut ChaCha8Rng,
 ) -> Dataset {
     let f = features as usize;
@@ -291,24 +289,15 @@ fn synthetic(
     let truth: Vec<f32> = (0..f)
         .map(|j| normal(rng) * if j < head { 1.0 } else { 0.1 })
         .collect();
-    let mut urn = skew_ppm.map(|s| ZipfUrn::new(features, f64::from(s) / 1e6));
+    let mut urn = ZipfUrn::new(features, f64::from(skew_ppm) / 1e6);
     let mut indptr = vec![0usize];
     let mut indices = Vec::with_capacity(examples as usize * nnz);
     let mut margins = Vec::with_capacity(examples as usize);
     let mut row = Vec::with_capacity(nnz);
     for _ in 0..examples {
         row.clear();
-        match &mut urn {
-            Some(urn) => urn.sample(nnz, rng, &mut row),
-            None => {
-                for _ in 0..nnz {
-                    let u: f64 = rng.gen();
-                    row.push(((u * u * u * f as f64) as usize).min(f - 1) as u32);
-                }
-            }
-        }
+        urn.sample(nnz, rng, &mut row);
         row.sort_unstable();
-        row.dedup();
         margins.push(row.iter().map(|&j| truth[j as usize]).sum::<f32>());
         indices.extend_from_slice(&row);
         indptr.push(indices.len());
@@ -338,7 +327,11 @@ fn synthetic(
             },
         }
     };
-    let skew = skew_ppm.map_or(String::new(), |s| format!(", skew {}", f64::from(s) / 1e6));
+    let skew = if skew_ppm == 0 {
+        String::new()
+    } else {
+        format!(", skew {}", f64::from(skew_ppm) / 1e6)
+    };
     Dataset {
         name: format!("synthetic({features}x{examples}, {nnz} nnz/example{skew})"),
         features: f,
@@ -435,7 +428,7 @@ mod tests {
                 features: 5000,
                 examples: 2000,
                 density_ppm: 4000,
-                skew_ppm: None,
+                skew_ppm: 0,
             },
             seed: 3,
         });
@@ -458,7 +451,7 @@ mod tests {
                 features: 2000,
                 examples: 4000,
                 density_ppm: 10_000,
-                skew_ppm: Some(skew_ppm),
+                skew_ppm,
             },
             seed: 4,
         };

@@ -600,7 +600,7 @@ mod tests {
                 features: 2000,
                 examples: 400,
                 density_ppm: 5000,
-                skew_ppm: None,
+                skew_ppm: 0,
             },
             seed: 1,
         });
@@ -682,7 +682,7 @@ mod tests {
                 features: 2000,
                 examples: 400,
                 density_ppm: 5000,
-                skew_ppm: None,
+                skew_ppm: 0,
             },
             seed: 1,
         });
@@ -757,7 +757,7 @@ mod tests {
                 features: 3000,
                 examples: 400,
                 density_ppm: 5000,
-                skew_ppm: Some(1_100_000),
+                skew_ppm: 1_100_000,
             },
             seed: 1,
         });

@@ -21,7 +21,7 @@ pub fn data_spec(scn: &Scenario) -> DataSpec {
             features: m.features,
             examples: m.examples,
             density_ppm: (m.density * 1e6).round().clamp(1.0, 1e6) as u32,
-            skew_ppm: m.skew.map(|s| (s * 1e6).round().clamp(0.0, 1e7) as u32),
+            skew_ppm: (m.skew * 1e6).round().clamp(0.0, 1e7) as u32,
         },
     };
     DataSpec {

@@ -291,11 +291,13 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
         density: t
             .num("density", |x| x > 0.0 && x <= 1.0, "a fraction in (0, 1]")?
             .unwrap_or(d.density),
-        skew: t.num(
-            "skew",
-            |x| (0.0..=10.0).contains(&x),
-            "a Zipf exponent in [0, 10]",
-        )?,
+        skew: t
+            .num(
+                "skew",
+                |x| (0.0..=10.0).contains(&x),
+                "a Zipf exponent in [0, 10]",
+            )?
+            .unwrap_or(d.skew),
         data_seed: t.u64("data_seed", d.data_seed)?,
         l2: t.num("l2", |x| x >= 0.0, "a number >= 0")?.unwrap_or(d.l2),
     })

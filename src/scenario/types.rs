@@ -174,10 +174,8 @@ pub struct ModelSpec {
     /// 0.001.
     pub density: f64,
     /// Synthetic only: Zipf exponent of feature popularity over the
-    /// feature index (feature 0 most frequent; 0 = uniform). Absent:
-    /// version 1's generator (feature `floor(F * u^3)`, about `j^(-2/3)`),
-    /// which the existing scenarios keep.
-    pub skew: Option<f64>,
+    /// feature index (feature 0 most frequent). Default 0: uniform.
+    pub skew: f64,
     /// Extension: seed of the train/test split and of synthetic data.
     /// Default 0 (the same data for every run seed).
     pub data_seed: u64,
@@ -193,7 +191,7 @@ impl Default for ModelSpec {
             features: 100_000,
             examples: 20_000,
             density: 0.001,
-            skew: None,
+            skew: 0.0,
             data_seed: 0,
             l2: 0.0,
         }

@@ -88,9 +88,7 @@ pub fn to_toml(s: &Scenario) -> String {
             m.examples,
             num(m.density)
         );
-        if let Some(x) = m.skew {
-            let _ = writeln!(o, "skew = {}", num(x));
-        }
+        let _ = writeln!(o, "skew = {}", num(m.skew));
     }
     let _ = writeln!(o, "data_seed = {}\nl2 = {}", m.data_seed, num(m.l2));
     let t = &s.training;
