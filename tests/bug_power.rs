@@ -34,13 +34,16 @@ fn scenario_for(bug: Bug) -> &'static str {
         Bug::NoRetry => "packet-loss",
         Bug::AckBeforeReplicated => "replicated-split-brain",
         Bug::AcceptOldEpoch => "chaos-churn",
-        Bug::PromoteUncaught => "replicated-split-brain",
+        // A spare copying a range left on one replica.
+        Bug::PromoteUncaught => "lone-replica",
         Bug::NoFence => "live-change",
         Bug::FilterIgnoresBase => "pull-filter-loss",
         // A worker re-admitted while a push of it is still on its way.
         Bug::NoPushFence => "chaos-replicated",
         // A live replica removed on a false suspicion as the other crashes.
         Bug::NoFallback => "false-suspicion",
+        // A lone replica acknowledging while the other is only suspected.
+        Bug::AckAlone => "lone-replica",
     }
 }
 
@@ -57,7 +60,7 @@ fn catching_checks(bug: Bug) -> Vec<&'static str> {
         // `replicas_agree` / `no_lost_updates`; the zeros it serves usually
         // lose acknowledged updates and hang the chain before the replicas
         // are ever compared.
-        Bug::PromoteUncaught => vec!["replicas_agree", "no_lost_updates"],
+        Bug::PromoteUncaught => vec!["replicas_agree", "no_lost_updates", "log_matching"],
         b => vec![b.caught_by()],
     }
 }
@@ -139,4 +142,5 @@ power! {
     filter_ignores_base: Bug::FilterIgnoresBase;
     no_push_fence: Bug::NoPushFence;
     no_fallback: Bug::NoFallback;
+    ack_alone: Bug::AckAlone;
 }

@@ -328,15 +328,16 @@ fn planted_bugs_are_caught_and_shrunk_to_a_few_faults() {
     // Every planted bug but `accept_old_epoch`, which needs denser chaos
     // than these schedules (it is caught by tests/replication.rs),
     // `no_fence`, which needs live changes (tests/changes.rs), and
-    // `no_push_fence` and `no_fallback`, which need a precise coincidence
-    // of faults (a re-admission while a push is in flight; a false
-    // suspicion as the other replica crashes): tests/safety.rs pins each
-    // as a constructed schedule.
+    // `no_push_fence`, `no_fallback` and `ack_alone`, which need a precise
+    // coincidence of faults (a re-admission while a push is in flight; a
+    // false suspicion as the other replica crashes): tests/safety.rs pins
+    // each as a constructed schedule.
     let elsewhere = [
         Bug::AcceptOldEpoch,
         Bug::NoFence,
         Bug::NoPushFence,
         Bug::NoFallback,
+        Bug::AckAlone,
     ];
     for bug in Bug::ALL.into_iter().filter(|b| !elsewhere.contains(b)) {
         let minimal = find(bug, 64);

@@ -54,7 +54,7 @@ fn replicated_runs(name: &str) -> Vec<(pssim::outcome::Outcome, Vec<Value>)> {
 }
 
 #[test]
-fn a_crashed_server_fails_over_within_two_heartbeat_timeouts_and_copies_back() {
+fn a_crashed_server_fails_over_within_two_heartbeat_timeouts_and_a_spare_copies_its_ranges() {
     for (o, trace) in replicated_runs("replicated-server-crash") {
         assert_eq!(o.failovers.len(), 1, "{}", context(&o));
         let f = &o.failovers[0];
@@ -65,18 +65,33 @@ fn a_crashed_server_fails_over_within_two_heartbeat_timeouts_and_copies_back() {
             "failover took {took:.3}s: {}",
             context(&o)
         );
-        // Removed from both chains, then appended again after a copy.
+        // Removed from both chains; each is back to two replicas, a spare
+        // having copied it, before server-1 restarts (at 1.6 s).
         let views = events(&trace, "view");
         assert!(views
             .iter()
             .any(|v| !chain(v, 0).contains(&"server-1".into())));
-        let last = views.last().unwrap();
-        assert!(chain(last, 0).contains(&"server-1".into()));
-        assert!(chain(last, 1).contains(&"server-1".into()));
-        let copies = events(&trace, "catch_up");
-        assert!(copies
-            .iter()
-            .any(|e| e["server"] == "server-1" && e["range"] == 1));
+        let restored = views.iter().find(|v| {
+            t_s(v) < 1.6
+                && chain(v, 0).len() == 2
+                && chain(v, 1).len() == 2
+                && !chain(v, 0).contains(&"server-1".into())
+                && !chain(v, 1).contains(&"server-1".into())
+        });
+        assert!(
+            restored.is_some(),
+            "no spare filled the chains: {}",
+            context(&o)
+        );
+        for r in [0, 1] {
+            assert!(
+                events(&trace, "catch_up")
+                    .iter()
+                    .any(|e| e["range"] == r && e["server"] != "server-1" && t_s(e) < 1.6),
+                "no spare copied range {r}: {}",
+                context(&o)
+            );
+        }
     }
 }
 
@@ -93,9 +108,9 @@ fn replication_three_survives_two_simultaneous_crashes() {
 #[test]
 fn a_copy_whose_source_crashes_starts_over_from_the_new_tail() {
     for (o, trace) in replicated_runs("replicated-crash-during-catch-up") {
-        let s3_crash = events(&trace, "crash")
+        let source_crash = events(&trace, "crash")
             .into_iter()
-            .find(|e| e["node"] == "server-3")
+            .find(|e| e["node"] == "server-0")
             .map(t_s)
             .unwrap();
         let copy = events(&trace, "catch_up")
@@ -104,8 +119,8 @@ fn a_copy_whose_source_crashes_starts_over_from_the_new_tail() {
             .unwrap_or_else(|| panic!("server-1 never copied range 1: {}", context(&o)));
         assert_eq!(copy["from"], "server-2", "{}", context(&o));
         assert!(
-            t_s(copy) > s3_crash,
-            "the copy from server-3 did not finish"
+            t_s(copy) > source_crash,
+            "the copy from server-0 did not finish"
         );
     }
 }

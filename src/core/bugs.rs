@@ -67,11 +67,16 @@ pub enum Bug {
     /// fallback): a live replica removed on a false suspicion takes the
     /// range's state with it. Caught by `no_lost_updates`.
     NoFallback,
+    /// A range left with one replica acknowledges pushes alone and waits
+    /// for its own servers to return (no spare is recruited): if the
+    /// removed replica was only suspected and this one crashes, what it
+    /// acknowledged meanwhile is lost. Caught by `no_lost_updates`.
+    AckAlone,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -87,6 +92,7 @@ impl Bug {
         Bug::FilterIgnoresBase,
         Bug::NoPushFence,
         Bug::NoFallback,
+        Bug::AckAlone,
     ];
 
     /// The name used on the command line.
@@ -107,6 +113,7 @@ impl Bug {
             Bug::FilterIgnoresBase => "filter_ignores_base",
             Bug::NoPushFence => "no_push_fence",
             Bug::NoFallback => "no_fallback",
+            Bug::AckAlone => "ack_alone",
         }
     }
 
@@ -138,6 +145,9 @@ impl Bug {
                 "heads apply a re-admitted worker's pushes from before its admission clock"
             }
             Bug::NoFallback => "servers discard the copy of a range whose chain they leave",
+            Bug::AckAlone => {
+                "a range down to one replica acknowledges alone, and no spare copies it"
+            }
         }
     }
 
@@ -155,7 +165,7 @@ impl Bug {
             Bug::NoFence => "live_changes",
             Bug::FilterIgnoresBase => "pull_filter",
             Bug::NoPushFence => "staleness_bound",
-            Bug::NoFallback => "no_lost_updates",
+            Bug::NoFallback | Bug::AckAlone => "no_lost_updates",
         }
     }
 }

@@ -509,6 +509,7 @@ impl Coordinator {
         if changed {
             self.catch_ups
                 .retain(|_, (src, _, _)| !silent.contains(src));
+            self.recruit_spares(now, out);
             self.publish_view(out);
         }
         if !dead.is_empty() {

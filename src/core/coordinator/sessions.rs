@@ -27,10 +27,36 @@ impl Coordinator {
         out: &mut Vec<Command>,
     ) -> bool {
         let node = NodeId::Server(s);
-        let home: Vec<RangeId> = View::initial(self.cfg.servers, self.cfg.replication)
-            .ranges_of(node)
-            .map(|(r, _)| r)
-            .collect();
+        let initial = View::initial(self.cfg.servers, self.cfg.replication);
+        let mut home: Vec<RangeId> = initial.ranges_of(node).map(|(r, _)| r).collect();
+        home.extend(self.spare_for(now, s, &initial));
+        self.plan_ranges(now, s, held, home, out)
+    }
+
+    /// After a failover: every live server takes up the short chains it
+    /// is the spare for at once, not at its next heartbeat (their tails
+    /// hold acknowledgements meanwhile).
+    pub(super) fn recruit_spares(&mut self, now: Duration, out: &mut Vec<Command>) -> bool {
+        let initial = View::initial(self.cfg.servers, self.cfg.replication);
+        let mut changed = false;
+        for s in 0..self.cfg.servers {
+            let ranges = self.spare_for(now, s, &initial);
+            if !ranges.is_empty() {
+                changed |= self.plan_ranges(now, s, &[], ranges, out);
+            }
+        }
+        changed
+    }
+
+    fn plan_ranges(
+        &mut self,
+        now: Duration,
+        s: u32,
+        held: &[RangeId],
+        home: Vec<RangeId>,
+        out: &mut Vec<Command>,
+    ) -> bool {
+        let node = NodeId::Server(s);
         let mut changed = false;
         for r in home {
             let chain = &mut self.view.chains[r as usize];
@@ -97,6 +123,59 @@ impl Coordinator {
             });
         }
         changed
+    }
+
+    /// Ranges outside server `s`'s placement it should take up: an empty
+    /// chain whose furthest copy `s` holds; a chain short of replicas
+    /// whose placed servers are all in it or silent, when `s` is the live
+    /// server outside it holding the fewest replicas (ties to the lower
+    /// index) and no other is copying it. Without this, a
+    /// range would stay on one replica until its own server returns — and
+    /// that replica holds its acknowledgements meanwhile (`Server::short`).
+    fn spare_for(&self, now: Duration, s: u32, initial: &View) -> Vec<RangeId> {
+        let heard = |x: u32| {
+            self.servers
+                .get(&x)
+                .is_some_and(|&(seen, _)| now.saturating_sub(seen) <= self.cfg.heartbeat_timeout)
+        };
+        let held = |x: u32| {
+            let n = NodeId::Server(x);
+            self.view.chains.iter().filter(|c| c.contains(&n)).count()
+        };
+        let k = self.cfg.replication as usize;
+        let mut ranges = Vec::new();
+        for (r, chain) in self.view.chains.iter().enumerate() {
+            let r = r as RangeId;
+            if chain.is_empty() {
+                // No replica left: the furthest copy takes the range up,
+                // wherever it is (a copy a spare made counts too).
+                let home = initial.chains[r as usize].contains(&NodeId::Server(s));
+                if !home && self.best_fallback(now, r) == Some(s) {
+                    ranges.push(r);
+                }
+                continue;
+            }
+            if chain.len() >= k
+                || chain.contains(&NodeId::Server(s))
+                || self.cfg.bugs.has(crate::core::bugs::Bug::AckAlone)
+            {
+                continue; // (The planted bug recruits no spare.)
+            }
+            let placed_back = initial.chains[r as usize]
+                .iter()
+                .any(|n| !chain.contains(n) && n.server().is_some_and(heard));
+            let copying = self.catch_ups.keys().any(|&(cr, cs)| cr == r && cs != s);
+            if placed_back || copying {
+                continue;
+            }
+            let best = (0..self.cfg.servers)
+                .filter(|&x| heard(x) && !chain.contains(&NodeId::Server(x)))
+                .min_by_key(|&x| (held(x), x));
+            if best == Some(s) {
+                ranges.push(r);
+            }
+        }
+        ranges
     }
 
     /// Of the servers heard from within the timeout, the one holding the

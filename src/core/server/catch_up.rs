@@ -24,7 +24,7 @@ use super::chain::{applied_event, chain_ack};
 use super::{Replica, Server};
 use crate::core::event::Event;
 use crate::core::ids::{Clock, NodeId, RangeId, WorkerId};
-use crate::core::msg::{Entry, Message, RangeState};
+use crate::core::msg::{Entry, Message, Op, RangeState};
 use crate::core::Command;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -53,6 +53,8 @@ pub(super) struct Learner {
     pub(super) out: BTreeMap<u64, Entry>,
     /// When it last acknowledged (a learner silent for long is dropped).
     pub(super) since: Duration,
+    /// The furthest log index it acknowledged holding.
+    pub(super) acked: u64,
     /// Whether it has been seen caught up (`catch_up` emitted).
     pub(super) announced: bool,
 }
@@ -68,10 +70,17 @@ impl Server {
             j.buffered.insert(e.index, e);
             return;
         };
-        if e.index == rep.log_index + 1 && rep.apply(&e, lr, &self.cfg) {
+        let membership = matches!(e.op, Op::Membership(_));
+        let next = e.index == rep.log_index + 1;
+        if next && rep.apply(&e, lr, &self.cfg) {
             out.extend(applied_event(id, range, &e).map(Command::Emit));
         }
         out.push(chain_ack(from, epoch, range, rep.log_index));
+        // A copy about to become a replica counts in what this server
+        // acknowledges of the membership (`ack_membership`).
+        if next && membership {
+            self.membership_applied(out);
+        }
     }
 
     pub(super) fn on_catch_up(
@@ -140,7 +149,11 @@ impl Server {
             return; // Asked again (the first request may have been lost).
         }
         // A new session starts the copy over: an older copy may have
-        // stopped following its source.
+        // stopped following its source. Until the new snapshot arrives, the
+        // older copy is kept as a fallback: it may be the furthest there is.
+        if let Some(rep) = self.joining.remove(&range).and_then(|j| j.replica) {
+            self.fallbacks.insert(range, rep);
+        }
         self.next_req += 1;
         self.joining.insert(
             range,
@@ -186,6 +199,7 @@ impl Server {
                 req,
                 out: BTreeMap::new(),
                 since: now,
+                acked: 0,
                 announced: false,
             },
         );

@@ -112,6 +112,7 @@ impl Server {
         let lr = self.learning_rate(&e);
         let id = self.id;
         let membership = matches!(e.op, Op::Membership(_));
+        let short = self.short(range);
         let rep = self.replicas.get_mut(&range).expect("held");
         if rep.apply(&e, lr, &self.cfg) {
             out.extend(applied_event(id, range, &e).map(Command::Emit));
@@ -129,6 +130,16 @@ impl Server {
                 out.push(chain_push(s, epoch, range, &e));
                 rep.out.insert(e.index, e);
             }
+            None if short => {
+                // A tail short of replicas acknowledges only what another
+                // server holds too (a learner's acknowledgement releases
+                // it): the other replica may be alive, only suspected, and
+                // this one may crash next.
+                rep.out.insert(e.index, e);
+                if let Some(p) = pred {
+                    out.push(chain_ack(p, epoch, range, rep.acked_upto()));
+                }
+            }
             None => {
                 out.extend(ack);
                 if let Some(p) = pred {
@@ -140,6 +151,48 @@ impl Server {
             self.membership_applied(out);
         }
         self.serve_pending(range, out);
+    }
+
+    /// As a short chain's tail (see [`Server::short`]), acknowledges the
+    /// entries a learner holds too: they are on two servers now.
+    pub(super) fn release_held(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        let Some((pred, None)) = self.view.neighbours(range, self.id) else {
+            return;
+        };
+        if !self.short(range) {
+            return;
+        }
+        let epoch = self.view.epoch;
+        let Some(rep) = self.replicas.get_mut(&range) else {
+            return;
+        };
+        let Some(upto) = rep.learners.values().map(|l| l.acked).max() else {
+            return;
+        };
+        let kept = rep.out.split_off(&(upto + 1));
+        let held = std::mem::replace(&mut rep.out, kept);
+        if held.is_empty() {
+            return;
+        }
+        for e in held.values() {
+            out.extend(push_ack(range, e));
+        }
+        if let Some(p) = pred {
+            out.push(chain_ack(p, epoch, range, rep.acked_upto()));
+        }
+    }
+
+    /// Whether `range`'s chain is down to one replica while the cluster
+    /// replicates: its tail then holds acknowledgements until a learner
+    /// holds the entries too, so an acknowledged push is always on two
+    /// servers (the other replica may be alive, only suspected, and this
+    /// one crash next).
+    pub(super) fn short(&self, range: RangeId) -> bool {
+        if self.cfg.bugs.has(Bug::AckAlone) {
+            return false; // Planted bug: a lone replica acknowledges alone.
+        }
+        let k = self.cfg.replication.min(self.cfg.servers).min(2) as usize;
+        self.view.chains[range as usize].len() < k
     }
 
     /// The step of entry `e`: the learning rate its worker's schedule gave
@@ -215,6 +268,7 @@ impl Server {
         if let Some(l) = rep.learners.get_mut(&from) {
             l.out.retain(|&i, _| i > upto);
             l.since = now;
+            l.acked = l.acked.max(upto);
             if upto == rep.log_index {
                 // It holds everything this replica holds: the copy is done.
                 if !l.announced {
@@ -230,6 +284,7 @@ impl Server {
                     msg: Message::CaughtUp { range },
                 });
             }
+            self.release_held(range, out);
             return;
         }
         if succ != Some(from) || epoch != self.view.epoch {

@@ -206,9 +206,16 @@ impl Server {
                 incarnation: self.incarnation,
                 held: self.replicas.keys().copied().collect(),
                 schedule: self.changes.len() as u64,
+                // A copy installed but not yet serving is as good a
+                // fallback (it replaced the fallback when it arrived).
                 fallback: self
                     .fallbacks
                     .iter()
+                    .chain(
+                        self.joining
+                            .iter()
+                            .filter_map(|(r, j)| j.replica.as_ref().map(|rep| (r, rep))),
+                    )
                     .map(|(&r, rep)| (r, rep.log_index))
                     .collect(),
             },

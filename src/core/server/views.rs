@@ -84,6 +84,8 @@ impl Server {
             .retain(|&r, _| self.view.chains[r as usize].len() < k);
         let epoch = self.view.epoch;
         let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
+        let short: Vec<RangeId> = ranges.iter().copied().filter(|&r| self.short(r)).collect();
+        let mut held = Vec::new();
         for r in ranges {
             let (pred, succ) = self.view.neighbours(r, me).expect("mine");
             let old_succ = old.neighbours(r, me).and_then(|(_, s)| s);
@@ -100,6 +102,10 @@ impl Server {
                         out.push(chain_push(s, epoch, r, e));
                     }
                 }
+            } else if !rep.out.is_empty() && short.contains(&r) {
+                // Now the tail of a short chain: what a learner holds too
+                // is acknowledged, the rest waits for one (`release_held`).
+                held.push(r);
             } else if !rep.out.is_empty() {
                 // Now the tail: what reached us is on every replica left.
                 for e in std::mem::take(&mut rep.out).into_values() {
@@ -112,6 +118,9 @@ impl Server {
             // Learners that are in the chain now are no longer learners.
             let chain = &self.view.chains[r as usize];
             rep.learners.retain(|l, _| !chain.contains(l));
+        }
+        for r in held {
+            self.release_held(r, out);
         }
         // A new head puts the membership it holds into the log first.
         self.log_memberships(out);
@@ -175,17 +184,26 @@ impl Server {
     /// The membership version every replica held has applied (the one
     /// received, if it holds none).
     pub(super) fn applied_membership(&self) -> u64 {
-        self.replicas
-            .values()
+        self.held_copies()
             .map(|r| r.members.version)
             .min()
             .unwrap_or(self.membership.version)
     }
 
+    /// The replicas held and the installed copies that a view will turn
+    /// into replicas: a copy's membership and progress count as soon as
+    /// it is installed, since the view that makes it serve may arrive
+    /// after the coordinator acted on this server's acknowledgement.
+    fn held_copies(&self) -> impl Iterator<Item = &Replica> {
+        self.replicas
+            .values()
+            .chain(self.joining.values().filter_map(|j| j.replica.as_ref()))
+    }
+
     fn ack_membership(&self, out: &mut Vec<Command>) {
         let mut done: std::collections::BTreeMap<_, (u32, crate::core::ids::Clock)> =
             std::collections::BTreeMap::new();
-        for rep in self.replicas.values() {
+        for rep in self.held_copies() {
             for (&w, &(inc, d)) in rep.table.entries() {
                 let e = done.entry(w).or_insert((inc, d));
                 *e = (*e).max((inc, d));
