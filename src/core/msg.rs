@@ -559,7 +559,7 @@ impl Message {
                 h.update(&range.to_le_bytes());
                 h.update(&clock.0.to_le_bytes());
                 values.digest_into(&mut h);
-                h.update(format!("{schedule:?}").as_bytes());
+                hash_debug(&mut h, schedule);
                 for d in [held, base] {
                     if *d != 0 {
                         h.update(&d.to_le_bytes());
@@ -602,18 +602,31 @@ impl Message {
                 h.update(&req.to_le_bytes());
                 h.update(id.as_bytes());
                 hash_values(&mut h, &state.params);
-                h.update(
-                    format!("{:?}{:?}{:?}", state.table, state.dedup, state.membership).as_bytes(),
-                );
+                hash_debug(&mut h, &state.table);
+                hash_debug(&mut h, &state.dedup);
+                hash_debug(&mut h, &state.membership);
                 for x in [state.applied, state.applied_digest, state.log_index] {
                     h.update(&x.to_le_bytes());
                 }
             }
             // Control messages are small: hash their debug form.
-            other => h.update(format!("{other:?}").as_bytes()),
+            other => hash_debug(&mut h, other),
         }
         h.digest()
     }
+}
+
+/// Hashes a value's debug form, streamed into the hasher (no string is
+/// built; the digest is the same as hashing the formatted string).
+fn hash_debug(h: &mut Xxh3, v: &impl std::fmt::Debug) {
+    struct Into<'a>(&'a mut Xxh3);
+    impl std::fmt::Write for Into<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.update(s.as_bytes());
+            Ok(())
+        }
+    }
+    let _ = std::fmt::write(&mut Into(h), format_args!("{v:?}"));
 }
 
 /// An optional digest: 8 bytes when set, none when 0 (a flag in the tag
@@ -646,7 +659,7 @@ fn hash_entry(h: &mut Xxh3, e: &Entry) {
             hash_keys(h, &p.keys);
             p.values.digest_into(h);
         }
-        Op::Membership(m) => h.update(format!("{m:?}").as_bytes()),
+        Op::Membership(m) => hash_debug(h, m),
     }
 }
 
