@@ -42,6 +42,8 @@ pub(super) struct Joining {
     pub(super) buffered: BTreeMap<u64, Entry>,
     /// The source saw us hold everything it held (`CaughtUp`).
     pub(super) ready: bool,
+    /// When the source last answered (a snapshot, an entry, `CaughtUp`).
+    pub(super) heard: Duration,
 }
 
 /// A server copying one of this server's replicas.
@@ -65,7 +67,9 @@ impl Server {
         let lr = self.learning_rate(&e);
         let id = self.id;
         let epoch = self.view.epoch;
+        let now = self.now;
         let j = self.joining.get_mut(&range).expect("checked");
+        j.heard = now;
         let Some(rep) = &mut j.replica else {
             j.buffered.insert(e.index, e);
             return;
@@ -164,6 +168,7 @@ impl Server {
                 replica: None,
                 buffered: BTreeMap::new(),
                 ready: false,
+                heard: self.now,
             },
         );
         out.push(Command::Send {
@@ -247,6 +252,7 @@ impl Server {
         let j = self.joining.get_mut(&range).expect("checked");
         // The membership comes with the state and, after it, in the log.
         j.replica = Some(Replica::from_state(range, keys, state));
+        j.heard = self.now;
         let buffered = std::mem::take(&mut j.buffered);
         out.push(Command::Emit(Event::SnapshotInstalled {
             server: self.id,

@@ -371,6 +371,25 @@ impl Server {
             }
         }
         let mut reqs = Vec::new();
+        // A source silent this long while we ack every heartbeat has
+        // dropped us as a learner (or is cut off): copy again (the copy
+        // held is kept as a fallback until the new one arrives).
+        let patience = self.cfg.heartbeat_timeout * 2;
+        let now = self.now;
+        let stale: Vec<RangeId> = self
+            .joining
+            .iter()
+            .filter(|(_, j)| j.replica.is_some() && now.saturating_sub(j.heard) > patience)
+            .map(|(&r, _)| r)
+            .collect();
+        for r in stale {
+            let j = self.joining.get_mut(&r).expect("listed");
+            let copy = j.replica.take().expect("installed");
+            j.ready = false;
+            j.buffered.clear();
+            j.heard = now;
+            self.fallbacks.insert(r, copy);
+        }
         for (&r, j) in &mut self.joining {
             match &j.replica {
                 None => {
@@ -378,18 +397,25 @@ impl Server {
                     j.req = self.next_req;
                     reqs.push((j.source, r, j.req));
                 }
-                Some(rep) if j.ready => out.push(Command::Send {
-                    to: NodeId::Coordinator,
-                    msg: Message::JoinReady {
-                        range: r,
-                        from: j.source,
-                        session: j.session,
-                        schedule: self.changes.len() as u64,
-                        membership: rep.members.version,
-                    },
-                }),
-                // Tell the source how far we are (it answers `CaughtUp`).
-                Some(rep) => out.push(chain_ack(j.source, epoch, r, rep.log_index)),
+                Some(rep) => {
+                    if j.ready {
+                        out.push(Command::Send {
+                            to: NodeId::Coordinator,
+                            msg: Message::JoinReady {
+                                range: r,
+                                from: j.source,
+                                session: j.session,
+                                schedule: self.changes.len() as u64,
+                                membership: rep.members.version,
+                            },
+                        });
+                    }
+                    // Tell the source how far we are (it answers `CaughtUp`),
+                    // also once ready: a learner silent for long is dropped
+                    // and would miss the entries (a membership) the
+                    // coordinator waits for before it appends it.
+                    out.push(chain_ack(j.source, epoch, r, rep.log_index));
+                }
             }
         }
         for (source, range, req) in reqs {

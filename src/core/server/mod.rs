@@ -318,6 +318,9 @@ impl Server {
             Message::SnapshotReq { range, req } => self.on_snapshot_req(now, from, range, req, out),
             Message::CaughtUp { range } => {
                 if let Some(j) = self.joining.get_mut(&range) {
+                    if j.source == from {
+                        j.heard = now;
+                    }
                     if let (true, Some(rep)) = (j.source == from && !j.ready, &j.replica) {
                         j.ready = true;
                         out.push(Command::Send {
