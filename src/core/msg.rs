@@ -235,6 +235,9 @@ pub enum Message {
         /// Copies it kept of ranges whose chain it left, with their log
         /// position: a fallback for a range left without replicas.
         fallback: Vec<(RangeId, u64)>,
+        /// The highest clock a read waits for at it (0: none), so a lease
+        /// asked out of turn covers it (`read_leases`).
+        wants: Clock,
     },
     /// Replica -> its successor in the chain (or a learner): apply this
     /// entry. Re-sent until acknowledged.
@@ -496,7 +499,15 @@ impl Message {
             Message::PushAck { .. } => 4 + 12 + 4,
             Message::WorkerHeartbeat { .. } => 4 + 4 + 4 + 1 + 8 + 1,
             Message::ServerHeartbeat { held, fallback, .. } => {
-                8 + 8 + 8 + 8 + 4 + VEC_HEADER + 4 * held.len() + VEC_HEADER + 12 * fallback.len()
+                8 + 8
+                    + 8
+                    + 8
+                    + 4
+                    + VEC_HEADER
+                    + 4 * held.len()
+                    + VEC_HEADER
+                    + 12 * fallback.len()
+                    + 4
             }
             Message::ChainPush { entry, .. } => 8 + 4 + entry.wire_size(),
             Message::ChainAck { .. } => 8 + 4 + 8,

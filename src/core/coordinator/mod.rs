@@ -135,6 +135,9 @@ pub struct Coordinator {
     ceiling_bounds: BTreeMap<u32, LeaseBound>,
     /// Per server: the fallback copies it reported (range, log position).
     fallbacks: BTreeMap<u32, Vec<(RangeId, u64)>>,
+    /// The highest clock a read was reported waiting for (leases: the
+    /// ceiling runs ahead of it as of the fastest worker).
+    wanted: Clock,
     admitted: BTreeMap<WorkerId, Member>,
     /// Catch-ups under way: (range, server) -> (source, when asked, session).
     catch_ups: BTreeMap<(RangeId, u32), (NodeId, Duration, u64)>,
@@ -172,6 +175,7 @@ impl Coordinator {
                 .collect(),
             ceiling_bounds: state.ceilings,
             fallbacks: BTreeMap::new(),
+            wanted: Clock(0),
             catch_ups: BTreeMap::new(),
             next_session: state.sessions,
             changes: state.changes,
@@ -260,9 +264,11 @@ impl Coordinator {
                 held,
                 schedule,
                 fallback,
+                wants,
             } => {
                 if let Some(s) = from.server() {
                     self.fallbacks.insert(s, fallback);
+                    self.wanted = self.wanted.max(wants);
                     // Live changes it missed go first (on the same link as
                     // a catch-up below, so they arrive before it).
                     self.send_changes(from, schedule, out);
@@ -339,7 +345,15 @@ impl Coordinator {
         if !self.cfg.read_leases || !self.view.servers().contains(&NodeId::Server(s)) {
             return;
         }
-        let fastest = self.workers.values().map(|w| w.clock.0).max().unwrap_or(0);
+        // The fastest worker heard of: from its heartbeats, or from a read
+        // of it a server holds (a run whose clocks outpace the heartbeats).
+        let fastest = self
+            .workers
+            .values()
+            .map(|w| w.clock.0)
+            .max()
+            .unwrap_or(0)
+            .max(self.wanted.0);
         let lease = self
             .cfg
             .heartbeat_timeout

@@ -68,6 +68,7 @@ fn server_hb(c: &mut Coordinator, now: u64, s: u32, held: &[u32]) -> Vec<Command
         schedule: 0,
         fallback: Vec::new(),
         incarnation: 0,
+        wants: crate::core::Clock(0),
     };
     c.on_message(ms(now), NodeId::Server(s), msg, &mut out);
     out

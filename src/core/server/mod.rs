@@ -88,6 +88,9 @@ pub struct Server {
     /// `.0`, while its view is at epoch `.1` or later, for clocks up to
     /// `.2`.
     lease: Option<(Duration, Epoch, Clock)>,
+    /// When this server last asked for a lease out of turn (a read waits
+    /// past its lease's ceiling or expiry), until the lease comes.
+    lease_asked: Option<Duration>,
 }
 
 /// A push waiting for a live change: sender, range, worker, seq, clock,
@@ -141,6 +144,7 @@ impl Server {
             held_pushes: Vec::new(),
             now: Duration::ZERO,
             lease: None,
+            lease_asked: None,
             cfg,
         }
     }
@@ -197,6 +201,15 @@ impl Server {
     }
 
     fn heartbeat(&self, out: &mut Vec<Command>) {
+        self.report(out);
+        out.push(Command::SetTimer {
+            timer: Timer::Heartbeat,
+            after: self.cfg.heartbeat_interval,
+        });
+    }
+
+    /// A heartbeat's report to the coordinator (it answers with a lease).
+    pub(super) fn report(&self, out: &mut Vec<Command>) {
         out.push(Command::Send {
             to: NodeId::Coordinator,
             msg: Message::ServerHeartbeat {
@@ -218,11 +231,13 @@ impl Server {
                     )
                     .map(|(&r, rep)| (r, rep.log_index))
                     .collect(),
+                wants: self
+                    .replicas
+                    .values()
+                    .flat_map(|rep| rep.pending.iter().map(|p| p.clock))
+                    .max()
+                    .unwrap_or(Clock(0)),
             },
-        });
-        out.push(Command::SetTimer {
-            timer: Timer::Heartbeat,
-            after: self.cfg.heartbeat_interval,
         });
     }
 

@@ -59,6 +59,7 @@ impl Server {
         } else {
             self.serve_last(range, out);
         }
+        self.ask_lease(out);
     }
 
     pub(super) fn serve_all(&mut self, out: &mut Vec<Command>) {
@@ -149,7 +150,36 @@ impl Server {
             return;
         }
         self.lease = Some((expiry, epoch, ceiling));
+        self.lease_asked = None;
         self.serve_all(out);
+        self.ask_lease(out);
+    }
+
+    /// Asks the coordinator for a lease at once (a heartbeat out of turn)
+    /// when a read waits only for one — past the ceiling or the expiry of
+    /// the lease held — instead of waiting for the next heartbeat: a run
+    /// whose clocks are much faster than the heartbeat period would stall
+    /// at every ceiling. At most one request per heartbeat period is
+    /// outstanding.
+    pub(super) fn ask_lease(&mut self, out: &mut Vec<Command>) {
+        if !self.cfg.read_leases {
+            return;
+        }
+        if self
+            .lease_asked
+            .is_some_and(|t| self.now.saturating_sub(t) < self.cfg.heartbeat_interval)
+        {
+            return;
+        }
+        let waiting = self.replicas.values().any(|rep| {
+            rep.pending.iter().any(|p| {
+                !self.leased(p.clock) && self.fence.is_none_or(|(_, _, max)| p.clock <= max)
+            })
+        });
+        if waiting {
+            self.lease_asked = Some(self.now);
+            self.report(out);
+        }
     }
 
     /// Answers every pending pull of `range` the gate now allows, oldest
