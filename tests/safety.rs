@@ -24,6 +24,13 @@ fn pinned(name: &str) -> (pssim::scenario::Scenario, String) {
     (file(&path), path)
 }
 
+/// With `bug` on, the scenario loses acknowledged updates.
+fn assert_loses_with(scn: &pssim::scenario::Scenario, path: &str, bug: Bug) {
+    let o = run_with(scn, scn.seed, Bugs::NONE.with(bug), path);
+    assert_eq!(o.checks["no_lost_updates"], Status::Fail, "{}", context(&o));
+    assert!(o.updates_lost > 0, "{}", context(&o));
+}
+
 #[test]
 fn a_push_held_across_a_readmission_is_never_applied() {
     let (scn, path) = pinned("late-update-readmission");
@@ -76,14 +83,7 @@ fn a_falsely_suspected_replica_brings_its_ranges_back() {
     );
     // ...and server-1's fallback came back without a copy or a restore.
     assert!(events(&trace, "restore").is_empty());
-    let bug = run_with(&scn, scn.seed, Bugs::NONE.with(Bug::NoFallback), &path);
-    assert_eq!(
-        bug.checks["no_lost_updates"],
-        Status::Fail,
-        "{}",
-        context(&bug)
-    );
-    assert!(bug.updates_lost > 0);
+    assert_loses_with(&scn, &path, Bug::NoFallback);
 }
 
 #[test]
@@ -120,14 +120,7 @@ fn a_lone_replica_acknowledges_only_what_a_spare_holds_too() {
         "no spare joined range 0 before the crash: {}",
         context(&o)
     );
-    let bug = run_with(&scn, scn.seed, Bugs::NONE.with(Bug::AckAlone), &path);
-    assert_eq!(
-        bug.checks["no_lost_updates"],
-        Status::Fail,
-        "{}",
-        context(&bug)
-    );
-    assert!(bug.updates_lost > 0);
+    assert_loses_with(&scn, &path, Bug::AckAlone);
 }
 
 #[test]
