@@ -59,7 +59,8 @@ impl Server {
         } else {
             self.serve_last(range, out);
         }
-        self.ask_lease(out);
+        // A read past the lease was not answered above: ask for one.
+        self.ask_lease(Some(clock), out);
     }
 
     pub(super) fn serve_all(&mut self, out: &mut Vec<Command>) {
@@ -152,7 +153,7 @@ impl Server {
         self.lease = Some((expiry, epoch, ceiling));
         self.lease_asked = None;
         self.serve_all(out);
-        self.ask_lease(out);
+        self.ask_lease(None, out);
     }
 
     /// Asks the coordinator for a lease at once (a heartbeat out of turn)
@@ -160,8 +161,9 @@ impl Server {
     /// the lease held — instead of waiting for the next heartbeat: a run
     /// whose clocks are much faster than the heartbeat period would stall
     /// at every ceiling. At most one request per heartbeat period is
-    /// outstanding.
-    pub(super) fn ask_lease(&mut self, out: &mut Vec<Command>) {
+    /// outstanding. `read`: the clock of the read just held (only it is
+    /// checked); `None`: every held read.
+    pub(super) fn ask_lease(&mut self, read: Option<Clock>, out: &mut Vec<Command>) {
         if !self.cfg.read_leases {
             return;
         }
@@ -171,11 +173,16 @@ impl Server {
         {
             return;
         }
-        let waiting = self.replicas.values().any(|rep| {
-            rep.pending.iter().any(|p| {
-                !self.leased(p.clock) && self.fence.is_none_or(|(_, _, max)| p.clock <= max)
-            })
-        });
+        let waits =
+            |clock: Clock| !self.leased(clock) && self.fence.is_none_or(|(_, _, max)| clock <= max);
+        let waiting = match read {
+            // A new read: only it can have changed anything.
+            Some(clock) => waits(clock),
+            None => self
+                .replicas
+                .values()
+                .any(|rep| rep.pending.iter().any(|p| waits(p.clock))),
+        };
         if waiting {
             self.lease_asked = Some(self.now);
             self.report(out);
