@@ -498,13 +498,7 @@ impl Coordinator {
             .view
             .servers()
             .into_iter()
-            .filter(|n| {
-                n.server().is_some_and(|s| {
-                    self.servers.get(&s).is_none_or(|&(seen, _)| {
-                        now.saturating_sub(seen) > self.cfg.heartbeat_timeout
-                    })
-                })
-            })
+            .filter(|n| n.server().is_some_and(|s| !self.heard(now, s)))
             .collect();
         let mut changed = false;
         for chain in &mut self.view.chains {

@@ -133,11 +133,7 @@ impl Coordinator {
     /// range would stay on one replica until its own server returns — and
     /// that replica holds its acknowledgements meanwhile (`Server::short`).
     fn spare_for(&self, now: Duration, s: u32, initial: &View) -> Vec<RangeId> {
-        let heard = |x: u32| {
-            self.servers
-                .get(&x)
-                .is_some_and(|&(seen, _)| now.saturating_sub(seen) <= self.cfg.heartbeat_timeout)
-        };
+        let heard = |x: u32| self.heard(now, x);
         let held = |x: u32| {
             let n = NodeId::Server(x);
             self.view.chains.iter().filter(|c| c.contains(&n)).count()
@@ -178,16 +174,19 @@ impl Coordinator {
         ranges
     }
 
+    /// Whether server `s` was heard from within the heartbeat timeout.
+    pub(super) fn heard(&self, now: Duration, s: u32) -> bool {
+        self.servers
+            .get(&s)
+            .is_some_and(|&(seen, _)| now.saturating_sub(seen) <= self.cfg.heartbeat_timeout)
+    }
+
     /// Of the servers heard from within the timeout, the one holding the
     /// furthest fallback copy of range `r` (ties to the lower index).
     fn best_fallback(&self, now: Duration, r: RangeId) -> Option<u32> {
         self.fallbacks
             .iter()
-            .filter(|(s, _)| {
-                self.servers.get(s).is_some_and(|&(seen, _)| {
-                    now.saturating_sub(seen) <= self.cfg.heartbeat_timeout
-                })
-            })
+            .filter(|(&s, _)| self.heard(now, s))
             .filter_map(|(&s, f)| f.iter().find(|&&(x, _)| x == r).map(|&(_, i)| (i, s)))
             .max_by_key(|&(i, s)| (i, std::cmp::Reverse(s)))
             .map(|(_, s)| s)

@@ -208,21 +208,35 @@ impl Server {
                 announced: false,
             },
         );
+        let state = rep.state();
+        self.send_snapshot(from, range, req, state, out);
+    }
+
+    /// Sends `state` of `range` to `to` as snapshot `req` (0: a chain-gap
+    /// repair), under a fresh id, and records `snapshot_sent`.
+    pub(super) fn send_snapshot(
+        &mut self,
+        to: NodeId,
+        range: RangeId,
+        req: u64,
+        state: RangeState,
+        out: &mut Vec<Command>,
+    ) {
         self.snapshots += 1;
         let id = format!("{}.{}.{}", self.id, self.incarnation, self.snapshots);
         out.push(Command::Emit(Event::SnapshotSent {
             server: self.id,
             range,
-            to: from,
+            to,
             id: id.clone(),
         }));
         out.push(Command::Send {
-            to: from,
+            to,
             msg: Message::Snapshot {
                 range,
                 req,
                 id,
-                state: rep.state(),
+                state,
             },
         });
     }

@@ -335,23 +335,7 @@ impl Server {
         }
         rep.repairs.insert(from, now);
         let state = rep.state();
-        self.snapshots += 1;
-        let id = format!("{}.{}.{}", self.id, self.incarnation, self.snapshots);
-        out.push(Command::Emit(Event::SnapshotSent {
-            server: self.id,
-            range,
-            to: from,
-            id: id.clone(),
-        }));
-        out.push(Command::Send {
-            to: from,
-            msg: Message::Snapshot {
-                range,
-                req: 0,
-                id,
-                state,
-            },
-        });
+        self.send_snapshot(from, range, 0, state, out);
     }
 
     /// Re-sends what is unacknowledged: entries to successors and learners,

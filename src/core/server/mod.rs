@@ -224,12 +224,9 @@ impl Server {
                 fallback: self
                     .fallbacks
                     .iter()
-                    .chain(
-                        self.joining
-                            .iter()
-                            .filter_map(|(r, j)| j.replica.as_ref().map(|rep| (r, rep))),
-                    )
-                    .map(|(&r, rep)| (r, rep.log_index))
+                    .map(|(&r, rep)| (r, rep))
+                    .chain(self.installed_copies())
+                    .map(|(r, rep)| (r, rep.log_index))
                     .collect(),
                 wants: self
                     .replicas

@@ -197,7 +197,14 @@ impl Server {
     fn held_copies(&self) -> impl Iterator<Item = &Replica> {
         self.replicas
             .values()
-            .chain(self.joining.values().filter_map(|j| j.replica.as_ref()))
+            .chain(self.installed_copies().map(|(_, rep)| rep))
+    }
+
+    /// The copies of joining ranges whose snapshot has arrived.
+    pub(super) fn installed_copies(&self) -> impl Iterator<Item = (RangeId, &Replica)> {
+        self.joining
+            .iter()
+            .filter_map(|(&r, j)| j.replica.as_ref().map(|rep| (r, rep)))
     }
 
     fn ack_membership(&self, out: &mut Vec<Command>) {
