@@ -26,10 +26,7 @@
 //! (`crate::sim`, `crate::net`), madsim, tokio.
 
 use crate::core::codec::Payload;
-use crate::core::{
-    Bugs, Clock, Command, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig,
-    RangeMap, Schedule, Seq, Server,
-};
+use crate::core::{Clock, Command, Epoch, Keys, Message, NodeId, ProtocolConfig, Seq, Server};
 use crate::ml::{Model, ParamView, Row};
 use crate::scenario::{ModelKind, Scenario};
 use std::hint::black_box;
@@ -210,27 +207,7 @@ pub fn gradient_rate(kind: ModelKind) -> ModelRate {
 /// acknowledgement): values applied per second, the best of [`ROUNDS`]
 /// rounds of `reps` pushes (each push timed alone, as `pssim bench` does).
 pub fn apply_rate(n: u32, reps: u32) -> f64 {
-    let cfg = Arc::new(ProtocolConfig {
-        servers: 1,
-        workers: 1,
-        replication: 1,
-        ranges: RangeMap::new(n, 1),
-        clocks: u32::MAX,
-        schedule: Schedule::constant(Hyper {
-            consistency: Consistency::Asp,
-            learning_rate: 0.01,
-            batch_size: 1,
-        }),
-        request_timeout: Duration::from_millis(100),
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(500),
-        read_leases: false,
-        checkpoint_every: None,
-        changes: Vec::new(),
-        default_bound: 3,
-        compression: Default::default(),
-        bugs: Bugs::NONE,
-    });
+    let cfg = Arc::new(ProtocolConfig::single_server(n));
     let mut server = Server::new(0, cfg);
     let values: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 1e-3).collect();
     let mut out: Vec<Command> = Vec::new();

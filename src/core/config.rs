@@ -201,6 +201,35 @@ pub struct ProtocolConfig {
     pub bugs: Bugs,
 }
 
+impl ProtocolConfig {
+    /// One server holding one range of `n` keys for one ASP worker, with
+    /// timeouts and heartbeats too long to matter: a server to drive by
+    /// hand (benchmarks, calibration, codec tests).
+    pub fn single_server(n: u32) -> ProtocolConfig {
+        ProtocolConfig {
+            servers: 1,
+            workers: 1,
+            replication: 1,
+            ranges: RangeMap::new(n, 1),
+            clocks: u32::MAX,
+            schedule: Schedule::constant(Hyper {
+                consistency: Consistency::Asp,
+                learning_rate: 0.01,
+                batch_size: 1,
+            }),
+            request_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3600),
+            heartbeat_timeout: Duration::from_secs(7200),
+            read_leases: false,
+            checkpoint_every: None,
+            changes: Vec::new(),
+            default_bound: 0,
+            compression: Default::default(),
+            bugs: Bugs::NONE,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,7 @@ use super::events::EventSink;
 use super::frame::{self, Frame};
 use super::host::{self, NodeOptions};
 use crate::core::codec::Payload;
-use crate::core::{
-    Bugs, Clock, Consistency, Epoch, Hyper, Keys, Message, NodeId, ProtocolConfig, RangeMap,
-    Schedule, Seq,
-};
+use crate::core::{Clock, Epoch, Keys, Message, NodeId, ProtocolConfig, Seq};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 // Real wall time: this measures real sockets (no simulation involved).
@@ -37,27 +34,7 @@ pub struct PushPull {
 /// One server holding one range of `n` keys for one ASP worker, with
 /// timeouts and heartbeats too long to matter: a server to drive by hand.
 pub fn single_server_config(n: u32) -> Arc<ProtocolConfig> {
-    Arc::new(ProtocolConfig {
-        servers: 1,
-        workers: 1,
-        replication: 1,
-        ranges: RangeMap::new(n, 1),
-        clocks: u32::MAX,
-        schedule: Schedule::constant(Hyper {
-            consistency: Consistency::Asp,
-            learning_rate: 0.01,
-            batch_size: 1,
-        }),
-        request_timeout: Duration::from_secs(10),
-        heartbeat_interval: Duration::from_secs(3600),
-        heartbeat_timeout: Duration::from_secs(7200),
-        read_leases: false,
-        checkpoint_every: None,
-        changes: Vec::new(),
-        default_bound: 0,
-        compression: Default::default(),
-        bugs: Bugs::NONE,
-    })
+    Arc::new(ProtocolConfig::single_server(n))
 }
 
 /// Measures `rounds` push+pull rounds of `n` floats each way (after one
