@@ -475,10 +475,8 @@ mod tests {
             slow_link_rate: 1.0,
             cut_rate: 2.0,
             max_duration: Duration::from_secs(2),
-            min_duration: None,
             until: Duration::from_secs(20),
-            beyond_fault_model: false,
-            swarm: true,
+            ..Chaos::default()
         }
     }
 
@@ -486,17 +484,12 @@ mod tests {
     /// them.
     fn churn() -> Chaos {
         Chaos {
-            crash_rate: 0.0,
-            partition_rate: 0.0,
-            clog_rate: 0.0,
-            straggler_rate: 0.0,
-            loss_rate: 0.0,
-            slow_link_rate: 0.0,
             cut_rate: 4.0,
             min_duration: Some(Duration::from_millis(200)),
             max_duration: Duration::from_millis(400),
+            until: Duration::from_secs(20),
             swarm: false,
-            ..busy()
+            ..Chaos::default()
         }
     }
 
