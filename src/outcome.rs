@@ -7,6 +7,7 @@
 
 use crate::check::{Report, Status};
 use crate::run::failover::Failover;
+use crate::run::load::{NodeLoad, UtilSeries};
 use crate::run::metrics::{Bucket, KindStats};
 use crate::run::plan::Origin;
 use crate::run::sample::Sample;
@@ -67,6 +68,15 @@ pub struct Outcome {
     pub updates_lost: u64,
     /// Extra applications of pushes.
     pub updates_duplicated: u64,
+    /// Per node: bytes delivered in and out, and how busy and how used
+    /// its interfaces and CPU were (fractions of `sim_time_s`). Empty (and
+    /// left out of the JSON) where the host does not meter them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub load: BTreeMap<String, NodeLoad>,
+    /// `"<node> <resource>"` of the highest utilisation in `load` (left
+    /// out where nothing was metered or used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<String>,
     /// Reads the staleness checker judged.
     pub reads_checked: u64,
     /// Lowest clock reached by a worker.
@@ -115,6 +125,10 @@ pub struct Outcome {
     /// Per-worker timelines (not in the JSON: see the timeline plot).
     #[serde(skip)]
     pub timeline: Vec<Segment>,
+    /// Per-server utilisation over time (not in the JSON: see the load
+    /// plot); no servers where `load` is empty.
+    #[serde(skip)]
+    pub load_series: UtilSeries,
     /// Server crashes and the time their ranges took to serve again.
     pub failovers: Vec<Failover>,
     /// What `[chaos]` chose for this seed (swarm testing), if it is on.

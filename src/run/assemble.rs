@@ -99,6 +99,8 @@ pub fn empty(scn: &Scenario, h: Header) -> Outcome {
         pushes_acked: 0,
         updates_lost: 0,
         updates_duplicated: 0,
+        load: BTreeMap::new(),
+        bottleneck: None,
         reads_checked: 0,
         min_clock: 0,
         events: 0,
@@ -121,6 +123,7 @@ pub fn empty(scn: &Scenario, h: Header) -> Outcome {
         staleness_histogram: Vec::new(),
         timeline: Vec::new(),
         fault_timeline: Vec::new(),
+        load_series: Default::default(),
         swarm: None,
     }
 }
@@ -193,6 +196,12 @@ pub fn complete(o: &mut Outcome, scn: &Scenario, end: End, mut log: Collector) {
         o.idle_fraction = tl.idle_fraction();
         o.timeline = tl.segments;
     }
+    if let Some(meter) = log.load.take() {
+        let load = meter.finish(end.end);
+        o.load = load.nodes;
+        o.bottleneck = load.bottleneck;
+        o.load_series = load.series;
+    }
     o.staleness_histogram = log
         .recorder
         .staleness
@@ -207,4 +216,102 @@ pub fn complete(o: &mut Outcome, scn: &Scenario, end: End, mut log: Collector) {
         (end.liveness, end.quiet),
         end.final_accuracy,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{NodeId, View};
+    use crate::run::load::{LoadMeter, Resource};
+    use crate::run::metrics::Metrics;
+    use crate::trace::Recorder;
+
+    /// A one-server, one-worker run of 2 s assembled with `meter`.
+    fn assembled(meter: Option<LoadMeter>) -> Outcome {
+        let text = "name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n";
+        let scn = crate::scenario::parse(text, "inline").expect("a valid scenario");
+        let header = Header {
+            scenario: "x".into(),
+            seed: 1,
+            reproduce: "pssim run x.toml --seed 1".into(),
+            bugs: Vec::new(),
+            real: false,
+            not_simulated: Vec::new(),
+        };
+        let mut o = empty(&scn, header);
+        let interval = Duration::from_millis(500);
+        let mut log = Collector::new(
+            Recorder::new(1, 1),
+            Metrics::new(interval),
+            View::initial(1, 1),
+            None,
+        );
+        if let Some(m) = meter {
+            log = log.with_load(m);
+        }
+        let (s, w) = (NodeId::Server(0), NodeId::Worker(0));
+        log.busy(
+            s,
+            Resource::NicIn,
+            Duration::ZERO,
+            Duration::from_secs(1),
+            0.5,
+        );
+        log.busy(
+            w,
+            Resource::Cpu,
+            Duration::ZERO,
+            Duration::from_millis(400),
+            1.0,
+        );
+        log.delivered(w, s, 1000);
+        let end = End {
+            end: Duration::from_secs(2),
+            wall_s: 0.0,
+            stopped: "finished".into(),
+            time_to_target: None,
+            min_clock: 0,
+            samples: Vec::new(),
+            final_accuracy: 1.0,
+            final_loss: 0.0,
+            params_digest: String::new(),
+            quiet: true,
+            liveness: false,
+            traffic: Traffic::default(),
+            plan: None,
+            trace_hash: Some("00".into()),
+        };
+        complete(&mut o, &scn, end, log);
+        o
+    }
+
+    #[test]
+    fn the_load_is_reported_only_where_a_host_meters_it_and_changes_nothing_else() {
+        let plain = assembled(None);
+        assert!(plain.load.is_empty() && plain.bottleneck.is_none());
+        assert!(plain.load_series.servers.is_empty());
+        let json = serde_json::to_value(&plain).expect("serializable");
+        assert!(json.get("load").is_none() && json.get("bottleneck").is_none());
+
+        let nodes = [NodeId::Server(0), NodeId::Worker(0), NodeId::Coordinator];
+        let metered = assembled(Some(LoadMeter::new(&nodes, Duration::from_millis(500))));
+        let s = metered.load["server-0"];
+        assert_eq!(
+            (s.bytes_in, s.nic_in_busy, s.nic_in_util),
+            (1000, 0.5, 0.25)
+        );
+        assert_eq!(metered.load["worker-0"].cpu_util, 0.2);
+        assert_eq!(metered.load.len(), 3);
+        assert_eq!(metered.bottleneck.as_deref(), Some("server-0 nic_in"));
+        let series = &metered.load_series;
+        assert_eq!(series.interval_s, 0.5);
+        assert_eq!(series.servers[0].util[0], [0.5, 0.5, 0.0, 0.0]);
+        let mut with = serde_json::to_value(&metered).expect("serializable");
+        assert_eq!(with["bottleneck"], "server-0 nic_in");
+        assert_eq!(with["load"]["server-0"]["nic_in_busy"], 0.5);
+        let fields = with.as_object_mut().expect("an object");
+        fields.remove("load");
+        fields.remove("bottleneck");
+        assert_eq!(with, json, "the meter changed another field");
+    }
 }

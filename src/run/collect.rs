@@ -1,7 +1,8 @@
 //! What a run's event stream feeds, whichever host produced it: the
 //! recorder (trace hash, checkers, JSON Lines trace), the throughput
-//! series, failover times, per-worker timelines and the last view
-//! published. The simulator feeds it online, event by event; real mode
+//! series, failover times, per-worker timelines, the last view published
+//! and, where the host reports it, each node's resource use (the load
+//! meter: never part of the trace or its hash). The simulator feeds it online, event by event; real mode
 //! feeds it the nodes' merged events after the run. Either way the same
 //! [`Collector::record`] sees the same events in the same order.
 //!
@@ -9,6 +10,7 @@
 //! (`crate::sim`, `crate::net`).
 
 use super::failover::FailoverTracker;
+use super::load::{LoadMeter, Resource};
 use super::metrics::Metrics;
 use super::timeline::Timelines;
 use crate::core::{Event, Message, NodeId, View, WorkerId};
@@ -29,6 +31,9 @@ pub struct Collector {
     /// What each worker spent its time on; `None` where the host does not
     /// report compute (real mode).
     pub timelines: Option<Timelines>,
+    /// Each node's interfaces and CPU; `None` where the host does not
+    /// report them (see [`Collector::with_load`]).
+    pub load: Option<LoadMeter>,
 }
 
 impl Collector {
@@ -46,6 +51,17 @@ impl Collector {
             view,
             failovers: FailoverTracker::default(),
             timelines: timelines.map(Timelines::new),
+            load: None,
+        }
+    }
+
+    /// The same collector, metering resource use with `meter` (for a host
+    /// that reports it through [`Collector::busy`] and
+    /// [`Collector::delivered`]).
+    pub fn with_load(self, meter: LoadMeter) -> Collector {
+        Collector {
+            load: Some(meter),
+            ..self
         }
     }
 
@@ -90,6 +106,22 @@ impl Collector {
     pub fn compute_done(&mut self, w: WorkerId, t: Duration) {
         if let Some(tl) = &mut self.timelines {
             tl.push(w, t);
+        }
+    }
+
+    /// During `[from, to)` resource `res` of `node` ran at `share` of its
+    /// capacity (see [`LoadMeter::busy`]); nothing without a meter.
+    pub fn busy(&mut self, node: NodeId, res: Resource, from: Duration, to: Duration, share: f64) {
+        if let Some(m) = &mut self.load {
+            m.busy(node, res, from, to, share);
+        }
+    }
+
+    /// A message of `bytes` from `from` was delivered to `to`; nothing
+    /// without a meter.
+    pub fn delivered(&mut self, from: NodeId, to: NodeId, bytes: u64) {
+        if let Some(m) = &mut self.load {
+            m.delivered(from, to, bytes);
         }
     }
 }

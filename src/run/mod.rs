@@ -9,6 +9,7 @@
 //!           ──► plan::Plan (faults + [chaos] draws)   (the host injects them)
 //!  host events ──► collect::Collector::record ──► trace::Recorder (hash, checkers)
 //!                                              ├─► metrics (series), failover, timeline
+//!  host's resource use ──► Collector::{busy, delivered} ──► load::LoadMeter (if fed)
 //!  host's end-of-run account (finals::FinalReplica, sample::Sample, metrics::Traffic)
 //!           ──► assemble::{empty, complete} ──► Outcome (judged)
 //! ```
@@ -23,6 +24,7 @@ pub mod collect;
 pub mod cost;
 pub mod failover;
 pub mod finals;
+pub mod load;
 pub mod metrics;
 pub mod plan;
 pub mod sample;
