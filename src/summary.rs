@@ -5,7 +5,9 @@
 //! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 use crate::check::Status;
+use crate::core::NodeId;
 use crate::outcome::Outcome;
+use crate::run::load::{NodeLoad, Resource};
 use crate::scenario::Scenario;
 use std::fmt::Write;
 
@@ -64,6 +66,7 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
             bytes(o.bytes_pulled_raw)
         );
     }
+    load(&mut s, o);
     if !o.accuracy.is_empty() {
         let _ = writeln!(
             s,
@@ -170,6 +173,53 @@ pub fn render(scn: &Scenario, o: &Outcome) -> String {
     s
 }
 
+/// The bottleneck and each server's utilisations, where the host metered
+/// them (nothing otherwise).
+fn load(s: &mut String, o: &Outcome) {
+    if o.load.is_empty() {
+        return;
+    }
+    let pct = |x: f64| format!("{:.0}", x * 100.0);
+    let top = o.bottleneck.as_deref().and_then(|b| {
+        let (node, res) = b.split_once(' ')?;
+        Some((b, o.load.get(node)?, Resource::from_name(res)?))
+    });
+    match top {
+        Some((name, l, r)) => {
+            let _ = writeln!(
+                s,
+                "  load       bottleneck {name} (util {}%, busy {}%)",
+                pct(l.util(r)),
+                pct(l.busy(r))
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  load       no interface or CPU work metered");
+        }
+    }
+    let mut servers: Vec<(u32, &NodeLoad)> = o
+        .load
+        .iter()
+        .filter_map(|(n, l)| Some((n.parse::<NodeId>().ok()?.server()?, l)))
+        .collect();
+    servers.sort_by_key(|&(i, _)| i);
+    const SHOWN: usize = 6;
+    let mut parts: Vec<String> = servers
+        .iter()
+        .take(SHOWN)
+        .map(|(i, l)| {
+            let u: Vec<String> = Resource::ALL.iter().map(|&r| pct(l.util(r))).collect();
+            format!("server-{i} {}", u.join("/"))
+        })
+        .collect();
+    if servers.len() > SHOWN {
+        parts.push(format!("... and {} more", servers.len() - SHOWN));
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(s, "             util % in/out/cpu: {}", parts.join(" · "));
+    }
+}
+
 fn check_detail(name: &str, o: &Outcome) -> String {
     match name {
         "staleness_bound" => format!("{} reads judged", thousands(o.reads_checked)),
@@ -243,5 +293,50 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(12), "12");
         assert_eq!(bytes(2_500_000), "2.50 MB");
+    }
+
+    #[test]
+    fn the_load_lines_appear_only_with_load_data() {
+        let text = "name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n";
+        let scn = crate::scenario::parse(text, "inline").expect("a valid scenario");
+        let header = crate::run::assemble::Header {
+            scenario: "x".into(),
+            seed: 1,
+            reproduce: "pssim run x.toml --seed 1".into(),
+            bugs: Vec::new(),
+            real: false,
+            not_simulated: Vec::new(),
+        };
+        let mut o = crate::run::assemble::empty(&scn, header);
+        assert!(!render(&scn, &o).contains("load "));
+        for i in 0..8 {
+            let l = NodeLoad {
+                nic_in_busy: 0.91,
+                nic_in_util: f64::from(88 - 10 * i) / 100.0,
+                nic_out_util: 0.35,
+                cpu_util: 0.05,
+                ..NodeLoad::default()
+            };
+            o.load.insert(format!("server-{i}"), l);
+        }
+        o.load.insert("worker-0".into(), NodeLoad::default());
+        o.bottleneck = Some("server-0 nic_in".into());
+        let text = render(&scn, &o);
+        assert!(
+            text.contains("  load       bottleneck server-0 nic_in (util 88%, busy 91%)\n"),
+            "{text}"
+        );
+        // Servers by index (server-10 is not between 1 and 2), six shown.
+        o.load.insert("server-10".into(), NodeLoad::default());
+        let text = render(&scn, &o);
+        assert!(
+            text.contains(
+                "util % in/out/cpu: server-0 88/35/5 · server-1 78/35/5 · server-2 68/35/5 · \
+                 server-3 58/35/5 · server-4 48/35/5 · server-5 38/35/5 · ... and 3 more\n"
+            ),
+            "{text}"
+        );
+        o.bottleneck = None;
+        assert!(render(&scn, &o).contains("  load       no interface or CPU work metered\n"));
     }
 }
