@@ -164,6 +164,47 @@ pub fn legend<'a, DB: DrawingBackend + 'a>(
         .map_err(err)
 }
 
+/// The shading colour of a fault kind.
+pub fn fault_colour(kind: &str) -> RGBColor {
+    match kind {
+        "crash" => palette::RED,
+        "partition" => palette::PURPLE,
+        "clog" => palette::ORANGE,
+        "loss" => palette::GREY,
+        "straggler" => palette::GREEN,
+        _ => palette::SKY,
+    }
+}
+
+/// Shades every fault interval of `o` from 0 up to `top` on a chart that
+/// ends at `end` (a fault that never heals runs to the end; a short one
+/// keeps a visible width).
+pub fn shade_faults<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart2d<'a, DB>,
+    o: &Outcome,
+    end: f64,
+    top: f64,
+) -> PlotResult {
+    for f in &o.faults {
+        let x1 = f.end_s.unwrap_or(end).min(end);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(f.start_s, 0.0), (x1.max(f.start_s + end / 400.0), top)],
+                fault_colour(f.kind).mix(0.13).filled(),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The fault kinds of `o`, each once, by name (for a legend).
+pub fn fault_kinds(o: &Outcome) -> Vec<&'static str> {
+    let mut kinds: Vec<&str> = o.faults.iter().map(|f| f.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
 /// Turns a plotters error into text.
 pub fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()

@@ -7,7 +7,10 @@
 //! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
 //! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
-use super::{caption, err, headroom, palette, Chart, PlotResult, FONT};
+use super::{
+    caption, err, fault_colour, fault_kinds, headroom, palette, shade_faults, Chart, PlotResult,
+    FONT,
+};
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
 use plotters::coord::Shift;
@@ -19,18 +22,6 @@ pub struct Throughput<'a> {
     pub scn: &'a Scenario,
     /// Its outcome.
     pub o: &'a Outcome,
-}
-
-/// The shading colour of a fault kind.
-fn fault_colour(kind: &str) -> RGBColor {
-    match kind {
-        "crash" => palette::RED,
-        "partition" => palette::PURPLE,
-        "clog" => palette::ORANGE,
-        "loss" => palette::GREY,
-        "straggler" => palette::GREEN,
-        _ => palette::SKY,
-    }
 }
 
 /// Faults labelled on the chart at most (all are shaded).
@@ -160,18 +151,7 @@ impl Throughput<'_> {
             .light_line_style(RGBColor(238, 238, 238))
             .draw()
             .map_err(err)?;
-        for f in &o.faults {
-            let x1 = f.end_s.unwrap_or(end).min(end);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [
-                        (f.start_s, 0.0),
-                        (x1.max(f.start_s + end / 400.0), ymax * 1.15),
-                    ],
-                    fault_colour(f.kind).mix(0.13).filled(),
-                )))
-                .map_err(err)?;
-        }
+        shade_faults(&mut chart, o, end, ymax * 1.15)?;
         if labels {
             // Label faults where there is room: a label takes its row
             // until its text ends (about 6.5 px per character).
@@ -203,10 +183,7 @@ impl Throughput<'_> {
                     .map_err(err)?;
             }
             // A legend entry per kind present.
-            let mut kinds: Vec<&str> = o.faults.iter().map(|f| f.kind).collect();
-            kinds.sort();
-            kinds.dedup();
-            for k in kinds {
+            for k in fault_kinds(o) {
                 let c = fault_colour(k);
                 chart
                     .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
