@@ -204,6 +204,12 @@ pub fn run(scn: &Scenario, o: &Outcome) -> String {
         plot::svg_string(&plot::timeline::Timeline { scn, o }),
         "Per-worker timelines: pull, compute, push.",
     ));
+    if !o.load.is_empty() {
+        b.push_str(&figure(
+            plot::svg_string(&plot::load::Load { o }),
+            "Per-server utilisation of the inbound and outbound interface and the CPU; faults shaded.",
+        ));
+    }
     let _ = writeln!(b, "<h2>Scenario</h2>\n<pre>{}</pre>", esc(&scn.to_toml()));
     page(&format!("pssim · {} · seed {}", o.scenario, o.seed), &b)
 }

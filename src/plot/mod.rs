@@ -6,13 +6,15 @@
 //! training loss against the reference), `staleness.rs` (how far behind
 //! reads were, with the bound), `timeline.rs` (per-worker pull / compute /
 //! push), `tradeoff.rs` (a parameter sweep: time to target and idle
-//! fraction against the swept value).
+//! fraction against the swept value), `load.rs` (per-server interface and
+//! CPU utilisation, for a run whose host metered them).
 //!
 //! May import: `crate::outcome`, `crate::run` (its records),
 //! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
 //! `crate::plot`. Never: a host (`crate::sim`, `crate::net`), madsim, tokio.
 
 pub mod accuracy;
+pub mod load;
 pub mod staleness;
 pub mod throughput;
 pub mod timeline;
@@ -217,6 +219,9 @@ pub fn run(scn: &Scenario, o: &Outcome, dir: &Path) -> Result<Vec<PathBuf>, Stri
     files.extend(both(dir, &accuracy::Accuracy { scn, o })?);
     files.extend(both(dir, &staleness::Staleness { scn, o })?);
     files.extend(both(dir, &timeline::Timeline { scn, o })?);
+    if !o.load.is_empty() {
+        files.extend(both(dir, &load::Load { o })?);
+    }
     Ok(files)
 }
 

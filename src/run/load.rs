@@ -47,7 +47,8 @@ impl Resource {
         Resource::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    fn index(self) -> usize {
+    /// Its position in [`Resource::ALL`] (and in per-resource arrays).
+    pub fn index(self) -> usize {
         self as usize
     }
 }
