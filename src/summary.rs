@@ -297,17 +297,8 @@ mod tests {
 
     #[test]
     fn the_load_lines_appear_only_with_load_data() {
-        let text = "name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n";
-        let scn = crate::scenario::parse(text, "inline").expect("a valid scenario");
-        let header = crate::run::assemble::Header {
-            scenario: "x".into(),
-            seed: 1,
-            reproduce: "pssim run x.toml --seed 1".into(),
-            bugs: Vec::new(),
-            real: false,
-            not_simulated: Vec::new(),
-        };
-        let mut o = crate::run::assemble::empty(&scn, header);
+        let (scn, mut o) =
+            crate::run::assemble::bare("name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n");
         assert!(!render(&scn, &o).contains("load "));
         for i in 0..8 {
             let l = NodeLoad {

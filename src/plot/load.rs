@@ -192,17 +192,8 @@ mod tests {
     /// A 1 s run of two servers in 10 ms buckets with a crash, metered
     /// if `metered`.
     fn outcome(metered: bool) -> (crate::scenario::Scenario, Outcome) {
-        let text = "name = \"load\"\n[cluster]\nservers = 2\nworkers = 1\n";
-        let scn = crate::scenario::parse(text, "inline").expect("a valid scenario");
-        let header = crate::run::assemble::Header {
-            scenario: "load".into(),
-            seed: 4,
-            reproduce: "pssim run load.toml --seed 4".into(),
-            bugs: Vec::new(),
-            real: false,
-            not_simulated: Vec::new(),
-        };
-        let mut o = crate::run::assemble::empty(&scn, header);
+        let (scn, mut o) =
+            crate::run::assemble::bare("name = \"load\"\n[cluster]\nservers = 2\nworkers = 1\n");
         o.sim_time_s = 1.0;
         o.faults.push(crate::outcome::FaultRecord {
             kind: "crash",

@@ -218,6 +218,23 @@ pub fn complete(o: &mut Outcome, scn: &Scenario, end: End, mut log: Collector) {
     );
 }
 
+/// A run of the scenario `toml` with nothing measured, and the scenario
+/// (a fixture for tests of what reads outcomes).
+#[cfg(test)]
+pub(crate) fn bare(toml: &str) -> (Scenario, Outcome) {
+    let scn = crate::scenario::parse(toml, "inline").expect("a valid test scenario");
+    let header = Header {
+        scenario: scn.name.clone(),
+        seed: 1,
+        reproduce: format!("pssim run {}.toml --seed 1", scn.name),
+        bugs: Vec::new(),
+        real: false,
+        not_simulated: Vec::new(),
+    };
+    let o = empty(&scn, header);
+    (scn, o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,17 +245,7 @@ mod tests {
 
     /// A one-server, one-worker run of 2 s assembled with `meter`.
     fn assembled(meter: Option<LoadMeter>) -> Outcome {
-        let text = "name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n";
-        let scn = crate::scenario::parse(text, "inline").expect("a valid scenario");
-        let header = Header {
-            scenario: "x".into(),
-            seed: 1,
-            reproduce: "pssim run x.toml --seed 1".into(),
-            bugs: Vec::new(),
-            real: false,
-            not_simulated: Vec::new(),
-        };
-        let mut o = empty(&scn, header);
+        let (scn, mut o) = bare("name = \"x\"\n[cluster]\nservers = 1\nworkers = 1\n");
         let interval = Duration::from_millis(500);
         let mut log = Collector::new(
             Recorder::new(1, 1),
