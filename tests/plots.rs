@@ -22,7 +22,8 @@ fn run_plots_are_written_and_byte_identical_for_a_seed() {
         let o = run_with(&scn, 3, Bugs::NONE, "x");
         written = pssim::plot::run(&scn, &o, dir).unwrap();
     }
-    assert_eq!(written.len(), 8, "{written:?}");
+    // Throughput, accuracy, staleness, timeline and load, PNG and SVG.
+    assert_eq!(written.len(), 10, "{written:?}");
     for f in &written {
         let name = f.file_name().unwrap();
         let x = std::fs::read(a.join(name)).unwrap();
@@ -109,7 +110,11 @@ fn the_html_report_is_self_contained_and_complete() {
     ] {
         assert!(html.contains(needed), "the report lacks {needed:?}");
     }
-    assert_eq!(html.matches("<svg").count(), 4, "four inline plots");
+    assert_eq!(
+        html.matches("<svg").count(),
+        5,
+        "five inline plots (load included)"
+    );
     // Nothing to fetch: no scripts, no external images or styles.
     for banned in ["<script", "src=", "<link", "url("] {
         assert!(!html.contains(banned), "the report contains {banned:?}");

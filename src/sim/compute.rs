@@ -32,6 +32,11 @@ pub struct ComputeModel {
 }
 
 impl ComputeModel {
+    /// The cost figures (also what a server's CPU charges).
+    pub fn cost(&self) -> &CostModel {
+        &self.cost
+    }
+
     /// Every worker's minibatch costs what `cost` says, give or take its
     /// jitter.
     pub fn new(cost: CostModel) -> ComputeModel {

@@ -9,7 +9,7 @@
 //! `super` (sim), madsim. Never: `crate::net` (hosts never import each
 //! other), tokio.
 
-use crate::core::{Message, NodeId, Timer};
+use crate::core::Timer;
 use madsim::time::{Instant, Sleep};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -20,12 +20,13 @@ use std::time::Duration;
 /// Something a node will handle.
 #[derive(Debug)]
 pub enum Item {
-    /// A message arrives.
-    Msg {
-        /// Sender.
-        from: NodeId,
-        /// The message.
-        msg: Message,
+    /// A message's predicted arrival (if `gen` is still its latest
+    /// prediction: rates changed since, see `sim::net_flows`).
+    Flow {
+        /// The message in flight.
+        id: u64,
+        /// Which prediction this is.
+        gen: u64,
     },
     /// A timer fires.
     Timer(Timer),
@@ -94,6 +95,19 @@ impl Inbox {
     /// When the earliest item is due.
     pub fn next_at(&self) -> Option<Duration> {
         self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
+    /// When the earliest item is due, after dropping the earliest items
+    /// that `stale` says are void (superseded delivery predictions), so
+    /// that the node does not wake for them.
+    pub fn next_live_at(&mut self, stale: impl Fn(&Item) -> bool) -> Option<Duration> {
+        while let Some(Reverse(e)) = self.heap.peek() {
+            if !stale(&e.item) {
+                return Some(e.at);
+            }
+            self.heap.pop();
+        }
+        None
     }
 
     /// Drops everything (the node crashed).

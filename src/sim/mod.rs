@@ -18,6 +18,7 @@ pub mod compute;
 pub mod faults;
 pub mod inbox;
 pub mod net;
+pub mod net_flows;
 pub mod node;
 pub mod observer;
 pub mod run;

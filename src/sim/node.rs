@@ -47,8 +47,9 @@ impl Future for NextInput<'_> {
         let mut w = lock(this.shared);
         let now = w.now();
         let start = w.start;
+        let next = w.next_input_at(this.idx);
         let inbox = &mut w.slots[this.idx].inbox;
-        match inbox.next_at() {
+        match next {
             Some(at) if at <= now => {
                 inbox.unpark();
                 Poll::Ready(())
@@ -68,5 +69,48 @@ impl Future for NextInput<'_> {
                 Poll::Pending
             }
         }
+    }
+}
+
+/// The body of the network task: wakes before the earliest arrival of an
+/// instant's sends, so that they are planned in time even if nothing else
+/// happens until then (locking the world plans them).
+pub async fn net_main(shared: Shared) {
+    loop {
+        NetTurn {
+            shared: &shared,
+            sleep: None,
+        }
+        .await;
+    }
+}
+
+/// Resolves when the network task's deadline passed (never: locking the
+/// world did the work; it parks again).
+struct NetTurn<'a> {
+    shared: &'a Shared,
+    sleep: Option<(Duration, Pin<Box<Sleep>>)>,
+}
+
+impl Future for NetTurn<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut w = lock(this.shared);
+        let start = w.start;
+        let next = w.net_due();
+        w.net_clock.park(cx.waker(), next);
+        drop(w);
+        if let Some(at) = next {
+            if this.sleep.as_ref().map(|(d, _)| *d) != Some(at) {
+                let mut s = sleep_exact(start + at);
+                // Registers the wake-up with madsim's timer (the deadline
+                // is in the future: the instant's sends are later than it).
+                let _ = s.as_mut().poll(cx);
+                this.sleep = Some((at, s));
+            }
+        }
+        Poll::Pending
     }
 }

@@ -9,7 +9,7 @@
 use super::compute::ComputeModel;
 use super::faults;
 use super::net::{NetConfig, Network};
-use super::node::node_main;
+use super::node::{net_main, node_main};
 use super::world::{lock, World};
 use crate::check::determinism;
 use crate::core::{Bugs, NodeId, View};
@@ -17,8 +17,9 @@ use crate::outcome::Outcome;
 use crate::run::assemble::{self, End, Header};
 use crate::run::collect::Collector;
 use crate::run::finals;
+use crate::run::load::LoadMeter;
 use crate::run::metrics::Metrics;
-use crate::run::plan::Plan;
+use crate::run::plan::{self, Plan};
 use crate::run::setup;
 use crate::scenario::Scenario;
 use crate::trace::Recorder;
@@ -194,6 +195,15 @@ async fn simulate(
         latency_min: scn.network.latency_min,
         latency_max: scn.network.latency_max,
         bandwidth_bps: scn.network.bandwidth_bps,
+        capacity: (0..scn.cluster.servers)
+            .map(|s| (NodeId::Server(s), scn.network.server_bandwidth()))
+            .chain(
+                (0..scn.cluster.workers)
+                    .map(|w| (NodeId::Worker(w), scn.network.worker_bandwidth())),
+            )
+            .collect(),
+        servers: scn.cluster.servers,
+        workers: scn.cluster.workers,
         loss: scn.network.loss,
     });
     let compute = ComputeModel::new(setup::cost_model(&scn));
@@ -210,12 +220,15 @@ async fn simulate(
     recorder
         .liveness
         .configure((!forever).then_some(heal), scn.check.liveness);
+    let nodes = plan::all_nodes(cfg.servers, cfg.workers);
+    let meter = LoadMeter::new(&nodes, metrics.interval());
     let log = Collector::new(
         recorder,
         metrics,
         View::initial(cfg.servers, cfg.replication),
         Some(cfg.workers),
-    );
+    )
+    .with_load(meter);
     let world_seed = madsim::rand::thread_rng().next_u64();
     let world = World::new(cfg.clone(), job, net, compute, log, world_seed);
     let shared = Arc::new(Mutex::new(world));
@@ -237,6 +250,7 @@ async fn simulate(
     }
 
     madsim::task::spawn(faults::inject(shared.clone(), plan.clone()));
+    madsim::task::spawn(net_main(shared.clone()));
 
     let mut samples = vec![lock(&shared).sample()];
     let mut time_to_target = None;
@@ -287,6 +301,7 @@ async fn simulate(
         "finished" => w.training_done_at.unwrap_or_else(|| w.now()),
         _ => w.now(),
     };
+    w.finish_load(end);
     // Final state of every replica in the last view, for the checkers and
     // the trace.
     let (finals, params) = finals::finals(&w.cfg.ranges, &w.log.view, &w.replicas());

@@ -8,12 +8,13 @@
 
 use super::compute::ComputeModel;
 use super::inbox::{Inbox, Item};
-use super::net::{Fate, Network};
+use super::net::{Delivery, Fate, Network};
 use crate::core::{
     Bug, Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, Server,
     Worker,
 };
 use crate::run::collect::Collector;
+use crate::run::load::Resource;
 // madsim's simulated clock (not `std::time`): deterministic per seed.
 use madsim::time::Instant;
 use rand::{RngCore, SeedableRng};
@@ -42,6 +43,48 @@ pub struct Slot {
     pub computing: Option<Computing>,
     /// Pending inputs.
     pub inbox: Inbox,
+    /// A server's CPU: its queue of work (docs/cost-model.md).
+    pub cpu: Cpu,
+    /// A worker's minibatch under way: since when (for its CPU's load).
+    pub compute_since: Option<Duration>,
+}
+
+/// A server's CPU, one task at a time in arrival order: what a message
+/// costs (`run::cost::cpu_values` at `server_apply_rate`) queues behind
+/// the work before it, and what the server sends leaves once its CPU has
+/// done everything queued so far.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    /// When the work queued so far is done.
+    pub free: Duration,
+    /// Since when it has been busy without a break (up to `free`).
+    pub since: Duration,
+}
+
+impl Cpu {
+    /// Queues `work` at `now`; returns the busy period that ended before
+    /// `now`, if the queue had run dry.
+    fn charge(&mut self, now: Duration, work: Duration) -> Option<(Duration, Duration)> {
+        if work == Duration::ZERO {
+            return None;
+        }
+        let mut ended = None;
+        if self.free < now {
+            ended = (self.free > self.since).then_some((self.since, self.free));
+            self.since = now;
+        }
+        self.free = self.free.max(now) + work;
+        ended
+    }
+
+    /// Drops the work queued past `now` (a crash, the run's end); returns
+    /// the busy period so far.
+    fn stop(&mut self, now: Duration) -> Option<(Duration, Duration)> {
+        self.free = self.free.min(now);
+        let period = (self.free > self.since).then_some((self.since, self.free));
+        self.since = self.free;
+        period
+    }
 }
 
 /// A minibatch in progress on a worker.
@@ -82,6 +125,18 @@ pub struct World {
     pub training_done_at: Option<Duration>,
     /// Messages held by clogged links: `(from, to) -> messages`.
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
+    /// Messages on their way: id -> sender, receiver, message, latest
+    /// prediction.
+    in_flight: BTreeMap<u64, InFlight>,
+    /// The instant whose sends are not planned yet: they are planned
+    /// together once the instant is over, the next time anything locks
+    /// the world, at the latest when the network task wakes for them
+    /// ([`World::net_due`]).
+    fresh_at: Option<Duration>,
+    /// Deliveries planned and not yet in their inboxes.
+    changed: Vec<Delivery>,
+    /// The network task: its waker and the deadline it sleeps until.
+    pub net_clock: Clock,
     /// Durable storage: what each node persisted (survives its crashes).
     pub durable: BTreeMap<NodeId, Durable>,
     rng: ChaCha8Rng,
@@ -90,11 +145,50 @@ pub struct World {
     leak: u64,
 }
 
+/// A task's wake-up: its waker and the deadline it sleeps until.
+#[derive(Debug, Default)]
+pub struct Clock {
+    waker: Option<std::task::Waker>,
+    armed: Option<Duration>,
+}
+
+impl Clock {
+    /// Registers the waiting task and the deadline it sleeps until.
+    pub fn park(&mut self, waker: &std::task::Waker, armed: Option<Duration>) {
+        self.waker = Some(waker.clone());
+        self.armed = armed;
+    }
+
+    /// Wakes the task if it sleeps past `at`.
+    fn wake_by(&mut self, at: Option<Duration>) {
+        if let Some(at) = at {
+            if self.armed.is_none_or(|armed| at < armed) {
+                if let Some(w) = self.waker.take() {
+                    self.armed = None;
+                    w.wake();
+                }
+            }
+        }
+    }
+}
+
+/// A message on its way.
+#[derive(Debug)]
+struct InFlight {
+    from: NodeId,
+    to: NodeId,
+    /// Boxed: the map moves entries, not whole messages.
+    msg: Box<Message>,
+    /// Its latest delivery prediction.
+    gen: u64,
+}
+
 /// The world, shared by the node tasks.
 pub type Shared = Arc<Mutex<World>>;
 
 /// Locks the world (a poisoned lock means a node panicked: keep going so
-/// the panic itself is what gets reported).
+/// the panic itself is what gets reported). The first lock after an
+/// instant with sends plans them.
 ///
 /// Simulated time stands still while a task holds the lock (madsim
 /// advances it only between task polls), so the lock reads the clock once
@@ -105,6 +199,7 @@ pub type Shared = Arc<Mutex<World>>;
 pub fn lock(shared: &Shared) -> MutexGuard<'_, World> {
     let mut w = shared.lock().unwrap_or_else(|e| e.into_inner());
     w.now = w.clock.now_instant().saturating_duration_since(w.start);
+    w.settle_net();
     w
 }
 
@@ -134,6 +229,8 @@ impl World {
                 returns: false,
                 computing: None,
                 inbox: Inbox::default(),
+                cpu: Cpu::default(),
+                compute_since: None,
             })
             .collect();
         let leak = if cfg.bugs.has(Bug::GlobalState) {
@@ -155,6 +252,10 @@ impl World {
             log,
             training_done_at: None,
             held: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            fresh_at: None,
+            changed: Vec::new(),
+            net_clock: Clock::default(),
             durable: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             seq: 0,
@@ -273,6 +374,7 @@ impl World {
             if let Item::ComputeDone { gen } = item {
                 if self.slots[idx].computing.is_some_and(|c| c.gen == gen) {
                     self.slots[idx].computing = None;
+                    self.compute_ends(idx, now);
                     if let NodeId::Worker(w) = id {
                         self.log.compute_done(w, now);
                     }
@@ -283,7 +385,12 @@ impl World {
                 continue;
             }
             match item {
-                Item::Msg { from, msg } => {
+                Item::Flow { id: f, gen } => {
+                    match self.in_flight.get(&f) {
+                        Some(m) if m.gen == gen => {}
+                        _ => continue, // An older prediction, or dropped.
+                    }
+                    let InFlight { from, msg, .. } = self.in_flight.remove(&f).expect("checked");
                     let ev = Event::Deliver {
                         from,
                         to: id,
@@ -292,8 +399,13 @@ impl World {
                         digest: msg.digest(),
                     };
                     self.record_at(now, ev);
+                    self.log.delivered(from, id, msg.wire_size() as u64);
+                    if matches!(id, NodeId::Server(_)) && applies(&msg) {
+                        let work = self.compute.cost().message_cpu_time(&msg);
+                        self.charge_cpu(idx, now, work);
+                    }
                     let node = self.slots[idx].node.as_mut().expect("checked above");
-                    node.on_message(now, from, msg, &mut out);
+                    node.on_message(now, from, *msg, &mut out);
                 }
                 Item::Timer(timer) => {
                     self.record_at(
@@ -319,7 +431,20 @@ impl World {
         let id = self.slots[idx].id;
         for cmd in out.drain(..) {
             match cmd {
-                Command::Send { to, msg } => self.send(now, id, to, msg),
+                Command::Send { to, msg } => {
+                    // A server's message leaves once its CPU is free (a
+                    // pull answer or a snapshot is copied out first).
+                    let start = if matches!(id, NodeId::Server(_)) {
+                        if copies_out(&msg) {
+                            let work = self.compute.cost().message_cpu_time(&msg);
+                            self.charge_cpu(idx, now, work);
+                        }
+                        self.slots[idx].cpu.free.max(now)
+                    } else {
+                        now
+                    };
+                    self.send_from(now, start, id, to, msg)
+                }
                 Command::SetTimer { timer, after } => {
                     self.schedule(idx, now + after, Item::Timer(timer))
                 }
@@ -327,6 +452,8 @@ impl World {
                     if let NodeId::Worker(w) = id {
                         self.log.compute_started(w, now);
                     }
+                    self.compute_ends(idx, now);
+                    self.slots[idx].compute_since = Some(now);
                     let work = self.compute.work(flops, &mut self.rng);
                     self.start_compute(idx, now, work);
                 }
@@ -335,6 +462,89 @@ impl World {
                     self.durable.insert(id, d);
                 }
             }
+        }
+    }
+
+    /// When node `idx`'s earliest input is due (superseded delivery
+    /// predictions dropped).
+    pub fn next_input_at(&mut self, idx: usize) -> Option<Duration> {
+        let in_flight = &self.in_flight;
+        self.slots[idx].inbox.next_live_at(|item| match *item {
+            Item::Flow { id, gen } => in_flight.get(&id).is_none_or(|m| m.gen != gen),
+            _ => false,
+        })
+    }
+
+    /// Plans the transfers sent at an instant that is over.
+    pub fn settle_net(&mut self) {
+        if let Some(t) = self.fresh_at {
+            if self.now() > t {
+                self.fresh_at = None;
+                self.net.flush(t, &mut self.changed);
+                self.deliver();
+            }
+        }
+    }
+
+    /// When the network task must plan the last instant's sends: before
+    /// the earliest any of them can arrive.
+    pub fn net_due(&self) -> Option<Duration> {
+        self.fresh_at
+            .map(|t| t + self.net.min_latency() + Duration::from_nanos(1))
+    }
+
+    /// Plans this instant's sends now (they come from no node's turn, so
+    /// no node would wake for them).
+    fn settle_now(&mut self) {
+        if let Some(t) = self.fresh_at.take() {
+            self.net.flush(t, &mut self.changed);
+            self.deliver();
+        }
+    }
+
+    /// Queues `work` on node `idx`'s CPU at `now`.
+    fn charge_cpu(&mut self, idx: usize, now: Duration, work: Duration) {
+        if let Some((a, b)) = self.slots[idx].cpu.charge(now, work) {
+            self.log.busy(self.slots[idx].id, Resource::Cpu, a, b, 1.0);
+        }
+    }
+
+    /// Node `idx`'s minibatch (if any) ends or dies at `now`: its CPU was
+    /// busy since it started.
+    fn compute_ends(&mut self, idx: usize, now: Duration) {
+        if let Some(since) = self.slots[idx].compute_since.take() {
+            if now > since {
+                self.log
+                    .busy(self.slots[idx].id, Resource::Cpu, since, now, 1.0);
+            }
+        }
+    }
+
+    /// The run is over at `end` (simulated time now is at or after it):
+    /// every interface and CPU reports its use up to now (the load meter
+    /// cuts it at `end`).
+    pub fn finish_load(&mut self, end: Duration) {
+        let now = self.now().max(end);
+        self.settle_now();
+        self.net.settle(now);
+        self.drain_busy();
+        for idx in 0..self.slots.len() {
+            if let Some((a, b)) = self.slots[idx].cpu.stop(now) {
+                self.log.busy(self.slots[idx].id, Resource::Cpu, a, b, 1.0);
+            }
+            self.compute_ends(idx, now);
+        }
+    }
+
+    /// Hands the interfaces' busy periods to the load meter.
+    fn drain_busy(&mut self) {
+        for b in self.net.drain_busy() {
+            let res = if b.inbound {
+                Resource::NicIn
+            } else {
+                Resource::NicOut
+            };
+            self.log.busy(b.node, res, b.from, b.to, b.share);
         }
     }
 
@@ -386,7 +596,21 @@ impl World {
         if let Some(m) = slot.madsim_id {
             madsim::runtime::Handle::current().kill(m);
         }
-        self.net.reset_node(id);
+        let now = self.now();
+        // Its queued work dies with it: only what ran counts as busy.
+        if let Some((a, b)) = self.slots[idx].cpu.stop(now) {
+            self.log.busy(id, Resource::Cpu, a, b, 1.0);
+        }
+        self.compute_ends(idx, now);
+        // This instant's sends are planned with the reset.
+        self.fresh_at = None;
+        let gone = self.net.reset_node(now, id, &mut self.changed);
+        for f in gone {
+            self.in_flight.remove(&f);
+        }
+        // What was on its way to it is lost with its inbox.
+        self.in_flight.retain(|_, m| m.to != id);
+        self.deliver();
         self.held.retain(|(f, t), _| *f != id && *t != id);
         self.record(Event::Crash { node: id });
     }
@@ -413,16 +637,35 @@ impl World {
         for msg in self.held.remove(&(from, to)).unwrap_or_default() {
             self.transmit(now, from, to, msg);
         }
+        self.settle_now();
     }
 
-    /// Puts a message on the network.
-    pub fn send(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
+    /// Puts a message on the network; its first bit leaves at `start`.
+    fn send_from(
+        &mut self,
+        now: Duration,
+        start: Duration,
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    ) {
         let size = msg.wire_size();
         self.log.sent(now, &msg, size);
-        self.transmit(now, from, to, msg);
+        self.transmit_at(now, start, from, to, msg);
     }
 
     fn transmit(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
+        self.transmit_at(now, now, from, to, msg);
+    }
+
+    fn transmit_at(
+        &mut self,
+        now: Duration,
+        start: Duration,
+        from: NodeId,
+        to: NodeId,
+        msg: Message,
+    ) {
         let size = msg.wire_size();
         let to_idx = self.index(to);
         if !self.slots[to_idx].up {
@@ -437,12 +680,31 @@ impl World {
             );
             return;
         }
-        match self.net.route(now, from, to, size, &mut self.rng) {
-            Fate::Deliver(mut at) => {
-                // Planted bug (`global_state`): a delay that depends on
-                // how many runs this process made before.
-                at += Duration::from_nanos(self.leak);
-                self.schedule(to_idx, at, Item::Msg { from, msg })
+        self.seq += 1;
+        let id = self.seq;
+        // Planted bug (`global_state`): a delay that depends on how many
+        // runs this process made before.
+        let start = start + Duration::from_nanos(self.leak);
+        match self.net.send(now, start, id, from, to, size, &mut self.rng) {
+            Fate::Sent(planned) => {
+                if planned.is_none() && self.fresh_at.is_none() {
+                    self.fresh_at = Some(now);
+                    let due = self.net_due();
+                    self.net_clock.wake_by(due);
+                }
+                self.in_flight.insert(
+                    id,
+                    InFlight {
+                        from,
+                        to,
+                        msg: Box::new(msg),
+                        gen: 0,
+                    },
+                );
+                if let Some(d) = planned {
+                    self.changed.push(d);
+                    self.deliver();
+                }
             }
             Fate::Drop(reason) => self.record_at(
                 now,
@@ -456,4 +718,41 @@ impl World {
             Fate::Hold => self.held.entry((from, to)).or_default().push(msg),
         }
     }
+
+    /// Puts new or changed delivery predictions into the receivers'
+    /// inboxes.
+    fn deliver(&mut self) {
+        let mut changed = std::mem::take(&mut self.changed);
+        for d in changed.drain(..) {
+            if let Some(e) = self.in_flight.get_mut(&d.id) {
+                e.gen = d.gen;
+                let idx = self.index(d.to);
+                self.schedule(
+                    idx,
+                    d.at,
+                    Item::Flow {
+                        id: d.id,
+                        gen: d.gen,
+                    },
+                );
+            }
+        }
+        self.changed = changed;
+        self.drain_busy();
+    }
+}
+
+/// Messages a server's CPU applies on arrival: a push, a chain push, a
+/// snapshot it installs.
+fn applies(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::PushReq { .. } | Message::ChainPush { .. } | Message::Snapshot { .. }
+    )
+}
+
+/// Messages a server's CPU copies out before they leave: a pull answer, a
+/// snapshot it sends.
+fn copies_out(msg: &Message) -> bool {
+    matches!(msg, Message::PullResp { .. } | Message::Snapshot { .. })
 }

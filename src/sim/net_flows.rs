@@ -1,0 +1,984 @@
+//! Transfers through shared network interfaces: every node has a
+//! full-duplex interface with an inbound and an outbound capacity, and
+//! every message is a *flow* through its sender's outbound and its
+//! receiver's inbound interface (a `slow_link` caps its path). Concurrent
+//! flows share each interface **max-min fairly** (progressive filling, as
+//! flow-level simulators such as SimGrid do): rates change whenever a flow
+//! starts or ends, so a flow finishes sooner when others leave.
+//!
+//! Messages between two nodes travel one at a time, in the order sent (one
+//! stream per ordered pair, like a TCP connection); a message is delivered
+//! its latency after its last bit left, and never before the previous one
+//! on its pair.
+//!
+//! **Planned forward.** Nothing runs between sends: when flows are sent
+//! (once per instant, [`Flows::flush`]), the model takes the *component*
+//! they join — every unfinished flow that shares an interface with them,
+//! transitively — and plays its future out to the end: progressive filling,
+//! advance to the earliest finish or deferred start, repeat. Every delivery
+//! is then known and handed to the host ([`Delivery`]); only a later send
+//! into the same component (or a crash) can change it, and then the
+//! changed deliveries are handed over again under a new prediction number
+//! (`gen`). The past of a re-planned component is exact: each flow keeps
+//! its planned rate segments, so its bits left at any instant are their
+//! integral. docs/cost-model.md gives the formulas, the measured cost and
+//! why it is planned forward (a network task woken at every rate change
+//! cost 1.7x the message rate).
+//!
+//! What each interface carried (its busy periods and the share of its
+//! capacity in use) is reported as time passes ([`Flows::drain_busy`]).
+//!
+//! May import: `crate::core`, `super` (sim). Never: `crate::net` (hosts
+//! never import each other), tokio.
+
+use crate::core::NodeId;
+use std::collections::{BTreeMap, VecDeque};
+
+use std::time::Duration;
+
+/// A message's (new) predicted delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The flow (the host's message id).
+    pub id: u64,
+    /// The receiver.
+    pub to: NodeId,
+    /// When it arrives.
+    pub at: Duration,
+    /// Which prediction this is: earlier ones are void.
+    pub gen: u64,
+}
+
+/// A period during which an interface carried transfers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Busy {
+    /// Whose interface.
+    pub node: NodeId,
+    /// Its inbound (`true`) or outbound direction.
+    pub inbound: bool,
+    /// Start of the period.
+    pub from: Duration,
+    /// End of the period.
+    pub to: Duration,
+    /// Fraction of the capacity in use throughout.
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Flow {
+    /// The host's message id.
+    id: u64,
+    from: u32,
+    to: u32,
+    /// The fastest it may go: its interfaces' capacities and any slow link.
+    cap: f64,
+    /// Bits left as of `anchor`.
+    bits_left: f64,
+    anchor: Ns,
+    /// Planned rate changes from `anchor`: `(from, bits per second)`; the
+    /// last lasts until `done`.
+    segs: Vec<(Ns, f64)>,
+    /// When its first bit may leave (its host may be busy until then).
+    start: Ns,
+    latency: Ns,
+    /// Planned end of its transmission (`MAX` until planned).
+    done: Ns,
+    /// Planned delivery.
+    at: Ns,
+    gen: u64,
+    /// Component search stamp.
+    mark: u32,
+    alive: bool,
+}
+
+impl Flow {
+    /// Bits left at `t` (at or after `anchor`), by its planned segments.
+    fn left_at(&self, t: Ns) -> f64 {
+        let mut left = self.bits_left;
+        for (k, &(s, rate)) in self.segs.iter().enumerate() {
+            if s >= t {
+                break;
+            }
+            let e = self.segs.get(k + 1).map_or(self.done, |n| n.0).min(t);
+            left -= rate * secs(e.saturating_sub(s));
+        }
+        left.max(0.0)
+    }
+}
+
+/// One direction of an interface.
+#[derive(Clone, Debug, Default)]
+struct Res {
+    cap: f64,
+    /// Flows using it that were unfinished when last looked at.
+    live: Vec<u32>,
+    /// Planned use from the last planning: `(from, to, bits per second)`.
+    plan: Vec<(Ns, Ns, f64)>,
+    /// Part of the past not yet reported (merged while contiguous at one
+    /// rate).
+    open: Option<(Ns, Ns, f64)>,
+    mark: u32,
+}
+
+/// An ordered pair's stream.
+#[derive(Clone, Debug, Default)]
+struct Pair {
+    /// Unfinished flows in order sent.
+    queue: VecDeque<u32>,
+    /// Delivery of the last finished flow.
+    last_at: Ns,
+}
+
+/// A flow as the planner sees it.
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    flow: u32,
+    /// Its pair's cursor.
+    cursor: u32,
+    out: usize,
+    inn: usize,
+    rate: f64,
+    /// When it finishes at that rate.
+    fin: Ns,
+    frozen: bool,
+    /// Held to this round's share.
+    hit: bool,
+}
+
+/// The flows in the network.
+#[derive(Debug)]
+pub struct Flows {
+    servers: u32,
+    flows: Vec<Flow>,
+    free: Vec<u32>,
+    /// Per node slot: outbound `2·slot`, inbound `2·slot + 1`.
+    res: Vec<Res>,
+    /// Per ordered pair of slots (`from · nodes + to`).
+    pairs: Vec<Pair>,
+    nodes: usize,
+    /// Flows sent since the last flush.
+    fresh: Vec<u32>,
+    next_gen: u64,
+    stamp: u32,
+    busy: Vec<Busy>,
+    // Scratch buffers, kept to save allocations.
+    comp: Vec<u32>,
+    comp_res: Vec<usize>,
+    work: Vec<usize>,
+    order: Vec<u32>,
+    pos: Vec<(u32, u32, u32, Ns)>,
+    live: Vec<Live>,
+    saved: Vec<f64>,
+    left: Vec<f64>,
+    count: Vec<u32>,
+}
+
+impl Flows {
+    /// No flows, for a cluster of `servers` and `workers`; interfaces of
+    /// `default_bps` unless `capacity` says otherwise for a node.
+    pub fn new(
+        servers: u32,
+        workers: u32,
+        default_bps: f64,
+        capacity: &BTreeMap<NodeId, f64>,
+    ) -> Flows {
+        let nodes = 1 + servers as usize + workers as usize;
+        let mut res = vec![
+            Res {
+                cap: default_bps,
+                ..Res::default()
+            };
+            2 * nodes
+        ];
+        for (&n, &c) in capacity {
+            let s = slot(servers, n);
+            res[2 * s].cap = c;
+            res[2 * s + 1].cap = c;
+        }
+        Flows {
+            servers,
+            flows: Vec::new(),
+            free: Vec::new(),
+            left: vec![0.0; res.len()],
+            count: vec![0; res.len()],
+            res,
+            pairs: vec![Pair::default(); nodes * nodes],
+            nodes,
+            fresh: Vec::new(),
+            next_gen: 0,
+            stamp: 0,
+            busy: Vec::new(),
+            comp: Vec::new(),
+            comp_res: Vec::new(),
+            work: Vec::new(),
+            order: Vec::new(),
+            pos: Vec::new(),
+            live: Vec::new(),
+            saved: Vec::new(),
+        }
+    }
+
+    fn pair(&self, from: u32, to: u32) -> usize {
+        from as usize * self.nodes + to as usize
+    }
+
+    /// Adds a message of `bits` from `from` to `to`, sent at `now`, whose
+    /// first bit may leave at `start`, arriving `latency` after its last
+    /// bit left; `link_bps` caps its path (a slow link). A message that
+    /// finds its interfaces and its pair idle is planned at once (its
+    /// delivery is returned; a later send into its interfaces re-plans
+    /// it); any other at the next [`Flows::flush`], once the instant's
+    /// sends are in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        now: Duration,
+        id: u64,
+        from: NodeId,
+        to: NodeId,
+        bits: f64,
+        latency: Duration,
+        link_bps: Option<f64>,
+        start: Duration,
+    ) -> Option<Delivery> {
+        let (now, latency, start) = (ns(now), ns(latency), ns(start));
+        let (from, to) = (
+            slot(self.servers, from) as u32,
+            slot(self.servers, to) as u32,
+        );
+        let (out, inn) = (2 * from as usize, 2 * to as usize + 1);
+        // Capped at a finite rate so that every transfer takes time.
+        let cap = self.res[out]
+            .cap
+            .min(self.res[inn].cap)
+            .min(link_bps.unwrap_or(f64::INFINITY))
+            .min(MAX_BPS);
+        let bits = bits.max(1.0);
+        let f = match self.free.pop() {
+            Some(f) => f,
+            None => {
+                self.flows.push(Flow::default());
+                (self.flows.len() - 1) as u32
+            }
+        };
+        let flow = &mut self.flows[f as usize];
+        let mut segs = std::mem::take(&mut flow.segs);
+        segs.clear();
+        *flow = Flow {
+            id,
+            from,
+            to,
+            cap,
+            bits_left: bits,
+            anchor: start,
+            segs,
+            start,
+            latency,
+            done: Ns::MAX,
+            at: Ns::MAX,
+            gen: 0,
+            mark: 0,
+            alive: true,
+        };
+        self.collect(out, now);
+        self.collect(inn, now);
+        let p = self.pair(from, to);
+        let alone = self.res[out].live.is_empty()
+            && self.res[inn].live.is_empty()
+            && self.pairs[p].queue.is_empty();
+        self.res[out].live.push(f);
+        self.res[inn].live.push(f);
+        self.pairs[p].queue.push_back(f);
+        if !alone {
+            self.fresh.push(f);
+            return None;
+        }
+        // Alone: at its cap from its start to its end.
+        let last_at = self.pairs[p].last_at;
+        for r in [out, inn] {
+            self.commit(r, now);
+        }
+        self.next_gen += 1;
+        let fl = &mut self.flows[f as usize];
+        let done = start + nanos(bits / cap);
+        fl.segs.push((start, cap));
+        fl.anchor = now;
+        fl.done = done;
+        fl.at = (done + latency).max(last_at);
+        fl.gen = self.next_gen;
+        let d = Delivery {
+            id,
+            to: node_of(self.servers, to as usize),
+            at: dur(fl.at),
+            gen: fl.gen,
+        };
+        for r in [out, inn] {
+            self.res[r].plan.push((start, done, cap));
+        }
+        Some(d)
+    }
+
+    /// Plans the flows sent at `now` together with every unfinished flow
+    /// that shares an interface with them; the deliveries whose prediction
+    /// is new or changed.
+    pub fn flush(&mut self, now: Duration, changed: &mut Vec<Delivery>) {
+        if self.fresh.is_empty() {
+            return;
+        }
+        let mut seeds = std::mem::take(&mut self.work);
+        seeds.clear();
+        for &f in &self.fresh {
+            let fl = &self.flows[f as usize];
+            seeds.push(2 * fl.from as usize);
+            seeds.push(2 * fl.to as usize + 1);
+        }
+        self.fresh.clear();
+        self.plan(ns(now), seeds, changed);
+    }
+
+    /// Drops every unfinished flow from or to `node` (it crashed: its
+    /// connections are gone) and re-plans what shared interfaces with
+    /// them. Returns the dropped messages and the changed deliveries.
+    pub fn reset_node(
+        &mut self,
+        now: Duration,
+        node: NodeId,
+        changed: &mut Vec<Delivery>,
+    ) -> Vec<u64> {
+        let now = ns(now);
+        let s = slot(self.servers, node);
+        let mut gone = Vec::new();
+        let mut seeds = std::mem::take(&mut self.work);
+        seeds.clear();
+        // Every flow sent this instant is planned with the rest.
+        for f in std::mem::take(&mut self.fresh) {
+            let fl = &self.flows[f as usize];
+            seeds.push(2 * fl.from as usize);
+            seeds.push(2 * fl.to as usize + 1);
+        }
+        for r in [2 * s, 2 * s + 1] {
+            self.collect(r, now);
+            self.commit(r, now);
+            self.res[r].plan.clear();
+            for f in std::mem::take(&mut self.res[r].live) {
+                let fl = &mut self.flows[f as usize];
+                if !fl.alive {
+                    continue;
+                }
+                fl.alive = false;
+                gone.push(fl.id);
+                let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+                let other = if out == r { inn } else { out };
+                self.res[other].live.retain(|&g| g != f);
+                seeds.push(other);
+                self.free.push(f);
+            }
+        }
+        // Its connections are gone.
+        for k in 0..self.nodes {
+            for p in [s * self.nodes + k, k * self.nodes + s] {
+                self.pairs[p] = Pair::default();
+            }
+        }
+        seeds.retain(|&r| r / 2 != s);
+        self.plan(now, seeds, changed);
+        gone
+    }
+
+    /// Every interface's busy periods up to `now` not reported yet (call
+    /// [`Flows::settle`] first to close them at the end of a run).
+    pub fn drain_busy(&mut self) -> std::vec::Drain<'_, Busy> {
+        self.busy.drain(..)
+    }
+
+    /// Reports every interface's use up to `end` (the run is over).
+    pub fn settle(&mut self, end: Duration) {
+        let end = ns(end);
+        for r in 0..self.res.len() {
+            self.commit(r, end);
+            if let Some((a, b, rate)) = self.res[r].open.take() {
+                self.emit(r, a, b, rate);
+            }
+        }
+    }
+
+    fn emit(&mut self, r: usize, from: Ns, to: Ns, rate: f64) {
+        self.busy.push(Busy {
+            node: node_of(self.servers, r / 2),
+            inbound: r % 2 == 1,
+            from: dur(from),
+            to: dur(to),
+            share: (rate / self.res[r].cap).min(1.0),
+        });
+    }
+
+    /// Moves resource `r`'s planned use before `now` into the past.
+    fn commit(&mut self, r: usize, now: Ns) {
+        let mut k = 0;
+        while k < self.res[r].plan.len() {
+            let (a, b, rate) = self.res[r].plan[k];
+            if a >= now {
+                break;
+            }
+            let b = b.min(now);
+            match self.res[r].open {
+                Some((oa, ob, orate)) if ob == a && orate == rate => {
+                    self.res[r].open = Some((oa, b, orate));
+                }
+                open => {
+                    if let Some((oa, ob, orate)) = open {
+                        self.emit(r, oa, ob, orate);
+                    }
+                    self.res[r].open = Some((a, b, rate));
+                }
+            }
+            k += 1;
+        }
+        // A segment cut at `now` keeps its future part.
+        let res = &mut self.res[r];
+        if k > 0 {
+            let (_, b, rate) = res.plan[k - 1];
+            if b > now {
+                res.plan[k - 1] = (now, b, rate);
+                k -= 1;
+            }
+        }
+        res.plan.drain(..k);
+    }
+
+    /// Retires resource `r`'s flows that finished by `now` (their
+    /// deliveries are settled), oldest first on each pair.
+    fn collect(&mut self, r: usize, now: Ns) {
+        let mut i = 0;
+        while i < self.res[r].live.len() {
+            let f = self.res[r].live[i];
+            let fl = &self.flows[f as usize];
+            if fl.alive && fl.done > now {
+                i += 1;
+                continue;
+            }
+            let pair = self.pair(fl.from, fl.to);
+            // A pair's flows finish in order: retire the earlier ones too.
+            while let Some(&g) = self.pairs[pair].queue.front() {
+                let gl = &self.flows[g as usize];
+                if gl.alive && gl.done > now {
+                    break;
+                }
+                let at = gl.at;
+                let p = &mut self.pairs[pair];
+                p.queue.pop_front();
+                p.last_at = p.last_at.max(at);
+                self.retire(g);
+            }
+            // `f` is gone from this list now (or was dead already).
+            if self.res[r].live.get(i) == Some(&f) {
+                self.res[r].live.swap_remove(i);
+            }
+        }
+    }
+
+    /// Takes a finished flow out of both its interfaces' lists.
+    fn retire(&mut self, f: u32) {
+        let fl = &mut self.flows[f as usize];
+        if !fl.alive {
+            return;
+        }
+        fl.alive = false;
+        let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+        for r in [out, inn] {
+            if let Some(k) = self.res[r].live.iter().position(|&g| g == f) {
+                self.res[r].live.swap_remove(k);
+            }
+        }
+        self.free.push(f);
+    }
+
+    /// Plans, from `now`, the component reachable from resources `seeds`.
+    fn plan(&mut self, now: Ns, mut seeds: Vec<usize>, changed: &mut Vec<Delivery>) {
+        self.stamp = self.stamp.wrapping_add(1).max(1);
+        let stamp = self.stamp;
+        let mut comp = std::mem::take(&mut self.comp);
+        let mut comp_res = std::mem::take(&mut self.comp_res);
+        comp.clear();
+        comp_res.clear();
+        // The component: resources and flows, transitively.
+        while let Some(r) = seeds.pop() {
+            if self.res[r].mark == stamp {
+                continue;
+            }
+            self.res[r].mark = stamp;
+            self.collect(r, now);
+            comp_res.push(r);
+            for k in 0..self.res[r].live.len() {
+                let f = self.res[r].live[k];
+                let fl = &mut self.flows[f as usize];
+                if fl.mark == stamp {
+                    continue;
+                }
+                fl.mark = stamp;
+                comp.push(f);
+                let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+                seeds.push(if out == r { inn } else { out });
+            }
+        }
+        self.work = seeds;
+        // Its past is settled; its future is planned afresh.
+        for &r in &comp_res {
+            self.commit(r, now);
+            self.res[r].plan.clear();
+        }
+        let mut saved = std::mem::take(&mut self.saved);
+        saved.clear();
+        // Per pair in the component: its flows in order (`order`) and a
+        // cursor: `(first, end, next to send, last delivery)`.
+        let mut order = std::mem::take(&mut self.order);
+        let mut pos = std::mem::take(&mut self.pos);
+        order.clear();
+        pos.clear();
+        for &f in &comp {
+            let fl = &mut self.flows[f as usize];
+            fl.bits_left = fl.left_at(now);
+            fl.anchor = now;
+            saved.push(fl.bits_left);
+            fl.segs.clear();
+            let p = fl.from as usize * self.nodes + fl.to as usize;
+            let pair = &self.pairs[p];
+            if pair.queue.front() == Some(&f) {
+                let first = order.len() as u32;
+                order.extend(pair.queue.iter().copied());
+                pos.push((first, order.len() as u32, first, pair.last_at));
+            }
+        }
+        let mut live = std::mem::take(&mut self.live);
+        let mut t = now;
+        loop {
+            // Who transmits from `t`, and when the next waiting one may start.
+            live.clear();
+            let mut next_start = Ns::MAX;
+            for (c, &(_, end, k, _)) in pos.iter().enumerate() {
+                if k == end {
+                    continue;
+                }
+                let f = order[k as usize];
+                let fl = &self.flows[f as usize];
+                if fl.start > t {
+                    next_start = next_start.min(fl.start);
+                } else {
+                    live.push(Live {
+                        flow: f,
+                        cursor: c as u32,
+                        out: 2 * fl.from as usize,
+                        inn: 2 * fl.to as usize + 1,
+                        rate: 0.0,
+                        fin: Ns::MAX,
+                        frozen: false,
+                        hit: false,
+                    });
+                }
+            }
+            if live.is_empty() {
+                if next_start == Ns::MAX {
+                    break;
+                }
+                t = next_start;
+                continue;
+            }
+            self.fill(&mut live);
+            // The next change: a finish or a start.
+            let mut next = next_start;
+            for l in live.iter_mut() {
+                let fl = &mut self.flows[l.flow as usize];
+                l.fin = t + nanos(fl.bits_left / l.rate);
+                next = next.min(l.fin);
+                if fl.segs.last().is_none_or(|s| s.1 != l.rate) {
+                    fl.segs.push((t, l.rate));
+                }
+            }
+            // Record the interfaces' use over [t, next).
+            for l in &live {
+                self.left[l.out] = 0.0;
+                self.left[l.inn] = 0.0;
+            }
+            for l in &live {
+                self.left[l.out] += l.rate;
+                self.left[l.inn] += l.rate;
+            }
+            for l in &live {
+                for r in [l.out, l.inn] {
+                    let rate = std::mem::take(&mut self.left[r]);
+                    if rate > 0.0 {
+                        let plan = &mut self.res[r].plan;
+                        match plan.last_mut() {
+                            Some(last) if last.1 == t && last.2 == rate => last.1 = next,
+                            _ => plan.push((t, next, rate)),
+                        }
+                    }
+                }
+            }
+            // Advance to `next`: some finish, the rest have sent their part.
+            let dt = secs(next.saturating_sub(t));
+            for l in &live {
+                let fl = &mut self.flows[l.flow as usize];
+                if l.fin <= next {
+                    let cur = &mut pos[l.cursor as usize];
+                    fl.done = next;
+                    fl.bits_left = 0.0;
+                    let at = (next + fl.latency).max(cur.3);
+                    cur.3 = at;
+                    cur.2 += 1;
+                    if at != fl.at {
+                        self.next_gen += 1;
+                        fl.gen = self.next_gen;
+                        fl.at = at;
+                        changed.push(Delivery {
+                            id: fl.id,
+                            to: node_of(self.servers, fl.to as usize),
+                            at: dur(at),
+                            gen: fl.gen,
+                        });
+                    }
+                } else {
+                    fl.bits_left = (fl.bits_left - l.rate * dt).max(0.0);
+                }
+            }
+            t = next;
+        }
+        self.order = order;
+        self.pos = pos;
+        // Back to the bits left at `now`, for the next planning.
+        for (&f, &bits) in comp.iter().zip(&saved) {
+            self.flows[f as usize].bits_left = bits;
+        }
+        self.saved = saved;
+        self.live = live;
+        self.comp = comp;
+        self.comp_res = comp_res;
+    }
+
+    /// Max-min fair rates by progressive filling: the tightest interface
+    /// (or a flow's own cap) fixes its users' rates, repeat.
+    fn fill(&mut self, live: &mut [Live]) {
+        for l in live.iter() {
+            self.left[l.out] = self.res[l.out].cap;
+            self.left[l.inn] = self.res[l.inn].cap;
+            self.count[l.out] = 0;
+            self.count[l.inn] = 0;
+        }
+        for l in live.iter() {
+            self.count[l.out] += 1;
+            self.count[l.inn] += 1;
+        }
+        let mut unfrozen = live.len();
+        while unfrozen > 0 {
+            let mut share = f64::INFINITY;
+            for l in live.iter().filter(|l| !l.frozen) {
+                let cap = self.flows[l.flow as usize].cap;
+                let s = (self.left[l.out] / f64::from(self.count[l.out]))
+                    .min(self.left[l.inn] / f64::from(self.count[l.inn]))
+                    .min(cap);
+                share = share.min(s);
+            }
+            // Freeze every flow held to that share (by an interface or its
+            // own cap).
+            for l in live.iter_mut().filter(|l| !l.frozen) {
+                let cap = self.flows[l.flow as usize].cap;
+                let tight = |r: usize| self.left[r] / f64::from(self.count[r]) <= share;
+                l.hit = tight(l.out) || tight(l.inn) || cap <= share;
+            }
+            for l in live.iter_mut().filter(|l| l.hit) {
+                l.hit = false;
+                l.frozen = true;
+                l.rate = share;
+                self.left[l.out] -= share;
+                self.left[l.inn] -= share;
+                self.count[l.out] -= 1;
+                self.count[l.inn] -= 1;
+                unfrozen -= 1;
+            }
+        }
+        for l in live.iter() {
+            self.left[l.out] = 0.0;
+            self.left[l.inn] = 0.0;
+        }
+    }
+}
+
+/// The fastest any path goes (bits per second): a petabit (bandwidths parse as finite).
+const MAX_BPS: f64 = 1e15;
+
+/// Nanoseconds of simulated time (the planner's unit: plain integers).
+type Ns = u64;
+
+/// Time to send at a rate, rounded up to the nanosecond.
+fn nanos(secs: f64) -> Ns {
+    ((secs * 1e9).ceil() as Ns).max(1)
+}
+
+fn ns(d: Duration) -> Ns {
+    d.as_nanos() as Ns
+}
+
+fn dur(n: Ns) -> Duration {
+    Duration::from_nanos(n)
+}
+
+fn secs(n: Ns) -> f64 {
+    n as f64 * 1e-9
+}
+
+/// A node's slot: the coordinator, then servers, then workers.
+pub fn slot(servers: u32, n: NodeId) -> usize {
+    match n {
+        NodeId::Coordinator => 0,
+        NodeId::Server(s) => 1 + s as usize,
+        NodeId::Worker(w) => 1 + servers as usize + w as usize,
+    }
+}
+
+/// The node in a slot.
+pub fn node_of(servers: u32, i: usize) -> NodeId {
+    match i {
+        0 => NodeId::Coordinator,
+        i if i <= servers as usize => NodeId::Server(i as u32 - 1),
+        i => NodeId::Worker((i - 1 - servers as usize) as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner against closed forms: every figure is exact to the
+    //! nanosecond (sizes chosen so that no rounding enters).
+    use super::*;
+
+    const GBPS: f64 = 1e9;
+
+    fn s(i: u32) -> NodeId {
+        NodeId::Server(i)
+    }
+
+    fn w(i: u32) -> NodeId {
+        NodeId::Worker(i)
+    }
+
+    /// A network of 4 servers and 8 workers at 1 Gbps, no latency.
+    fn flows() -> Flows {
+        Flows::new(4, 8, GBPS, &BTreeMap::new())
+    }
+
+    /// Sends at `now` (`(id, from, to, bits)`), plans, and returns every
+    /// message's latest delivery so far.
+    struct Net {
+        f: Flows,
+        last: BTreeMap<u64, (u64, Duration)>,
+    }
+
+    impl Net {
+        fn new(f: Flows) -> Net {
+            Net {
+                f,
+                last: BTreeMap::new(),
+            }
+        }
+
+        fn note(&mut self, d: Delivery) {
+            let e = self.last.entry(d.id).or_insert((0, Duration::ZERO));
+            if d.gen >= e.0 {
+                *e = (d.gen, d.at);
+            }
+        }
+
+        fn send(&mut self, now_us: u64, msgs: &[(u64, NodeId, NodeId, f64)]) {
+            let now = Duration::from_micros(now_us);
+            for &(id, from, to, bits) in msgs {
+                if let Some(d) = self
+                    .f
+                    .send(now, id, from, to, bits, Duration::ZERO, None, now)
+                {
+                    self.note(d);
+                }
+            }
+            let mut changed = Vec::new();
+            self.f.flush(now, &mut changed);
+            for d in changed {
+                self.note(d);
+            }
+        }
+
+        fn at_us(&self, id: u64) -> f64 {
+            self.last[&id].1.as_nanos() as f64 / 1e3
+        }
+    }
+
+    #[test]
+    fn a_transfer_alone_takes_its_size_over_the_capacity_plus_latency() {
+        let mut f = flows();
+        let d = f
+            .send(
+                Duration::ZERO,
+                1,
+                w(0),
+                s(0),
+                8e6,
+                Duration::from_micros(100),
+                None,
+                Duration::ZERO,
+            )
+            .expect("alone: planned at once");
+        assert_eq!(d.at, Duration::from_micros(8_100));
+    }
+
+    #[test]
+    fn incast_shares_the_receivers_interface() {
+        // 8 workers push 1 Mbit each into server 0 at once: 8 ms together.
+        let mut n = Net::new(flows());
+        let msgs: Vec<_> = (0..8).map(|i| (i as u64, w(i), s(0), 1e6)).collect();
+        n.send(0, &msgs);
+        for i in 0..8 {
+            assert_eq!(n.at_us(i), 8_000.0, "flow {i}");
+        }
+    }
+
+    #[test]
+    fn fan_out_shares_the_senders_interface_and_a_short_flow_leaves_early() {
+        // Server 0 answers 4 workers: three of 1 Mbit, one of 0.5 Mbit. At
+        // 250 Mbps each the short one ends at 2 ms; the rest then get 333
+        // Mbps: 0.5 Mbit left each, 1.5 ms more.
+        let mut n = Net::new(flows());
+        n.send(
+            0,
+            &[
+                (1, s(0), w(0), 1e6),
+                (2, s(0), w(1), 1e6),
+                (3, s(0), w(2), 1e6),
+                (4, s(0), w(3), 0.5e6),
+            ],
+        );
+        assert_eq!(n.at_us(4), 2_000.0);
+        for i in 1..=3 {
+            assert_eq!(n.at_us(i), 3_500.0, "flow {i}");
+        }
+    }
+
+    #[test]
+    fn max_min_gives_a_flow_held_elsewhere_less_and_the_rest_more() {
+        // Worker 0 sends to servers 0 and 1; worker 1 also sends to
+        // server 1. Server 1's inbound is shared by two (500 Mbps each),
+        // so worker 0's other flow gets the rest of its outbound: 500.
+        // Worker 1 to server 1 and worker 0 to server 1 both: 500 Mbps.
+        // Then worker 2 sends into server 0 too: server 0's inbound is
+        // shared by w0->s0 and w2->s0 (500 each), w0's outbound still fits.
+        let mut n = Net::new(flows());
+        n.send(
+            0,
+            &[
+                (1, w(0), s(0), 1e6),
+                (2, w(0), s(1), 1e6),
+                (3, w(1), s(1), 1e6),
+            ],
+        );
+        // All at 500 Mbps: 2 ms.
+        for i in 1..=3 {
+            assert_eq!(n.at_us(i), 2_000.0, "flow {i}");
+        }
+        // A flow held by its receiver leaves the sender's spare capacity
+        // to its sibling: w3 -> s2 shares s2 with three others.
+        let mut n = Net::new(flows());
+        n.send(
+            0,
+            &[
+                (1, w(3), s(2), 1e6),
+                (2, w(4), s(2), 1e6),
+                (3, w(5), s(2), 1e6),
+                (4, w(6), s(2), 1e6),
+                (5, w(3), s(3), 1.5e6),
+            ],
+        );
+        // s2 inbound: 4 flows at 250 Mbps, done at 4 ms; w3's outbound
+        // gives the rest, 750 Mbps, to w3 -> s3: 1.5 Mbit in 2 ms.
+        for i in 1..=4 {
+            assert_eq!(n.at_us(i), 4_000.0, "flow {i}");
+        }
+        assert_eq!(n.at_us(5), 2_000.0);
+    }
+
+    #[test]
+    fn a_later_send_slows_a_transfer_under_way() {
+        // 2 Mbit alone from 0; at 1 ms a second 0.5 Mbit joins the same
+        // receiver: both at 500 Mbps; the second ends at 2 ms, the first
+        // then has 0.5 Mbit left at full rate: 2.5 ms.
+        let mut n = Net::new(flows());
+        n.send(0, &[(1, w(0), s(0), 2e6)]);
+        assert_eq!(n.at_us(1), 2_000.0);
+        n.send(1_000, &[(2, w(1), s(0), 0.5e6)]);
+        assert_eq!(n.at_us(2), 2_000.0);
+        assert_eq!(n.at_us(1), 2_500.0);
+    }
+
+    #[test]
+    fn a_pair_sends_in_order_one_at_a_time() {
+        let mut n = Net::new(flows());
+        n.send(0, &[(1, w(0), s(0), 1e6), (2, w(0), s(0), 1e6)]);
+        assert_eq!(n.at_us(1), 1_000.0);
+        assert_eq!(n.at_us(2), 2_000.0);
+    }
+
+    #[test]
+    fn a_slow_link_caps_its_path_and_others_take_the_rest() {
+        // w0 -> s0 capped at 100 Mbps; w0 -> s1 gets 900 Mbps.
+        let mut f = flows();
+        let mut changed = Vec::new();
+        let z = Duration::ZERO;
+        let mut all = Vec::new();
+        all.extend(f.send(z, 1, w(0), s(0), 1e5, z, Some(1e8), z));
+        all.extend(f.send(z, 2, w(0), s(1), 9e5, z, None, z));
+        f.flush(z, &mut changed);
+        all.extend(changed);
+        let at = |id| {
+            all.iter()
+                .filter(|d| d.id == id)
+                .max_by_key(|d| d.gen)
+                .expect("delivered")
+                .at
+        };
+        assert_eq!(at(1), Duration::from_millis(1));
+        assert_eq!(at(2), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_crash_drops_its_transfers_and_the_others_speed_up() {
+        let mut n = Net::new(flows());
+        n.send(0, &[(1, w(0), s(0), 1e6), (2, w(1), s(0), 1e6)]);
+        assert_eq!(n.at_us(1), 2_000.0);
+        let mut changed = Vec::new();
+        let gone =
+            n.f.reset_node(Duration::from_micros(500), w(1), &mut changed);
+        assert_eq!(gone, vec![2]);
+        for d in changed {
+            n.note(d);
+        }
+        // 0.25 Mbit sent by 0.5 ms; 0.75 Mbit left at 1 Gbps.
+        assert_eq!(n.at_us(1), 1_250.0);
+    }
+
+    #[test]
+    fn interfaces_report_their_busy_share() {
+        let mut n = Net::new(flows());
+        n.send(0, &[(1, w(0), s(0), 1e6), (2, w(1), s(0), 1e6)]);
+        n.f.settle(Duration::from_millis(10));
+        let busy: Vec<Busy> = n.f.drain_busy().collect();
+        let s0_in: Vec<_> = busy
+            .iter()
+            .filter(|b| b.node == s(0) && b.inbound)
+            .collect();
+        assert_eq!(s0_in.len(), 1);
+        assert_eq!(
+            (s0_in[0].from, s0_in[0].to, s0_in[0].share),
+            (Duration::ZERO, Duration::from_millis(2), 1.0)
+        );
+        let w0_out: Vec<_> = busy
+            .iter()
+            .filter(|b| b.node == w(0) && !b.inbound)
+            .collect();
+        assert_eq!(w0_out[0].share, 0.5);
+    }
+}
