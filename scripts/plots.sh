@@ -16,6 +16,10 @@ $pssim run scenarios/chaos-heavy.toml --seed 3 --plots plots/chaos > /dev/null
 # BSP vs SSP under a straggler: worker timelines.
 $pssim run scenarios/bsp-straggler.toml --plots plots/bsp-straggler > /dev/null
 $pssim run scenarios/ssp-straggler.toml --plots plots/ssp-straggler > /dev/null
+# Hot keys: range placement puts the popular keys on server-0 (load plot),
+# against balanced placement.
+$pssim run scenarios/hot-keys-range.toml --plots plots/hot-keys > /dev/null
+$pssim run scenarios/hot-keys-balanced.toml --plots plots/hot-keys-balanced > /dev/null
 # The staleness trade-off: time to target and idle time against the bound.
 $pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,8,16,32 \
     --seeds 0..20 --plots plots/staleness-sweep | tail -9
