@@ -26,4 +26,9 @@ $pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,
 # Compression: test accuracy against bytes sent, per encoding and pull filter.
 $pssim sweep scenarios/compression.toml --set compression.kind=none,topk,quantize \
     --set compression.pull_threshold=0,0.01 --seeds 1..11 --plots plots/compression | tail -8
+# The scaling study: time per clock and time to target against servers, per
+# worker count, each point marked by its bottleneck.
+$pssim sweep scenarios/scaling.toml --set cluster.servers=1,2,4,8,16 \
+    --set cluster.workers=4,16,32 --seeds 1..4 --plots /tmp/pssim-scaling | tail -16
+cp /tmp/pssim-scaling/scaling.png /tmp/pssim-scaling/scaling.svg plots/scaling/
 echo "plots regenerated in plots/"

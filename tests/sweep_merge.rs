@@ -451,6 +451,8 @@ fn merge_needs_no_simulator() {
         faults: 0,
         time_to_target_s: (seed % 2 == 0).then_some(0.5),
         idle_fraction: 0.3,
+        time_per_clock_s: 0.1,
+        bottleneck: String::new(),
         stopped: "finished".into(),
         trace_hash: format!("{seed:032x}"),
         reproduce: format!("pssim run x.toml --seed {seed}"),

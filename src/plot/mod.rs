@@ -15,6 +15,7 @@
 
 pub mod accuracy;
 pub mod load;
+pub mod scaling;
 pub mod staleness;
 pub mod throughput;
 pub mod timeline;
@@ -279,6 +280,16 @@ pub fn sweep(
             },
         )?);
     }
+    if let Some(points) = scaling_points(report) {
+        files.extend(both(
+            dir,
+            &scaling::Scaling {
+                scenario: &report.scenario,
+                seeds: report.points[0].summary.runs,
+                points: &points,
+            },
+        )?);
+    }
     if let Some(points) = tradeoff_points(report) {
         files.extend(both(
             dir,
@@ -291,6 +302,32 @@ pub fn sweep(
         )?);
     }
     Ok(files)
+}
+
+/// The scaling study's points: a grid over exactly `cluster.servers` and
+/// `cluster.workers` (`None` for any other sweep).
+pub fn scaling_points(report: &crate::sweep::GridReport) -> Option<Vec<scaling::Point>> {
+    let (s, w) = ("cluster.servers", "cluster.workers");
+    let mut keys: Vec<&str> = report.varying.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    if keys != [s, w] {
+        return None;
+    }
+    report
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let median = |k: &str| p.summary.percentiles.get(k).map_or(f64::NAN, |q| q.p50);
+            Some(scaling::Point {
+                servers: report.value(i, s)?.parse().ok()?,
+                workers: report.value(i, w)?.parse().ok()?,
+                per_clock: median("time_per_clock_s"),
+                to_target: median("time_to_target_s"),
+                bottleneck: p.summary.main_bottleneck().map(str::to_string),
+            })
+        })
+        .collect()
 }
 
 /// The trade-off points of a grid over one numeric key (`None` for any

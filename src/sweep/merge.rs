@@ -538,6 +538,8 @@ mod tests {
             faults: 1,
             time_to_target_s: None,
             idle_fraction: 0.25,
+            time_per_clock_s: 0.1,
+            bottleneck: "server-0 nic_in".into(),
             stopped: "finished".into(),
             trace_hash: format!("{seed:016x}"),
             reproduce: format!("pssim run x.toml --seed {seed}"),

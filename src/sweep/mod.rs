@@ -69,6 +69,11 @@ pub fn shard(seeds: Range<u64>, i: u64, n: u64) -> Range<u64> {
     cut(i)..cut(i + 1)
 }
 
+/// NaN, for a column an older `runs.csv` lacks.
+fn nan() -> f64 {
+    f64::NAN
+}
+
 /// A number that JSON (and a grid's `runs.csv`) writes as `null` (or an
 /// empty field) when it is NaN: reads it back as NaN.
 fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -114,6 +119,13 @@ pub struct Row {
     /// Mean fraction of worker time spent waiting.
     #[serde(deserialize_with = "nan_if_null")]
     pub idle_fraction: f64,
+    /// Simulated seconds per clock of the slowest worker (`sim_time_s`
+    /// over the lowest clock reached).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub time_per_clock_s: f64,
+    /// The run's bottleneck (`"<node> <resource>"`; empty if not metered).
+    #[serde(default)]
+    pub bottleneck: String,
     /// Why the run stopped.
     pub stopped: String,
     /// Trace hash.
@@ -142,6 +154,8 @@ impl Row {
             faults: o.faults.len(),
             time_to_target_s: o.time_to_target_s,
             idle_fraction: o.idle_fraction,
+            time_per_clock_s: o.sim_time_s / f64::from(o.min_clock.max(1)),
+            bottleneck: o.bottleneck.clone().unwrap_or_default(),
             stopped: o.stopped.clone(),
             trace_hash: o.trace_hash.clone(),
             reproduce: o.reproduce.clone(),
@@ -254,6 +268,10 @@ pub struct Summary {
     pub updates_duplicated: u64,
     /// Percentiles of the main metrics.
     pub percentiles: BTreeMap<String, Percentiles>,
+    /// Runs per kind of bottleneck (`"server nic_in"`, `"worker cpu"`, ...:
+    /// the node's kind and the resource).
+    #[serde(default)]
+    pub bottlenecks: BTreeMap<String, u64>,
     /// Real seconds of the whole sweep (a merge: the sum of its shards').
     #[serde(deserialize_with = "nan_if_null")]
     pub wall_time_s: f64,
@@ -382,7 +400,24 @@ impl PlotData {
 /// The file [`PlotData`] is written to.
 pub const PLOT_DATA: &str = "plot-data.json";
 
+/// A bottleneck's kind: `"server-3 nic_in"` -> `"server nic_in"`.
+pub fn bottleneck_kind(b: &str) -> Option<String> {
+    let (node, res) = b.split_once(' ')?;
+    let kind = node.split('-').next().unwrap_or(node);
+    Some(format!("{kind} {res}"))
+}
+
 impl Summary {
+    /// The kind of bottleneck most of its runs had (ties: the first by
+    /// name).
+    pub fn main_bottleneck(&self) -> Option<&str> {
+        let most = self.bottlenecks.values().copied().max()?;
+        self.bottlenecks
+            .iter()
+            .find(|(_, &n)| n == most)
+            .map(|(k, _)| k.as_str())
+    }
+
     /// Folds one row per seed (in seed order) and the failures among them
     /// into the aggregate.
     pub fn of(
@@ -424,7 +459,17 @@ impl Summary {
                 "time_to_target_s".to_string(),
                 metric(|r| r.time_to_target_s.unwrap_or(f64::NAN)),
             ),
+            (
+                "time_per_clock_s".to_string(),
+                metric(|r| r.time_per_clock_s),
+            ),
         ]);
+        let mut bottlenecks = BTreeMap::new();
+        for r in rows {
+            if let Some(kind) = bottleneck_kind(&r.bottleneck) {
+                *bottlenecks.entry(kind).or_insert(0) += 1;
+            }
+        }
         let runs = rows.len() as u64;
         Summary {
             scenario: scenario.to_string(),
@@ -444,6 +489,7 @@ impl Summary {
             failures,
             check_failures,
             percentiles,
+            bottlenecks,
             wall_time_s: wall,
             seeds_per_s: runs as f64 / wall.max(1e-9),
         }
