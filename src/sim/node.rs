@@ -57,15 +57,7 @@ impl Future for NextInput<'_> {
             next => {
                 inbox.park(cx.waker(), next);
                 drop(w);
-                if let Some(at) = next {
-                    if this.sleep.as_ref().map(|(d, _)| *d) != Some(at) {
-                        let mut s = sleep_exact(start + at);
-                        // Registers the wake-up with madsim's timer (the
-                        // deadline is in the future, so this is pending).
-                        let _ = s.as_mut().poll(cx);
-                        this.sleep = Some((at, s));
-                    }
-                }
+                arm(&mut this.sleep, start, next, cx);
                 Poll::Pending
             }
         }
@@ -102,15 +94,26 @@ impl Future for NetTurn<'_> {
         let next = w.net_due();
         w.net_clock.park(cx.waker(), next);
         drop(w);
-        if let Some(at) = next {
-            if this.sleep.as_ref().map(|(d, _)| *d) != Some(at) {
-                let mut s = sleep_exact(start + at);
-                // Registers the wake-up with madsim's timer (the deadline
-                // is in the future: the instant's sends are later than it).
-                let _ = s.as_mut().poll(cx);
-                this.sleep = Some((at, s));
-            }
-        }
+        arm(&mut this.sleep, start, next, cx);
         Poll::Pending
+    }
+}
+
+/// Registers a wake-up at `next` (time since `start`) with madsim's timer,
+/// unless `sleep` already holds one for that deadline.
+fn arm(
+    sleep: &mut Option<(Duration, Pin<Box<Sleep>>)>,
+    start: madsim::time::Instant,
+    next: Option<Duration>,
+    cx: &mut Context<'_>,
+) {
+    if let Some(at) = next {
+        if sleep.as_ref().map(|(d, _)| *d) != Some(at) {
+            let mut s = sleep_exact(start + at);
+            // The deadline is in the future, so this registers the timer
+            // and is pending.
+            let _ = s.as_mut().poll(cx);
+            *sleep = Some((at, s));
+        }
     }
 }

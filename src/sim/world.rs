@@ -635,7 +635,7 @@ impl World {
     pub fn release(&mut self, from: NodeId, to: NodeId) {
         let now = self.now();
         for msg in self.held.remove(&(from, to)).unwrap_or_default() {
-            self.transmit(now, from, to, msg);
+            self.transmit_at(now, now, from, to, msg);
         }
         self.settle_now();
     }
@@ -652,10 +652,6 @@ impl World {
         let size = msg.wire_size();
         self.log.sent(now, &msg, size);
         self.transmit_at(now, start, from, to, msg);
-    }
-
-    fn transmit(&mut self, now: Duration, from: NodeId, to: NodeId, msg: Message) {
-        self.transmit_at(now, now, from, to, msg);
     }
 
     fn transmit_at(
