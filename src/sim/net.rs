@@ -125,6 +125,16 @@ impl Network {
         self.flows.flush(now, changed)
     }
 
+    /// When a large component must next be planned.
+    pub fn next_wake(&self) -> Option<Duration> {
+        self.flows.next_wake()
+    }
+
+    /// Plans the large components whose next change is due by `now`.
+    pub fn wake(&mut self, now: Duration, changed: &mut Vec<Delivery>) {
+        self.flows.wake(now, changed)
+    }
+
     /// The lowest latency any message has.
     pub fn min_latency(&self) -> Duration {
         self.cfg.latency_min

@@ -475,22 +475,34 @@ impl World {
         })
     }
 
-    /// Plans the transfers sent at an instant that is over.
+    /// Plans the transfers sent at an instant that is over, then every
+    /// large component whose next change is due.
     pub fn settle_net(&mut self) {
+        let now = self.now();
         if let Some(t) = self.fresh_at {
-            if self.now() > t {
+            if now > t {
                 self.fresh_at = None;
                 self.net.flush(t, &mut self.changed);
                 self.deliver();
             }
         }
+        if self.net.next_wake().is_some_and(|w| w <= now) {
+            self.net.wake(now, &mut self.changed);
+            self.deliver();
+        }
     }
 
-    /// When the network task must plan the last instant's sends: before
-    /// the earliest any of them can arrive.
+    /// When the network task must plan: the last instant's sends before
+    /// the earliest any of them can arrive, a large component at its next
+    /// change.
     pub fn net_due(&self) -> Option<Duration> {
-        self.fresh_at
-            .map(|t| t + self.net.min_latency() + Duration::from_nanos(1))
+        let fresh = self
+            .fresh_at
+            .map(|t| t + self.net.min_latency() + Duration::from_nanos(1));
+        match (fresh, self.net.next_wake()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Plans this instant's sends now (they come from no node's turn, so
@@ -722,6 +734,9 @@ impl World {
         for d in changed.drain(..) {
             if let Some(e) = self.in_flight.get_mut(&d.id) {
                 e.gen = d.gen;
+                if d.at == Delivery::VOID {
+                    continue; // A later prediction follows.
+                }
                 let idx = self.index(d.to);
                 self.schedule(
                     idx,
@@ -735,6 +750,8 @@ impl World {
         }
         self.changed = changed;
         self.drain_busy();
+        let due = self.net_due();
+        self.net_clock.wake_by(due);
     }
 }
 
