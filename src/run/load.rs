@@ -240,7 +240,12 @@ struct NodeMeter {
 #[derive(Clone, Debug)]
 pub struct LoadMeter {
     interval_ns: u64,
-    nodes: BTreeMap<(u8, u32), NodeMeter>,
+    /// Every node's meters, in the order first seen.
+    meters: Vec<NodeMeter>,
+    /// Per kind of node (`node_order`'s first part), per index: its place
+    /// in `meters` (`usize::MAX`: none yet). A lookup per report, so no
+    /// search: the simulator reports every transfer's stretches.
+    place: [Vec<usize>; 3],
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -253,7 +258,8 @@ impl LoadMeter {
     pub fn new(nodes: &[NodeId], interval: Duration) -> LoadMeter {
         let mut meter = LoadMeter {
             interval_ns: nanos(interval).max(1),
-            nodes: BTreeMap::new(),
+            meters: Vec::new(),
+            place: Default::default(),
         };
         for &n in nodes {
             meter.node(n);
@@ -262,14 +268,21 @@ impl LoadMeter {
     }
 
     fn node(&mut self, id: NodeId) -> &mut NodeMeter {
-        self.nodes
-            .entry(node_order(id))
-            .or_insert_with(|| NodeMeter {
+        let (kind, i) = node_order(id);
+        let slots = &mut self.place[kind as usize];
+        if slots.len() <= i as usize {
+            slots.resize(i as usize + 1, usize::MAX);
+        }
+        if slots[i as usize] == usize::MAX {
+            slots[i as usize] = self.meters.len();
+            self.meters.push(NodeMeter {
                 id,
                 bytes_in: 0,
                 bytes_out: 0,
                 tracks: Default::default(),
-            })
+            });
+        }
+        &mut self.meters[slots[i as usize]]
     }
 
     /// During `[from, to)` resource `res` of `node` ran at `share` of its
@@ -317,7 +330,9 @@ impl LoadMeter {
             ..Load::default()
         };
         let mut top = 0.0;
-        for m in self.nodes.into_values() {
+        let mut meters = self.meters;
+        meters.sort_by_key(|m| node_order(m.id));
+        for m in meters {
             let mut busy = [0.0; 3];
             let mut util = [0.0; 3];
             let mut series: [Vec<f64>; 3] = Default::default();
