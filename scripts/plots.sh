@@ -31,4 +31,8 @@ $pssim sweep scenarios/compression.toml --set compression.kind=none,topk,quantiz
 $pssim sweep scenarios/scaling.toml --set cluster.servers=1,2,4,8,16 \
     --set cluster.workers=4,16,32 --seeds 1..4 --plots /tmp/pssim-scaling | tail -16
 cp /tmp/pssim-scaling/scaling.png /tmp/pssim-scaling/scaling.svg plots/scaling/
+# The same on a slow network: the servers' interfaces, then the workers'.
+$pssim sweep scenarios/scaling-network.toml --set cluster.servers=1,2,4,8,16 \
+    --set cluster.workers=4,16,64 --seeds 1..4 --plots /tmp/pssim-scaling-net | tail -16
+cp /tmp/pssim-scaling-net/scaling.png /tmp/pssim-scaling-net/scaling.svg plots/scaling-network/
 echo "plots regenerated in plots/"
