@@ -3,8 +3,9 @@
 //!
 //! Every server, worker and the coordinator is a madsim node running one
 //! task ([`node::node_main`]) that feeds its protocol state machine from an
-//! inbox of due inputs. Messages cross [`net::Network`], which adds latency,
-//! per-link bandwidth and faults; compute time comes from
+//! inbox of due inputs. Messages cross [`net::Network`], which adds latency
+//! and faults and shares every node's interfaces max-min fairly
+//! ([`net_flows`]); servers queue their work on a CPU; compute time comes from
 //! [`compute::ComputeModel`]. All time is madsim's, all randomness is drawn
 //! from madsim's seeded generator, so a seed replays a run exactly. What a
 //! run's events feed and how its outcome is assembled is host-neutral
