@@ -48,18 +48,12 @@ fn marker(kind: Option<&str>) -> (usize, &'static str) {
 }
 
 impl Scaling<'_> {
-    fn server_counts(&self) -> Vec<u32> {
-        let mut s: Vec<u32> = self.points.iter().map(|p| p.servers).collect();
-        s.sort_unstable();
-        s.dedup();
-        s
-    }
-
-    fn worker_counts(&self) -> Vec<u32> {
-        let mut w: Vec<u32> = self.points.iter().map(|p| p.workers).collect();
-        w.sort_unstable();
-        w.dedup();
-        w
+    /// The distinct values of `of` over the points, in order.
+    fn values(&self, of: fn(&Point) -> u32) -> Vec<u32> {
+        let mut v: Vec<u32> = self.points.iter().map(of).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 }
 
@@ -79,8 +73,8 @@ impl Chart for Scaling<'_> {
             )
             .map_err(err)?;
         let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
-        let servers = self.server_counts();
-        let workers = self.worker_counts();
+        let servers = self.values(|p| p.servers);
+        let workers = self.values(|p| p.workers);
         // Servers on an even spacing (1, 2, 4, ... are doublings).
         let at = |s: u32| servers.iter().position(|&x| x == s).unwrap_or(0) as f64;
         let xr = -0.3..servers.len() as f64 - 0.7;

@@ -82,10 +82,9 @@ struct Flow {
     to: u32,
     /// The fastest it may go: its interfaces' capacities and any slow link.
     cap: f64,
-    /// Bits left as of `anchor`.
+    /// Bits left when it was last planned.
     bits_left: f64,
-    anchor: Ns,
-    /// Planned rate changes from `anchor`: `(from, bits per second)`; the
+    /// Planned rate changes since then: `(from, bits per second)`; the
     /// last lasts until `done`.
     segs: Vec<(Ns, f64)>,
     /// When its first bit may leave (its host may be busy until then).
@@ -102,7 +101,14 @@ struct Flow {
 }
 
 impl Flow {
-    /// Bits left at `t` (at or after `anchor`), by its planned segments.
+    /// Its resources: its sender's outbound and its receiver's inbound
+    /// interface.
+    fn ports(&self) -> (usize, usize) {
+        (2 * self.from as usize, 2 * self.to as usize + 1)
+    }
+
+    /// Bits left at `t` (at or after its last planning), by its planned
+    /// segments.
     fn left_at(&self, t: Ns) -> f64 {
         let mut left = self.bits_left;
         for (k, &(s, rate)) in self.segs.iter().enumerate() {
@@ -288,7 +294,6 @@ impl Flows {
             to,
             cap,
             bits_left: bits,
-            anchor: start,
             segs,
             start,
             latency,
@@ -320,7 +325,6 @@ impl Flows {
         let fl = &mut self.flows[f as usize];
         let done = start + nanos(bits / cap);
         fl.segs.push((start, cap));
-        fl.anchor = now;
         fl.done = done;
         fl.at = (done + latency).max(last_at);
         fl.gen = self.next_gen;
@@ -343,15 +347,21 @@ impl Flows {
         if self.fresh.is_empty() {
             return;
         }
+        let seeds = self.fresh_seeds();
+        self.plan(ns(now), seeds, changed);
+    }
+
+    /// The interfaces of the flows sent since the last planning (which
+    /// they join now).
+    fn fresh_seeds(&mut self) -> Vec<usize> {
         let mut seeds = std::mem::take(&mut self.work);
         seeds.clear();
-        for &f in &self.fresh {
-            let fl = &self.flows[f as usize];
-            seeds.push(2 * fl.from as usize);
-            seeds.push(2 * fl.to as usize + 1);
+        for f in self.fresh.drain(..) {
+            let (out, inn) = self.flows[f as usize].ports();
+            seeds.push(out);
+            seeds.push(inn);
         }
-        self.fresh.clear();
-        self.plan(ns(now), seeds, changed);
+        seeds
     }
 
     /// When a large component must next be planned (see
@@ -369,7 +379,7 @@ impl Flows {
                 break;
             }
             self.wakes.pop_first();
-            if self.res[r].planned_at == t && t != 0 {
+            if self.res[r].planned_at == t {
                 continue; // Planned at `t` with another of its interfaces.
             }
             let mut seeds = std::mem::take(&mut self.work);
@@ -391,14 +401,8 @@ impl Flows {
         let now = ns(now);
         let s = slot(self.servers, node);
         let mut gone = Vec::new();
-        let mut seeds = std::mem::take(&mut self.work);
-        seeds.clear();
         // Every flow sent this instant is planned with the rest.
-        for f in std::mem::take(&mut self.fresh) {
-            let fl = &self.flows[f as usize];
-            seeds.push(2 * fl.from as usize);
-            seeds.push(2 * fl.to as usize + 1);
-        }
+        let mut seeds = self.fresh_seeds();
         for r in [2 * s, 2 * s + 1] {
             self.collect(r, now);
             self.commit(r, now);
@@ -410,7 +414,7 @@ impl Flows {
                 }
                 fl.alive = false;
                 gone.push(fl.id);
-                let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+                let (out, inn) = fl.ports();
                 let other = if out == r { inn } else { out };
                 self.res[other].live.retain(|&g| g != f);
                 seeds.push(other);
@@ -527,7 +531,7 @@ impl Flows {
             return;
         }
         fl.alive = false;
-        let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+        let (out, inn) = fl.ports();
         for r in [out, inn] {
             if let Some(k) = self.res[r].live.iter().position(|&g| g == f) {
                 self.res[r].live.swap_remove(k);
@@ -560,7 +564,7 @@ impl Flows {
                 }
                 fl.mark = stamp;
                 comp.push(f);
-                let (out, inn) = (2 * fl.from as usize, 2 * fl.to as usize + 1);
+                let (out, inn) = fl.ports();
                 seeds.push(if out == r { inn } else { out });
             }
         }
@@ -582,7 +586,6 @@ impl Flows {
         for &f in &comp {
             let fl = &mut self.flows[f as usize];
             fl.bits_left = fl.left_at(now);
-            fl.anchor = now;
             fl.done = Ns::MAX;
             saved.push(fl.bits_left);
             fl.segs.clear();
@@ -613,11 +616,12 @@ impl Flows {
                 if fl.start > t {
                     next_start = next_start.min(fl.start);
                 } else {
+                    let (out, inn) = fl.ports();
                     live.push(Live {
                         flow: f,
                         cursor: c as u32,
-                        out: 2 * fl.from as usize,
-                        inn: 2 * fl.to as usize + 1,
+                        out,
+                        inn,
                         rate: 0.0,
                         fin: Ns::MAX,
                         frozen: false,
@@ -705,7 +709,7 @@ impl Flows {
                 if fl.done != Ns::MAX {
                     continue;
                 }
-                self.wakes.insert((t, 2 * fl.from as usize));
+                self.wakes.insert((t, fl.ports().0));
                 if fl.at != Ns::MAX {
                     self.next_gen += 1;
                     fl.gen = self.next_gen;

@@ -479,12 +479,8 @@ impl World {
     /// large component whose next change is due.
     pub fn settle_net(&mut self) {
         let now = self.now();
-        if let Some(t) = self.fresh_at {
-            if now > t {
-                self.fresh_at = None;
-                self.net.flush(t, &mut self.changed);
-                self.deliver();
-            }
+        if self.fresh_at.is_some_and(|t| now > t) {
+            self.settle_now();
         }
         if self.net.next_wake().is_some_and(|w| w <= now) {
             self.net.wake(now, &mut self.changed);
@@ -505,8 +501,8 @@ impl World {
         }
     }
 
-    /// Plans this instant's sends now (they come from no node's turn, so
-    /// no node would wake for them).
+    /// Plans the last instant's sends now (also before its end, for sends
+    /// from no node's turn, which no node would wake for).
     fn settle_now(&mut self) {
         if let Some(t) = self.fresh_at.take() {
             self.net.flush(t, &mut self.changed);
@@ -519,6 +515,15 @@ impl World {
         if let Some((a, b)) = self.slots[idx].cpu.charge(now, work) {
             self.log.busy(self.slots[idx].id, Resource::Cpu, a, b, 1.0);
         }
+    }
+
+    /// Node `idx`'s CPU stops at `now` (a crash, the run's end): queued
+    /// work is dropped, a minibatch under way ends; what ran is reported.
+    fn stop_cpu(&mut self, idx: usize, now: Duration) {
+        if let Some((a, b)) = self.slots[idx].cpu.stop(now) {
+            self.log.busy(self.slots[idx].id, Resource::Cpu, a, b, 1.0);
+        }
+        self.compute_ends(idx, now);
     }
 
     /// Node `idx`'s minibatch (if any) ends or dies at `now`: its CPU was
@@ -541,10 +546,7 @@ impl World {
         self.net.settle(now);
         self.drain_busy();
         for idx in 0..self.slots.len() {
-            if let Some((a, b)) = self.slots[idx].cpu.stop(now) {
-                self.log.busy(self.slots[idx].id, Resource::Cpu, a, b, 1.0);
-            }
-            self.compute_ends(idx, now);
+            self.stop_cpu(idx, now);
         }
     }
 
@@ -610,10 +612,7 @@ impl World {
         }
         let now = self.now();
         // Its queued work dies with it: only what ran counts as busy.
-        if let Some((a, b)) = self.slots[idx].cpu.stop(now) {
-            self.log.busy(id, Resource::Cpu, a, b, 1.0);
-        }
-        self.compute_ends(idx, now);
+        self.stop_cpu(idx, now);
         // This instant's sends are planned with the reset.
         self.fresh_at = None;
         let gone = self.net.reset_node(now, id, &mut self.changed);
