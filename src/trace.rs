@@ -13,6 +13,7 @@ use crate::check::pull_filter::PullFilterCheck;
 use crate::check::replicas::ReplicasCheck;
 use crate::check::staleness::StalenessCheck;
 use crate::check::updates::UpdatesCheck;
+use crate::core::hasher::BufXxh3;
 use crate::core::Event;
 use serde::Serialize;
 use std::fs::File;
@@ -20,7 +21,6 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Duration;
-use xxhash_rust::xxh3::Xxh3;
 
 /// Where trace lines go.
 struct Sink {
@@ -38,7 +38,7 @@ struct Line<'a> {
 
 /// Records a run's events.
 pub struct Recorder {
-    hash: Xxh3,
+    hash: BufXxh3,
     events: u64,
     sink: Option<Sink>,
     kept: Option<Vec<(u64, String)>>,
@@ -70,7 +70,7 @@ impl Recorder {
     /// A recorder for a job with `workers` workers and `ranges` key ranges.
     pub fn new(workers: u32, ranges: u32) -> Recorder {
         Recorder {
-            hash: Xxh3::new(),
+            hash: BufXxh3::new(),
             events: 0,
             sink: None,
             kept: None,
@@ -108,7 +108,7 @@ impl Recorder {
         t_ns.hash(&mut self.hash);
         ev.hash(&mut self.hash);
         if let Some(kept) = &mut self.kept {
-            let mut h = Xxh3::new();
+            let mut h = BufXxh3::new();
             t_ns.hash(&mut h);
             ev.hash(&mut h);
             kept.push((h.finish(), format!("t={:.6}s {ev:?}", t.as_secs_f64())));

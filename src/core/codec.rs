@@ -12,9 +12,9 @@
 //! worker computes), std, serde, rand (a generator handed in). Never: a
 //! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
+use super::hasher::BufXxh3;
 use super::msg::Keys;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
 
 /// Values of a message, by position in its key order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,7 +144,7 @@ impl Payload {
     /// Feeds the payload's exact content to a digest (raw floats hash as
     /// they did before compression existed, so uncompressed runs keep
     /// their trace hashes).
-    pub fn digest_into(&self, h: &mut Xxh3) {
+    pub fn digest_into(&self, h: &mut BufXxh3) {
         match self {
             Payload::Dense(v) => super::msg::hash_values(h, v),
             Payload::Kept { of, vals } => {
@@ -399,7 +399,7 @@ pub fn filtered(current: &[f32], held: &mut [f32], threshold: f32) -> Payload {
 /// Digest of the values a reader holds, to match a server's record of what
 /// it sent.
 pub fn held_digest(values: &[f32]) -> u64 {
-    let mut h = Xxh3::new();
+    let mut h = BufXxh3::new();
     super::msg::hash_values(&mut h, values);
     // 0 means "nothing held".
     h.digest().max(1)

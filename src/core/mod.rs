@@ -11,6 +11,7 @@
 //! May import: `crate::core` (its siblings), `crate::ml` (the job a
 //! worker computes), std, serde, rand (a generator handed in). Never: a
 //! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
+//! (`hasher` also uses xxhash_rust, as `msg` and `codec` do.)
 
 pub mod bugs;
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod coordinator;
 pub mod event;
 pub mod gate;
+pub mod hasher;
 pub mod ids;
 pub mod keys;
 pub mod msg;

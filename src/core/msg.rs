@@ -12,10 +12,10 @@
 
 use super::codec::Payload;
 use super::config::Change;
+use super::hasher::BufXxh3;
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
 
 /// Which keys of a range a pull asks for or a push carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -536,7 +536,7 @@ impl Message {
     /// A digest of the whole message, for the trace hash: equal messages
     /// give equal digests on every machine.
     pub fn digest(&self) -> u64 {
-        let mut h = Xxh3::new();
+        let mut h = BufXxh3::new();
         h.update(self.kind().as_bytes());
         match self {
             Message::PullReq {
@@ -692,8 +692,8 @@ impl Text {
 
 /// Hashes a value's debug form, streamed into the hasher (no string is
 /// built; the digest is the same as hashing the formatted string).
-fn hash_debug(h: &mut Xxh3, v: &impl std::fmt::Debug) {
-    struct Into<'a>(&'a mut Xxh3);
+fn hash_debug(h: &mut BufXxh3, v: &impl std::fmt::Debug) {
+    struct Into<'a>(&'a mut BufXxh3);
     impl std::fmt::Write for Into<'_> {
         fn write_str(&mut self, s: &str) -> std::fmt::Result {
             self.0.update(s.as_bytes());
@@ -721,7 +721,7 @@ fn view_size(v: &View) -> usize {
             .sum::<usize>()
 }
 
-fn hash_entry(h: &mut Xxh3, e: &Entry) {
+fn hash_entry(h: &mut BufXxh3, e: &Entry) {
     h.update(&e.index.to_le_bytes());
     match &e.op {
         Op::Push(p) => {
@@ -737,7 +737,7 @@ fn hash_entry(h: &mut Xxh3, e: &Entry) {
     }
 }
 
-fn hash_keys(h: &mut Xxh3, keys: &Keys) {
+fn hash_keys(h: &mut BufXxh3, keys: &Keys) {
     match keys {
         Keys::All => h.update(b"all"),
         Keys::List(k) => hash_le(h, le_bytes_u32(k)),
@@ -746,7 +746,7 @@ fn hash_keys(h: &mut Xxh3, keys: &Keys) {
 
 /// Hashes float values by their bit patterns (so -0.0 and 0.0 differ, as they
 /// would on the wire).
-pub fn hash_values(h: &mut Xxh3, values: &[f32]) {
+pub fn hash_values(h: &mut BufXxh3, values: &[f32]) {
     // SAFETY: f32 is 4 plain bytes with no padding or invalid bit patterns;
     // the slice covers exactly the memory of `values`.
     let bytes = unsafe {
@@ -762,7 +762,7 @@ fn le_bytes_u32(k: &[u32]) -> &[u8] {
 
 /// Feeds 4-byte little-endian words; on a big-endian machine the words are
 /// swapped first so that digests agree across machines.
-fn hash_le(h: &mut Xxh3, bytes: &[u8]) {
+fn hash_le(h: &mut BufXxh3, bytes: &[u8]) {
     if cfg!(target_endian = "little") {
         h.update(bytes);
     } else {
@@ -798,7 +798,10 @@ mod tests {
             (u32::MAX, u32::MAX, u64::MAX, u32::MAX),
             (10, 0, 1_000_000, 99),
         ] {
-            let seq = Seq { incarnation: inc, n };
+            let seq = Seq {
+                incarnation: inc,
+                n,
+            };
             let ack = Message::PushAck {
                 range,
                 seq,

@@ -134,7 +134,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         final_accuracy: test.accuracy,
         final_loss: loss,
         params_digest: {
-            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            let mut h = crate::core::hasher::BufXxh3::new();
             crate::core::msg::hash_values(&mut h, &params);
             format!("{:016x}", h.digest())
         },

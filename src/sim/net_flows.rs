@@ -799,7 +799,11 @@ type Ns = u64;
 fn nanos(secs: f64) -> Ns {
     let x = secs * 1e9;
     let n = x as Ns;
-    let up = if (n as f64) < x { n.saturating_add(1) } else { n };
+    let up = if (n as f64) < x {
+        n.saturating_add(1)
+    } else {
+        n
+    };
     up.max(1)
 }
 
@@ -954,7 +958,18 @@ mod tests {
     #[test]
     fn nanos_rounds_up_as_ceil_does() {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut cases = vec![0.0, 1e-9, 1.5e-9, 2e-9, 1e-3, 0.1, 1.0, 3.0e9, f64::NAN, -1.0];
+        let mut cases = vec![
+            0.0,
+            1e-9,
+            1.5e-9,
+            2e-9,
+            1e-3,
+            0.1,
+            1.0,
+            3.0e9,
+            f64::NAN,
+            -1.0,
+        ];
         for _ in 0..10_000 {
             x ^= x << 13;
             x ^= x >> 7;

@@ -310,7 +310,7 @@ async fn simulate(
     }
     let (test, loss) = w.job.evaluate(&params);
     let params_digest = {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = crate::core::hasher::BufXxh3::new();
         crate::core::msg::hash_values(&mut h, &params);
         format!("{:016x}", h.digest())
     };

@@ -133,7 +133,7 @@ impl Replica {
 
     /// Digest of the parameter bits, for replica comparison.
     pub fn params_digest(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut h = crate::core::hasher::BufXxh3::new();
         crate::core::msg::hash_values(&mut h, &self.params);
         h.digest()
     }
