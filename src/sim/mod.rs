@@ -15,6 +15,7 @@
 //! `crate::check`, `crate::trace`, `crate::outcome`, madsim. Never:
 //! `crate::net` (hosts never import each other).
 
+pub mod by_id;
 pub mod compute;
 pub mod faults;
 pub mod inbox;

@@ -6,6 +6,7 @@
 //! May import: `crate::core`, `crate::run`, `super` (sim), madsim. Never:
 //! `crate::net`.
 
+use super::by_id::ById;
 use super::compute::ComputeModel;
 use super::inbox::{Inbox, Item};
 use super::net::{Delivery, Fate, Network};
@@ -130,7 +131,7 @@ pub struct World {
     pub held: BTreeMap<(NodeId, NodeId), Vec<Message>>,
     /// Messages on their way: id -> sender, receiver, message, latest
     /// prediction.
-    in_flight: BTreeMap<u64, InFlight>,
+    in_flight: ById<InFlight>,
     /// The instant whose sends are not planned yet: they are planned
     /// together once the instant is over, the next time anything locks
     /// the world, at the latest when the network task wakes for them
@@ -256,7 +257,7 @@ impl World {
             log,
             training_done_at: None,
             held: BTreeMap::new(),
-            in_flight: BTreeMap::new(),
+            in_flight: ById::default(),
             fresh_at: None,
             changed: Vec::new(),
             net_clock: Clock::default(),
@@ -390,11 +391,11 @@ impl World {
             }
             match item {
                 Item::Flow { id: f, gen } => {
-                    match self.in_flight.get(&f) {
+                    match self.in_flight.get(f) {
                         Some(m) if m.gen == gen => {}
                         _ => continue, // An older prediction, or dropped.
                     }
-                    let InFlight { from, msg, .. } = self.in_flight.remove(&f).expect("checked");
+                    let InFlight { from, msg, .. } = self.in_flight.remove(f).expect("checked");
                     let ev = Event::Deliver {
                         from,
                         to: id,
@@ -474,7 +475,7 @@ impl World {
     pub fn next_input_at(&mut self, idx: usize) -> Option<Duration> {
         let in_flight = &self.in_flight;
         self.slots[idx].inbox.next_live_at(|item| match *item {
-            Item::Flow { id, gen } => in_flight.get(&id).is_none_or(|m| m.gen != gen),
+            Item::Flow { id, gen } => in_flight.get(id).is_none_or(|m| m.gen != gen),
             _ => false,
         })
     }
@@ -621,10 +622,10 @@ impl World {
         self.fresh_at = None;
         let gone = self.net.reset_node(now, id, &mut self.changed);
         for f in gone {
-            self.in_flight.remove(&f);
+            self.in_flight.remove(f);
         }
         // What was on its way to it is lost with its inbox.
-        self.in_flight.retain(|_, m| m.to != id);
+        self.in_flight.retain(|m| m.to != id);
         self.deliver();
         self.held.retain(|(f, t), _| *f != id && *t != id);
         self.record(Event::Crash { node: id });
@@ -735,7 +736,7 @@ impl World {
     fn deliver(&mut self) {
         let mut changed = std::mem::take(&mut self.changed);
         for d in changed.drain(..) {
-            if let Some(e) = self.in_flight.get_mut(&d.id) {
+            if let Some(e) = self.in_flight.get_mut(d.id) {
                 e.gen = d.gen;
                 if d.at == Delivery::VOID {
                     continue; // A later prediction follows.
