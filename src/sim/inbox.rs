@@ -38,16 +38,31 @@ pub enum Item {
     },
 }
 
+/// An item and its place: due time in nanoseconds in the high 64 bits,
+/// insertion order in the low (one integer compare orders entries).
 #[derive(Debug)]
 struct Entry {
-    at: Duration,
-    seq: u64,
+    key: u128,
     item: Item,
+}
+
+impl Entry {
+    fn new(at: Duration, seq: u64, item: Item) -> Entry {
+        let at = u64::try_from(at.as_nanos()).expect("a due time within 584 years");
+        Entry {
+            key: u128::from(at) << 64 | u128::from(seq),
+            item,
+        }
+    }
+
+    fn at(&self) -> Duration {
+        Duration::from_nanos((self.key >> 64) as u64)
+    }
 }
 
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+        self.key == other.key
     }
 }
 impl Eq for Entry {}
@@ -58,7 +73,7 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+        self.key.cmp(&other.key)
     }
 }
 
@@ -74,7 +89,7 @@ pub struct Inbox {
 impl Inbox {
     /// Adds an item due at `at`; wakes the node if it sleeps past `at`.
     pub fn push(&mut self, at: Duration, seq: u64, item: Item) {
-        self.heap.push(Reverse(Entry { at, seq, item }));
+        self.heap.push(Reverse(Entry::new(at, seq, item)));
         if self.armed.is_none_or(|armed| at < armed) {
             if let Some(w) = &self.waker {
                 self.armed = Some(at);
@@ -85,7 +100,7 @@ impl Inbox {
 
     /// Removes the earliest item if it is due by `now`.
     pub fn pop_due(&mut self, now: Duration) -> Option<Item> {
-        if self.heap.peek()?.0.at <= now {
+        if self.heap.peek()?.0.at() <= now {
             self.heap.pop().map(|Reverse(e)| e.item)
         } else {
             None
@@ -94,7 +109,7 @@ impl Inbox {
 
     /// When the earliest item is due.
     pub fn next_at(&self) -> Option<Duration> {
-        self.heap.peek().map(|Reverse(e)| e.at)
+        self.heap.peek().map(|Reverse(e)| e.at())
     }
 
     /// When the earliest item is due, after dropping the earliest items
@@ -103,7 +118,7 @@ impl Inbox {
     pub fn next_live_at(&mut self, stale: impl Fn(&Item) -> bool) -> Option<Duration> {
         while let Some(Reverse(e)) = self.heap.peek() {
             if !stale(&e.item) {
-                return Some(e.at);
+                return Some(e.at());
             }
             self.heap.pop();
         }
