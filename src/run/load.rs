@@ -159,6 +159,17 @@ struct Slot {
 }
 
 impl Slot {
+    /// `[lo, hi)` at `share`, busy only from `busy_from`.
+    #[inline]
+    fn put(&mut self, lo: u64, hi: u64, share: f64, busy_from: u64) {
+        self.work_ns += share * (hi - lo) as f64;
+        self.busy_ns += hi.saturating_sub(lo.max(busy_from));
+        self.span = Some(match self.span {
+            None => (lo, hi),
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+        });
+    }
+
     /// The part of the bucket's busy time and work that lies before `end`.
     /// Exact when `end` is outside the span or the bucket holds one stretch
     /// at one share; otherwise the bucket's sums are taken as spread
@@ -181,6 +192,9 @@ struct Track {
     covered_ns: u64,
     /// Per bucket.
     slots: Vec<Slot>,
+    /// The bucket last added to and its bounds (most reports fall in it:
+    /// no division then).
+    last: (usize, u64, u64),
 }
 
 impl Track {
@@ -191,19 +205,21 @@ impl Track {
     fn add(&mut self, (from, to): (u64, u64), share: f64, dt: u64) {
         let busy_from = from.max(self.covered_ns);
         self.covered_ns = self.covered_ns.max(to);
+        let (i, lo, hi) = self.last;
+        if from >= lo && to <= hi && i < self.slots.len() {
+            // Within the last bucket: as the loop below does it.
+            self.slots[i].put(from, to, share, busy_from);
+            return;
+        }
+        let j = (to - 1) / dt;
+        self.last = (j as usize, j * dt, (j + 1) * dt);
         for j in from / dt..=(to - 1) / dt {
             let (lo, hi) = (from.max(j * dt), to.min((j + 1) * dt));
             let i = j as usize;
             if self.slots.len() <= i {
                 self.slots.resize(i + 1, Slot::default());
             }
-            let slot = &mut self.slots[i];
-            slot.work_ns += share * (hi - lo) as f64;
-            slot.busy_ns += hi.saturating_sub(lo.max(busy_from));
-            slot.span = Some(match slot.span {
-                None => (lo, hi),
-                Some((a, b)) => (a.min(lo), b.max(hi)),
-            });
+            self.slots[i].put(lo, hi, share, busy_from);
         }
     }
 
