@@ -283,7 +283,20 @@ impl LoadMeter {
         meter
     }
 
+    #[inline]
     fn node(&mut self, id: NodeId) -> &mut NodeMeter {
+        let (kind, i) = node_order(id);
+        // Every node is known from the start: one lookup.
+        if let Some(&m) = self.place[kind as usize].get(i as usize) {
+            if m != usize::MAX {
+                return &mut self.meters[m];
+            }
+        }
+        self.add_node(id)
+    }
+
+    #[cold]
+    fn add_node(&mut self, id: NodeId) -> &mut NodeMeter {
         let (kind, i) = node_order(id);
         let slots = &mut self.place[kind as usize];
         if slots.len() <= i as usize {
