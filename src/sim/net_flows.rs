@@ -197,6 +197,10 @@ pub struct Flows {
     wakes: std::collections::BTreeSet<(Ns, usize)>,
     left: Vec<f64>,
     count: Vec<u32>,
+    /// Per interface, its fair share in the current filling round.
+    fair: Vec<f64>,
+    /// The interfaces a filling uses.
+    used: Vec<usize>,
 }
 
 impl Flows {
@@ -227,6 +231,8 @@ impl Flows {
             free: Vec::new(),
             left: vec![0.0; res.len()],
             count: vec![0; res.len()],
+            fair: vec![0.0; res.len()],
+            used: Vec::new(),
             res,
             pairs: vec![Pair::default(); nodes * nodes],
             nodes,
@@ -785,34 +791,38 @@ impl Flows {
     }
 
     /// Max-min fair rates by progressive filling: the tightest interface
-    /// (or a flow's own cap) fixes its users' rates, repeat.
+    /// (or a flow's own cap) fixes its users' rates, repeat. Each round
+    /// divides once per interface in use (its fair share `left / count`),
+    /// not per flow.
     fn fill(&mut self, live: &mut [Live]) {
+        let mut used = std::mem::take(&mut self.used);
+        used.clear();
         for l in live.iter() {
-            self.left[l.out] = self.res[l.out].cap;
-            self.left[l.inn] = self.res[l.inn].cap;
-            self.count[l.out] = 0;
-            self.count[l.inn] = 0;
-        }
-        for l in live.iter() {
-            self.count[l.out] += 1;
-            self.count[l.inn] += 1;
+            for r in [l.out, l.inn] {
+                if self.count[r] == 0 {
+                    used.push(r);
+                    self.left[r] = self.res[r].cap;
+                }
+                self.count[r] += 1;
+            }
         }
         let mut unfrozen = live.len();
         while unfrozen > 0 {
+            for &r in &used {
+                if self.count[r] > 0 {
+                    self.fair[r] = self.left[r] / f64::from(self.count[r]);
+                }
+            }
             let mut share = f64::INFINITY;
             for l in live.iter().filter(|l| !l.frozen) {
                 let cap = self.flows[l.flow as usize].cap;
-                let s = (self.left[l.out] / f64::from(self.count[l.out]))
-                    .min(self.left[l.inn] / f64::from(self.count[l.inn]))
-                    .min(cap);
-                share = share.min(s);
+                share = share.min(self.fair[l.out].min(self.fair[l.inn]).min(cap));
             }
             // Freeze every flow held to that share (by an interface or its
             // own cap).
             for l in live.iter_mut().filter(|l| !l.frozen) {
                 let cap = self.flows[l.flow as usize].cap;
-                let tight = |r: usize| self.left[r] / f64::from(self.count[r]) <= share;
-                l.hit = tight(l.out) || tight(l.inn) || cap <= share;
+                l.hit = self.fair[l.out] <= share || self.fair[l.inn] <= share || cap <= share;
             }
             for l in live.iter_mut().filter(|l| l.hit) {
                 l.hit = false;
@@ -825,10 +835,11 @@ impl Flows {
                 unfrozen -= 1;
             }
         }
-        for l in live.iter() {
-            self.left[l.out] = 0.0;
-            self.left[l.inn] = 0.0;
+        for &r in &used {
+            self.left[r] = 0.0;
+            self.count[r] = 0;
         }
+        self.used = used;
     }
 }
 
