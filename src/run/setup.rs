@@ -51,6 +51,19 @@ pub fn job(scn: &Scenario) -> Job {
     }
 }
 
+/// The parameters' initial values by key for a run with seed `seed`
+/// (`None`: zeros, the linear models). A perceptron's are its seeded
+/// Glorot weights ([`Model::initial_params`]) drawn from the run's seed:
+/// the same scenario and seed start from the same weights on every host
+/// and every node (a real cluster's nodes share the seed), while each seed
+/// of a sweep starts from its own, as scikit-learn's `random_state`
+/// seeds a perceptron's initialisation. (`data_seed` picks the data's
+/// split, as scikit-learn's split seed does.)
+pub fn initial_params(job: &Job, seed: u64) -> Option<Arc<[f32]>> {
+    job.model.hidden()?;
+    Some(job.model.initial_params(seed).into())
+}
+
 /// The cost model of a scenario (docs/cost-model.md): what a minibatch
 /// costs a worker and a message a server's CPU.
 pub fn cost_model(scn: &Scenario) -> crate::run::cost::CostModel {
@@ -105,8 +118,10 @@ pub fn ranges(scn: &Scenario, job: &Job) -> RangeMap {
     }
 }
 
-/// The protocol parameters of a scenario and its job.
-pub fn protocol_config(scn: &Scenario, job: &Job, bugs: Bugs) -> Arc<ProtocolConfig> {
+/// The protocol parameters of a scenario and its job, for a run with
+/// seed `seed` (which seeds a perceptron's initial values:
+/// [`initial_params`]).
+pub fn protocol_config(scn: &Scenario, job: &Job, seed: u64, bugs: Bugs) -> Arc<ProtocolConfig> {
     let c = &scn.cluster;
     let t = &scn.training;
     let hyper = Hyper {
@@ -144,6 +159,7 @@ pub fn protocol_config(scn: &Scenario, job: &Job, bugs: Bugs) -> Arc<ProtocolCon
         default_bound: t.staleness,
         compression: compression(&scn.compression),
         bugs,
+        initial: initial_params(job, seed),
     })
 }
 
