@@ -32,12 +32,13 @@
 //! units (64-64-10): 9,576 forward and 10,900 backward.
 //!
 //! Initial parameters ([`Model::initial_params`]): zeros for the linear
-//! models (what servers start from); seeded Glorot weights and zero biases
-//! for a perceptron, which cannot start from zeros (every hidden unit would
-//! stay the same).
+//! models; seeded Glorot weights and zero biases for a perceptron, which
+//! cannot start from zeros (every hidden unit would stay the same). Servers
+//! start every range from these (the protocol config carries them).
 //!
 //! Multilayer perceptrons take dense data only: [`Model::check_data`]
-//! says so for a sparse data set (the scenario layer should call it), and
+//! says so for a sparse data set (the run layer's setup calls it; the
+//! scenario parser already rejects a perceptron on synthetic data), and
 //! [`Model::gradient`] panics on sparse rows.
 //!
 //! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
