@@ -268,7 +268,15 @@ fn mlp_keys_parse_default_and_round_trip() {
     assert_eq!(m.model.dataset, DatasetKind::BreastCancer);
     assert_eq!(m.model.hidden, vec![64, 32]);
     assert_eq!(m.model.activation, Activation::Tanh);
-    for s in [d, m] {
+    for s in [
+        d,
+        m,
+        parse(
+            &std::fs::read_to_string("scenarios/mlp-ssp.toml").unwrap(),
+            "f",
+        )
+        .unwrap(),
+    ] {
         let again = parse(&s.to_toml(), "again").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
         assert_eq!(
             without_lines(s.clone()),
