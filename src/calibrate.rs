@@ -48,20 +48,12 @@ pub const APPLY_VALUES_LARGE: u32 = 1 << 25;
 const COPY_BYTES: usize = 128 << 20;
 
 /// The models, in the order they are reported.
-pub const MODELS: [ModelKind; 3] = [
+pub const MODELS: [ModelKind; 4] = [
     ModelKind::Logistic,
     ModelKind::Softmax,
     ModelKind::SparseLogistic,
+    ModelKind::Mlp,
 ];
-
-/// The scenario name of a model kind.
-pub fn model_name(kind: ModelKind) -> &'static str {
-    match kind {
-        ModelKind::Logistic => "logistic",
-        ModelKind::Softmax => "softmax",
-        ModelKind::SparseLogistic => "sparse_logistic",
-    }
-}
 
 /// One model's gradient rate.
 #[derive(Clone, Debug)]
@@ -100,14 +92,15 @@ pub fn calibrate() -> Calibration {
     }
 }
 
-/// The gradient FLOP rate of `kind` on its default data set: the best of
+/// The gradient FLOP rate of `kind` on its default data set (a
+/// perceptron: the default shape, 64 relu hidden units): the best of
 /// [`ROUNDS`] rounds of consecutive batches of [`BATCH`] training rows.
 pub fn gradient_rate(kind: ModelKind) -> ModelRate {
     let mut scn = Scenario::minimal("calibrate");
     scn.model.kind = kind;
     scn.model.dataset = match kind {
         ModelKind::Logistic => crate::scenario::DatasetKind::BreastCancer,
-        ModelKind::Softmax => crate::scenario::DatasetKind::Digits,
+        ModelKind::Softmax | ModelKind::Mlp => crate::scenario::DatasetKind::Digits,
         ModelKind::SparseLogistic => crate::scenario::DatasetKind::Synthetic,
     };
     let job = crate::run::setup::job(&scn);
@@ -193,6 +186,17 @@ pub fn gradient_rate(kind: ModelKind) -> ModelRate {
         ModelKind::Logistic => format!("{}, {} features", d.name, d.features),
         ModelKind::SparseLogistic => {
             format!("{}; {nnz:.1} non-zeros per example measured", d.name)
+        }
+        ModelKind::Mlp => {
+            let hidden: Vec<String> = scn.model.hidden.iter().map(u32::to_string).collect();
+            format!(
+                "{}, {}-{}-{} {}",
+                d.name,
+                d.features,
+                hidden.join("-"),
+                d.classes,
+                scn.model.activation.name()
+            )
         }
     };
     ModelRate {
@@ -284,7 +288,7 @@ impl Calibration {
         for m in &self.models {
             s.push_str(&format!(
                 "#   {:<16} {:>7.1} FLOP/example  {:>7.3} GFLOP/s  ({})\n",
-                model_name(m.kind),
+                m.kind.name(),
                 m.flops_per_example,
                 m.gflops,
                 m.data
@@ -310,13 +314,13 @@ impl Calibration {
             .models
             .iter()
             .filter(|m| m.kind != kind)
-            .map(|m| format!("{} {:.3}", model_name(m.kind), m.gflops))
+            .map(|m| format!("{} {:.3}", m.kind.name(), m.gflops))
             .collect();
         s.push_str("[compute]\n");
         s.push_str(&format!(
             "worker_gflops = {:.3}  # {}; {} (pssim calibrate --model KIND)\n",
             self.gflops(kind).unwrap_or(f64::NAN),
-            model_name(kind),
+            kind.name(),
             others.join(", ")
         ));
         s.push_str(&format!(
@@ -348,6 +352,12 @@ mod tests {
                     flops_per_example: 2620.0,
                     gflops: 3.25,
                 },
+                ModelRate {
+                    kind: ModelKind::Mlp,
+                    data: "digits, 64-64-10 relu".into(),
+                    flops_per_example: 20476.0,
+                    gflops: 4.5,
+                },
             ],
             apply_values_per_s: 6.02e9,
             apply_large_values_per_s: 2.1e9,
@@ -363,6 +373,16 @@ mod tests {
         assert_eq!(scn.compute.step_time, None);
         assert_eq!(scn.compute.server_apply_rate, 6.02e9);
         assert!(text.contains("logistic 1.500"), "{text}");
+        assert!(text.contains("mlp 4.500"), "{text}");
+        assert!(
+            text.contains("#   mlp              20476.0 FLOP/example    4.500 GFLOP/s  (digits, 64-64-10 relu)"),
+            "{text}"
+        );
+        let mlp = c.report(ModelKind::Mlp);
+        assert!(
+            mlp.contains("worker_gflops = 4.500  # mlp; logistic 1.500, softmax 3.250"),
+            "{mlp}"
+        );
     }
 
     #[test]
@@ -371,6 +391,12 @@ mod tests {
         assert!(copy_rate(1 << 20) > 0.0);
         let r = gradient_rate(ModelKind::Logistic);
         assert_eq!(r.flops_per_example, 126.0);
+        assert!(r.gflops > 0.0);
+        // The perceptron of docs/cost-model.md: 64-64-10, 9,576 forward and
+        // 10,900 backward per example.
+        let r = gradient_rate(ModelKind::Mlp);
+        assert_eq!(r.flops_per_example, 20476.0);
+        assert_eq!(r.data, "digits, 64-64-10 relu");
         assert!(r.gflops > 0.0);
     }
 }

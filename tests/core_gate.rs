@@ -38,6 +38,7 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         default_bound: 3,
         compression: Default::default(),
         bugs,
+        initial: None,
     })
 }
 

@@ -7,6 +7,9 @@
 // Needs the simulator build (not `cargo test-real`).
 #![cfg(madsim)]
 
+mod common;
+
+use common::local_in_simulated_band;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -110,40 +113,9 @@ fn killing_a_server_process_fails_over_without_losing_acknowledged_updates() {
 /// band of its simulated runs.
 #[test]
 fn a_replicated_scenario_trains_for_real_as_in_simulation() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scenarios/replicated-server-crash.toml"
-    );
-    let scn = pssim::scenario::load(std::path::Path::new(path)).unwrap();
-    let simulated: Vec<f64> = (1..=3)
-        .map(|seed| {
-            let o = pssim::sim::run(
-                &scn,
-                &pssim::sim::RunOptions {
-                    seed,
-                    ..Default::default()
-                },
-            )
-            .outcome;
-            assert!(o.passed);
-            o.final_accuracy
-        })
-        .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_pssim"))
-        .args(["local", path, "--json", "--timeout", "30s"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "pssim local failed: {stdout}");
-    let o: Value = serde_json::from_str(stdout.trim()).unwrap();
-    let real = o["final_accuracy"].as_f64().unwrap();
-    let (lo, hi) = simulated
-        .iter()
-        .fold((1.0f64, 0.0f64), |(l, h), &a| (l.min(a), h.max(a)));
-    // Within a point of the simulated band (real timing differs).
-    assert!(
-        real >= lo - 0.01 && real <= hi + 0.01,
-        "real {real:.4}, simulated {simulated:?}"
+    let o = local_in_simulated_band(
+        "scenarios/replicated-server-crash.toml",
+        &["--timeout", "30s"],
     );
     assert_eq!(o["updates_lost"], 0, "{o}");
     assert_eq!(o["checks"]["replicas_agree"], "pass", "{o}");

@@ -242,6 +242,60 @@ fn cost_model_keys_parse_with_their_defaults_and_round_trip() {
     );
 }
 
+/// `[model] kind = "mlp"`: the contract's keys, their defaults (digits,
+/// one hidden layer of 64 relu units) and a round trip.
+#[test]
+fn mlp_keys_parse_default_and_round_trip() {
+    use pssim::scenario::{Activation, DatasetKind, ModelKind};
+    let d = parse(&format!("{MINIMAL}[model]\nkind = \"mlp\"\n"), "d").unwrap();
+    assert_eq!(d.model.kind, ModelKind::Mlp);
+    assert_eq!(d.model.dataset, DatasetKind::Digits);
+    assert_eq!(d.model.hidden, vec![64]);
+    assert_eq!(d.model.activation, Activation::Relu);
+    // The contract's [model] block, with its comments.
+    let contract = format!(
+        "{MINIMAL}[model]\n\
+         kind = \"mlp\"          # logistic | softmax | sparse_logistic | mlp\n\
+         hidden = 64           # width of the hidden layer, or a list [64, 32] (default 64)\n\
+         activation = \"relu\"   # relu | tanh (default relu)\n"
+    );
+    assert_eq!(parse(&contract, "c").unwrap().model, d.model);
+    let deep = format!(
+        "{MINIMAL}[model]\nkind = \"mlp\"\ndataset = \"breast_cancer\"\n\
+         hidden = [64, 32]\nactivation = \"tanh\"\nl2 = 0.001\n"
+    );
+    let m = parse(&deep, "m").unwrap();
+    assert_eq!(m.model.dataset, DatasetKind::BreastCancer);
+    assert_eq!(m.model.hidden, vec![64, 32]);
+    assert_eq!(m.model.activation, Activation::Tanh);
+    for s in [
+        d,
+        m,
+        parse(
+            &std::fs::read_to_string("scenarios/mlp-ssp.toml").unwrap(),
+            "f",
+        )
+        .unwrap(),
+    ] {
+        let again = parse(&s.to_toml(), "again").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
+        assert_eq!(
+            without_lines(s.clone()),
+            without_lines(again),
+            "{}",
+            s.to_toml()
+        );
+    }
+    // A linear model's file names no perceptron keys.
+    assert!(!parse(MINIMAL, "l").unwrap().to_toml().contains("hidden"));
+    // --set reaches them (a list too).
+    let t = apply_override(
+        &format!("{MINIMAL}[model]\nkind = \"mlp\"\n"),
+        "model.hidden=[32,16]",
+    )
+    .unwrap();
+    assert_eq!(parse(&t, "x").unwrap().model.hidden, vec![32, 16]);
+}
+
 #[test]
 fn defaults_are_documented_values() {
     let s = parse(MINIMAL, "m").unwrap();
@@ -311,6 +365,42 @@ fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
         ("name = \"x\"\n[cluster]\nservers = 99999999999\n".to_string(), 3, vec!["out of range", "1..=1024"]),
         (with("[model]\nkind = \"logistic\"\ndataset = \"digits\"\n"), 7, vec!["use kind = \"softmax\""]),
         (with("[model]\ndataset = \"digits\"\nkind = \"softmax\"\nfeatures = 10\n"), 8, vec!["only valid with dataset = \"synthetic\""]),
+        // The multilayer perceptron's keys.
+        (with("[model]\nkind = \"softmax\"\nhidden = 64\n"), 7, vec!["model.hidden", "only valid with kind = \"mlp\""]),
+        (with("[model]\nhidden = [64]\n"), 6, vec!["model.hidden", "only valid with kind = \"mlp\""]),
+        (with("[model]\nkind = \"logistic\"\nactivation = \"relu\"\n"), 7, vec!["model.activation", "only valid with kind = \"mlp\""]),
+        (
+            with("[model]\nkind = \"mlp\"\ndataset = \"synthetic\"\n"),
+            7,
+            vec!["model.dataset", "dense data: breast_cancer or digits, not synthetic"],
+        ),
+        (with("[model]\nkind = \"mlp\"\nhidden = []\n"), 7, vec!["model.hidden", "an empty list"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = 0\n"), 7, vec!["model.hidden", "0 is out of range; valid: 1..=65536"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = [\n  64,\n  0,\n]\n"), 9, vec!["model.hidden", "0 is out of range"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = 100000\n"), 7, vec!["model.hidden", "100000 is out of range; valid: 1..=65536"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = -3\n"), 7, vec!["model.hidden", "out of range"]),
+        (
+            with("[model]\nkind = \"mlp\"\nhidden = [8, 8, 8, 8, 8, 8, 8, 8, 8]\n"),
+            7,
+            vec!["model.hidden", "9 values; valid: at most 8"],
+        ),
+        (
+            with("[model]\nkind = \"mlp\"\nhidden = [65536, 65536]\n"),
+            7,
+            vec!["model.hidden", "4299948042 parameters on digits; valid: at most 100000000"],
+        ),
+        (with("[model]\nkind = \"mlp\"\nhidden = \"64\"\n"), 7, vec!["model.hidden", "expected an integer or an array of integers, found a string"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = 6.4\n"), 7, vec!["model.hidden", "found a float"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = [64, \"32\"]\n"), 7, vec!["model.hidden", "found a string"]),
+        (with("[model]\nkind = \"mlp\"\nhidden = [[64]]\n"), 7, vec!["model.hidden", "found an array"]),
+        (with("[model]\nkind = \"mlp\"\nactivation = \"sigmoid\"\n"), 7, vec!["model.activation", "unknown value \"sigmoid\"", "\"relu\", \"tanh\""]),
+        (with("[model]\nkind = \"mlp\"\nactivation = 1\n"), 7, vec!["model.activation", "expected a string"]),
+        (with("[model]\nkind = \"perceptron\"\n"), 6, vec!["model.kind", "\"softmax\", \"sparse_logistic\", \"mlp\""]),
+        (
+            with("[model]\nkind = \"mlp\"\n[[change]]\nat = \"1s\"\nhidden = 96\n"),
+            9,
+            vec!["change[0].hidden: live widening is not supported yet", "valid keys: at, learning_rate"],
+        ),
         (with("[[change]]\nat = \"1s\"\n"), 5, vec!["at least one of learning_rate"]),
         (with("[compression]\nbits = 3\n"), 6, vec!["valid: 1, 4 or 8"]),
         (

@@ -167,6 +167,8 @@ pub enum CalibrateModel {
     Softmax,
     /// Sparse logistic regression on the default synthetic data.
     SparseLogistic,
+    /// A multilayer perceptron on digits (64 relu hidden units).
+    Mlp,
 }
 
 /// What `pssim sweep` does instead of running a sweep.

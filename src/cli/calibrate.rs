@@ -14,6 +14,7 @@ pub fn calibrate(model: CalibrateModel, out: &mut dyn Write) -> std::io::Result<
         CalibrateModel::Logistic => ModelKind::Logistic,
         CalibrateModel::Softmax => ModelKind::Softmax,
         CalibrateModel::SparseLogistic => ModelKind::SparseLogistic,
+        CalibrateModel::Mlp => ModelKind::Mlp,
     };
     let c = crate::calibrate::calibrate();
     say_raw!(out, "{}", c.report(kind));

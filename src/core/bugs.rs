@@ -48,7 +48,7 @@ pub enum Bug {
     /// view epoch. Caught by `log_matching` / `replicas_agree`.
     AcceptOldEpoch,
     /// A joining server is put in the chain before it has copied the range
-    /// (it serves zeros). Caught by `replicas_agree` / `no_lost_updates`.
+    /// (it serves the initial values). Caught by `replicas_agree` / `no_lost_updates`.
     PromoteUncaught,
     /// Servers answer a live change's prepare without fencing: reads past
     /// the boundary are served before the change is known. Caught by

@@ -8,6 +8,8 @@ use super::bugs::Bugs;
 use super::ids::Clock;
 use super::keys::RangeMap;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Consistency model of reads.
@@ -199,9 +201,22 @@ pub struct ProtocolConfig {
     pub compression: super::codec::Compression,
     /// Planted bugs switched on (normally none).
     pub bugs: Bugs,
+    /// The parameters' initial values, indexed by key (`None`: zeros, the
+    /// linear models' start). Every replica that starts from nothing — a
+    /// server's ranges at job start, a range that lost every replica and
+    /// checkpoint — starts from its range's slice of these.
+    pub initial: Option<Arc<[f32]>>,
 }
 
 impl ProtocolConfig {
+    /// The initial values of `keys` (a range's keys), in key order.
+    pub fn initial_params(&self, keys: Range<u32>) -> Vec<f32> {
+        match &self.initial {
+            None => vec![0.0; keys.len()],
+            Some(v) => v[keys.start as usize..keys.end as usize].to_vec(),
+        }
+    }
+
     /// One server holding one range of `n` keys for one ASP worker, with
     /// timeouts and heartbeats too long to matter: a server to drive by
     /// hand (benchmarks, calibration, codec tests).
@@ -226,6 +241,7 @@ impl ProtocolConfig {
             default_bound: 0,
             compression: Default::default(),
             bugs: Bugs::NONE,
+            initial: None,
         }
     }
 }

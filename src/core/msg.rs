@@ -262,7 +262,7 @@ pub enum Message {
     /// Coordinator -> a server that should hold `range` again: copy it from
     /// `from` (the chain's tail) and report when caught up; with no `from`
     /// (the range has no live replica), take it up from the last checkpoint
-    /// or from zeros.
+    /// or from the job's initial values (zeros for a linear model).
     CatchUp {
         /// The range to copy.
         range: RangeId,

@@ -1,5 +1,7 @@
-//! Logistic and softmax regression: key layout, minibatch gradients over
-//! dense or sparse parameter views, and evaluation.
+//! The models: logistic and softmax regression, and the multilayer
+//! perceptron ([`super::mlp`], behind the same methods); key layout,
+//! minibatch gradients over dense or sparse parameter views, evaluation,
+//! initial parameters and widening.
 //!
 //! Key layout: a model with `O` outputs (1 for logistic, one per class for
 //! softmax) over `F` features has `O * (F + 1)` keys; output `o`'s weight for
@@ -7,7 +9,9 @@
 //! `o * (F + 1) + F`. The model's [`KeyLayout`] maps a logical index to its
 //! key (the identity unless `[cluster] placement = "hash"`): every key the
 //! model names — a minibatch's keys, a dense gradient's positions, the
-//! parameters it evaluates — goes through it.
+//! parameters it evaluates — goes through it. A multilayer perceptron
+//! numbers its parameters per weight layer, to-unit, from-unit, bias last,
+//! and appends new ones when it widens ([`super::mlp`]).
 //! Math uses the `libm` crate, so results are bit-identical across machines.
 //!
 //! Floating-point work ([`Model::example_flops`], [`Model::batch_flops`];
@@ -19,13 +23,32 @@
 //! bias); so `O * (4n + 6)` in all: logistic `4F + 6` over dense
 //! features, softmax `C * (4F + 6)` for `C` classes, sparse logistic
 //! `4 nnz + 6` per example. A transcendental function counts as one FLOP.
-//! L2 adds 2 per gradient entry per batch.
+//! L2 adds 2 per gradient entry per batch. A multilayer perceptron counts
+//! each layer (module docs of [`super::mlp`]): a hidden layer of `n x h`
+//! weights `2nh + h` forward and `2nh + 2h` backward, plus `2nh` backward
+//! for the errors passed down on every layer but the first; its softmax
+//! output over `n` inputs as a linear softmax model, `C (2n + 4)` forward
+//! and `C (2n + 2)` backward, plus `2nC` passed down. Digits with 64 relu
+//! units (64-64-10): 9,576 forward and 10,900 backward.
+//!
+//! Initial parameters ([`Model::initial_params`]): zeros for the linear
+//! models; seeded Glorot weights and zero biases for a perceptron, which
+//! cannot start from zeros (every hidden unit would stay the same). Servers
+//! start every range from these (the protocol config carries them).
+//!
+//! Multilayer perceptrons take dense data only: [`Model::check_data`]
+//! says so for a sparse data set (the run layer's setup calls it; the
+//! scenario parser already rejects a perceptron on synthetic data), and
+//! [`Model::gradient`] panics on sparse rows.
 //!
 //! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
 //! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 use super::data::{Matrix, Row};
+use super::mlp::{Activation, Affine, Mlp};
 use super::placement::{self, KeyLayout};
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Which loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +59,8 @@ pub enum Loss {
     Softmax,
 }
 
-/// A linear model's shape and loss.
+/// A model's shape and loss: linear (logistic or softmax) or a multilayer
+/// perceptron with a softmax output.
 #[derive(Clone, Debug)]
 pub struct Model {
     loss: Loss,
@@ -44,6 +68,8 @@ pub struct Model {
     outputs: usize,
     l2: f32,
     layout: KeyLayout,
+    /// The perceptron's layers and parameter tables (`None`: linear).
+    net: Option<Arc<Mlp>>,
 }
 
 /// The parameters a gradient is computed against: either every key (dense),
@@ -59,7 +85,7 @@ pub struct ParamView<'a> {
 
 impl<'a> ParamView<'a> {
     #[inline]
-    fn pos(&self, key: u32) -> usize {
+    pub(super) fn pos(&self, key: u32) -> usize {
         match self.keys {
             None => key as usize,
             Some(keys) => keys
@@ -111,7 +137,32 @@ impl Model {
             outputs,
             l2,
             layout: KeyLayout::identity(),
+            net: None,
         }
+    }
+
+    /// A multilayer perceptron over `features` dense features with hidden
+    /// layers of the given widths (at least one), `activation` on the
+    /// hidden units and a softmax over `classes` outputs (two for binary
+    /// data), L2 penalty `l2` on every parameter. Its initial values come
+    /// from [`Model::initial_params`]. Errors name what is wrong with the
+    /// shape.
+    pub fn mlp(
+        features: usize,
+        classes: usize,
+        hidden: &[usize],
+        activation: Activation,
+        l2: f32,
+    ) -> Result<Model, String> {
+        let net = Mlp::new(features, classes, hidden, activation)?;
+        Ok(Model {
+            loss: Loss::Softmax,
+            features,
+            outputs: classes,
+            l2,
+            layout: KeyLayout::identity(),
+            net: Some(Arc::new(net)),
+        })
     }
 
     /// The same model with its parameters stored under `layout`'s keys.
@@ -119,8 +170,99 @@ impl Model {
         if let Some(n) = layout.permuted_len() {
             assert_eq!(n, self.dim() as usize, "a layout covers every key");
         }
+        if let Some(net) = &mut self.net {
+            Arc::make_mut(net).relayout(&layout);
+        }
         self.layout = layout;
         self
+    }
+
+    /// Whether the model can train on `data`: its rows have the model's
+    /// features, and a multilayer perceptron needs dense rows.
+    pub fn check_data(&self, data: &Matrix) -> Result<(), String> {
+        if data.cols != self.features {
+            return Err(format!(
+                "the model has {} features, the data {}",
+                self.features, data.cols
+            ));
+        }
+        if self.net.is_some() && data.is_sparse() {
+            return Err(
+                "a multilayer perceptron takes dense data (breast_cancer, digits), not sparse"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The hidden layers' widths of a multilayer perceptron (`None`:
+    /// linear).
+    pub fn hidden(&self) -> Option<&[usize]> {
+        self.net.as_deref().map(Mlp::hidden)
+    }
+
+    /// The hidden units' nonlinearity of a multilayer perceptron.
+    pub fn activation(&self) -> Option<Activation> {
+        self.net.as_deref().map(Mlp::activation)
+    }
+
+    /// The perceptron inside (`None`: linear).
+    #[cfg(test)]
+    pub(super) fn net(&self) -> Option<&Mlp> {
+        self.net.as_deref()
+    }
+
+    /// A multilayer perceptron's key of weight layer `layer`'s weight from
+    /// unit `from` of layer `layer` to unit `to` of layer `layer + 1`
+    /// (layer 0 is the input; `from` = that layer's width names the bias).
+    /// Panics for a linear model or a unit out of range.
+    pub fn weight_key(&self, layer: usize, to: usize, from: usize) -> u32 {
+        let net = self.net.as_deref().expect("a multilayer perceptron");
+        net.key(layer, to, from)
+    }
+
+    /// The same parameter's logical index ([`Model::weight_key`]).
+    pub fn weight_logical(&self, layer: usize, to: usize, from: usize) -> u32 {
+        let net = self.net.as_deref().expect("a multilayer perceptron");
+        net.logical(layer, to, from)
+    }
+
+    /// Initial parameters, indexed by key: zeros for a linear model; a
+    /// perceptron's seeded Glorot weights and zero biases ([`super::mlp`]).
+    pub fn initial_params(&self, seed: u64) -> Vec<f32> {
+        self.initial_params_of(seed, 0..self.dim())
+    }
+
+    /// [`Model::initial_params`] of the keys in `keys` only (a server's
+    /// range), in key order: each value depends on the seed and its
+    /// parameter alone.
+    pub fn initial_params_of(&self, seed: u64, keys: Range<u32>) -> Vec<f32> {
+        assert!(keys.end <= self.dim(), "keys {keys:?} of {}", self.dim());
+        match &self.net {
+            None => vec![0.0; keys.len()],
+            Some(net) => net.initial_params(seed, keys),
+        }
+    }
+
+    /// A multilayer perceptron widened to hidden widths `hidden` (Net2Net:
+    /// the same function, new units copies of seeded old ones): the new
+    /// model, and how each of its keys derives from the old parameters.
+    /// Errors if the model is linear, the number of hidden layers differs
+    /// or a layer would narrow.
+    pub fn widen(&self, hidden: &[usize], seed: u64) -> Result<Widening, String> {
+        let Some(net) = &self.net else {
+            return Err("only a multilayer perceptron can be widened".into());
+        };
+        let wide = net.widen(hidden, seed, &self.layout)?;
+        Ok(Widening {
+            old_dim: self.dim(),
+            model: Model {
+                net: Some(Arc::new(wide.net)),
+                ..self.clone()
+            },
+            map: wide.map,
+            sources: wide.sources,
+        })
     }
 
     /// How logical parameter indices map to keys.
@@ -137,6 +279,9 @@ impl Model {
     /// `data` (indexed by key; `None`: every key in every minibatch, as for
     /// dense data). See [`placement::expected_accesses`].
     pub fn expected_accesses(&self, data: &Matrix, batch: u32) -> Option<Vec<f64>> {
+        if self.net.is_some() {
+            return None; // every key in every minibatch
+        }
         let logical = placement::expected_accesses(data, self.outputs, batch)?;
         if self.layout.is_identity() {
             return Some(logical);
@@ -150,20 +295,27 @@ impl Model {
 
     /// Number of parameters (keys).
     pub fn dim(&self) -> u32 {
+        if let Some(net) = &self.net {
+            return net.dim() as u32;
+        }
         (self.outputs * (self.features + 1)) as u32
     }
 
     /// The floating-point work of one example with `nnz` non-zero
     /// features (all `features` for a dense row), forward and backward
-    /// (module docs: per output `2n + 4` forward, `2n + 2` backward).
+    /// (module docs: per output `2n + 4` forward, `2n + 2` backward for a
+    /// linear model; per layer for a perceptron).
     ///
-    /// Extension point: every model reports its work here. A multilayer
-    /// perceptron adds its own arm: per layer of `fan_in x fan_out`
+    /// Extension point: every model reports its work here. The multilayer
+    /// perceptron has its own arm: per layer of `fan_in x fan_out`
     /// weights, `2 fan_in fan_out` forward (the first layer's `fan_in` is
     /// the example's non-zeros) plus one per activation, and about twice
     /// the forward backward (the weight gradients and the errors passed
-    /// down to the layer below).
+    /// down to the layer below; the first layer passes none).
     pub fn example_flops(&self, nnz: usize) -> Flops {
+        if let Some(net) = &self.net {
+            return net.example_flops(nnz);
+        }
         let (n, o) = (nnz as u64, self.outputs as u64);
         match self.loss {
             Loss::Logistic | Loss::Softmax => Flops {
@@ -192,8 +344,8 @@ impl Model {
         examples + l2
     }
 
-    /// The key of output `output`'s weight for `feature` (its bias for
-    /// `feature == F`).
+    /// A linear model's key of output `output`'s weight for `feature` (its
+    /// bias for `feature == F`); [`Model::weight_key`] for a perceptron.
     #[inline]
     pub fn key(&self, output: usize, feature: usize) -> u32 {
         self.layout
@@ -209,8 +361,8 @@ impl Model {
     /// As [`Model::batch_keys`], and also where each non-zero of each row
     /// sits in `keys`: `slots` lists, row by row (in `rows` order) and per
     /// output, the position of every non-zero's key, so that
-    /// [`Model::gradient_slotted`] needs no search. Dense rows touch every
-    /// key and leave `slots` empty.
+    /// [`Model::gradient_slotted`] needs no search. Dense rows, and every
+    /// row of a perceptron, touch every key and leave `slots` empty.
     pub fn batch_keys_slotted(
         &self,
         data: &Matrix,
@@ -220,6 +372,10 @@ impl Model {
     ) {
         keys.clear();
         slots.clear();
+        if self.net.is_some() {
+            keys.extend(0..self.dim());
+            return;
+        }
         // (key, slot index); biases get no slot (index u32::MAX).
         let mut pairs: Vec<u64> = Vec::new();
         for &i in rows {
@@ -277,7 +433,8 @@ impl Model {
     }
 
     /// Writes the mean gradient over `rows` into `grad` (aligned with
-    /// `params.values`) and returns the mean loss.
+    /// `params.values`) and returns the mean loss. A perceptron's view
+    /// must hold every key.
     pub fn gradient(
         &self,
         data: &Matrix,
@@ -285,6 +442,13 @@ impl Model {
         params: ParamView<'_>,
         grad: &mut [f32],
     ) -> f64 {
+        if let Some(net) = &self.net {
+            let loss = net.gradient(data, rows, params, grad);
+            if !rows.is_empty() {
+                self.add_l2(grad, params.values);
+            }
+            return loss;
+        }
         if rows
             .first()
             .is_some_and(|&i| matches!(data.row(i as usize), Row::Sparse(..)))
@@ -441,19 +605,7 @@ impl Model {
                 z[0] = sigmoid(s) - y;
                 f64::from(softplus(s) - y * s)
             }
-            Loss::Softmax => {
-                let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for v in z.iter_mut() {
-                    *v = libm::expf(*v - max);
-                    sum += *v;
-                }
-                let p_label = z[label] / sum;
-                for (o, v) in z.iter_mut().enumerate() {
-                    *v = *v / sum - if o == label { 1.0 } else { 0.0 };
-                }
-                -f64::from(libm::logf(p_label.max(1e-30)))
-            }
+            Loss::Softmax => softmax_errors(z, label),
         }
     }
 
@@ -469,6 +621,9 @@ impl Model {
     /// Mean loss and accuracy of full parameters (`dim()` values) on `data`.
     pub fn evaluate(&self, params: &[f32], data: &Matrix) -> Evaluation {
         assert_eq!(params.len(), self.dim() as usize);
+        if let Some(net) = &self.net {
+            return net.evaluate(params, data);
+        }
         let mut z = vec![0f32; self.outputs];
         let mut correct = 0usize;
         let mut loss = 0f64;
@@ -488,7 +643,54 @@ impl Model {
     }
 }
 
-fn argmax(z: &[f32]) -> usize {
+/// A widened multilayer perceptron ([`Model::widen`]) and how to derive its
+/// parameters from the old ones.
+#[derive(Clone, Debug)]
+pub struct Widening {
+    /// The widened model (same layout, loss and L2; existing parameters
+    /// keep their keys, new ones are appended).
+    pub model: Model,
+    /// For every key of the new model, indexed by key: `new[k] =
+    /// map[k].a * old[map[k].src] + map[k].b`. An existing key reads
+    /// itself (factor 1, or its share if its unit was copied); a new key
+    /// reads the parameter of the unit it copies.
+    pub map: Vec<Affine>,
+    /// For every hidden layer, the old unit each unit of the widened layer
+    /// copies (old units copy themselves).
+    pub sources: Vec<Vec<u32>>,
+    /// The old model's number of keys.
+    pub old_dim: u32,
+}
+
+impl Widening {
+    /// The widened parameters (indexed by new key) from the old ones
+    /// (indexed by old key).
+    pub fn apply(&self, old_by_key: &[f32]) -> Vec<f32> {
+        assert_eq!(old_by_key.len(), self.old_dim as usize);
+        self.map
+            .iter()
+            .map(|d| d.a * old_by_key[d.src as usize] + d.b)
+            .collect()
+    }
+}
+
+/// Turns softmax scores into per-output errors (`p - onehot(label)`) in
+/// place and returns the example's cross-entropy loss.
+pub(super) fn softmax_errors(z: &mut [f32], label: usize) -> f64 {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in z.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let p_label = z[label] / sum;
+    for (o, v) in z.iter_mut().enumerate() {
+        *v = *v / sum - if o == label { 1.0 } else { 0.0 };
+    }
+    -f64::from(libm::logf(p_label.max(1e-30)))
+}
+
+pub(super) fn argmax(z: &[f32]) -> usize {
     let mut best = 0;
     for (i, &v) in z.iter().enumerate() {
         if v > z[best] {

@@ -11,6 +11,16 @@
 //!   ([`Feistel`]), so that a range, still a contiguous interval of keys,
 //!   holds features scattered over the whole feature index.
 //!
+//! Appended parameters: a model can grow (a multilayer perceptron's
+//! widening, [`super::Model::widen`]) by appending logical indices
+//! `dim..dim'` after its original ones. A permutation covers the original
+//! `0..dim` only and maps every logical index at or beyond its length to
+//! itself, so the grown model's keys are still a bijection of `0..dim'`:
+//! the original parameters keep their (scattered) keys and the appended
+//! ones land after the original key space, in logical order. Re-hashing
+//! the grown key space instead would move nearly every existing parameter
+//! to another key, and so to another server, at each widening.
+//!
 //! Everything that turns parameters into keys goes through the model
 //! ([`super::Model`]): the keys a minibatch pulls and pushes, the dense
 //! gradient's positions and evaluation. So a parameter vector indexed by
@@ -53,17 +63,19 @@ impl KeyLayout {
         self.table.is_none()
     }
 
-    /// The key of logical index `i`.
+    /// The key of logical index `i`: its permuted key below
+    /// [`KeyLayout::permuted_len`], itself from there on (appended
+    /// parameters, module docs).
     #[inline]
     pub fn key(&self, i: u32) -> u32 {
         match &self.table {
             None => i,
-            Some(t) => t[i as usize],
+            Some(t) => t.get(i as usize).copied().unwrap_or(i),
         }
     }
 
     /// Number of indices a permutation covers (`None` for the identity,
-    /// which covers any number).
+    /// which covers any number); indices from there on are their own keys.
     pub fn permuted_len(&self) -> Option<usize> {
         self.table.as_ref().map(|t| t.len())
     }
@@ -83,7 +95,7 @@ pub struct Feistel {
 }
 
 /// The SplitMix64 finalizer: a cheap, well-mixing 64-bit hash.
-fn mix(mut z: u64) -> u64 {
+pub(super) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -186,5 +198,15 @@ mod tests {
             (10..=40).contains(&quarter),
             "{quarter} of 100 in the first quarter"
         );
+    }
+
+    #[test]
+    fn indices_beyond_a_permutation_are_their_own_keys() {
+        let layout = KeyLayout::hashed(100, 3);
+        let keys: Vec<u32> = (0..130).map(|i| layout.key(i)).collect();
+        let mut first: Vec<u32> = keys[..100].to_vec();
+        first.sort_unstable();
+        assert_eq!(first, (0..100).collect::<Vec<_>>());
+        assert_eq!(keys[100..], (100..130).collect::<Vec<_>>()[..]);
     }
 }

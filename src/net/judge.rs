@@ -71,7 +71,8 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         .filter(|r| r.id.server().is_some())
         .map(|r| (r.id, r.replicas.clone()))
         .collect();
-    let (finals, params) = finals::finals(&ranges, &view, &replicas);
+    let initial = crate::run::setup::initial_params(job, run.seed);
+    let (finals, params) = finals::finals(&ranges, initial.as_deref(), &view, &replicas);
     let t_end = run.events.last().map_or(run.end, |s| s.t.max(run.end));
     run.events
         .extend(finals.into_iter().map(|ev| Stamped { t: t_end, ev }));

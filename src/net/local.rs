@@ -363,7 +363,7 @@ impl InProcess {
             .build()
             .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let cfg = crate::run::setup::protocol_config(scn, job, crate::core::Bugs::NONE);
+        let cfg = crate::run::setup::protocol_config(scn, job, seed, crate::core::Bugs::NONE);
         let listeners = peers.keys().copied().zip(held).collect();
         Ok(InProcess {
             rt,

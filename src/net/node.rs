@@ -56,7 +56,7 @@ pub fn run(
     // Servers and the coordinator need only the model's size; workers
     // the data too (loading it is the same call).
     let job = Arc::new(crate::run::setup::job(scn));
-    let cfg = crate::run::setup::protocol_config(scn, &job, crate::core::Bugs::NONE);
+    let cfg = crate::run::setup::protocol_config(scn, &job, cluster.seed, crate::core::Bugs::NONE);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

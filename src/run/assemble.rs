@@ -83,7 +83,7 @@ pub fn empty(scn: &Scenario, h: Header) -> Outcome {
         violations: BTreeMap::new(),
         final_accuracy: f64::NAN,
         final_loss: f64::NAN,
-        reference_accuracy: setup::reference_accuracy(scn.model.dataset),
+        reference_accuracy: setup::reference_accuracy(&scn.model),
         sim_time_s: 0.0,
         wall_time_s: 0.0,
         speedup: 0.0,

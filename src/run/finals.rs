@@ -60,14 +60,19 @@ impl FinalReplica {
 /// The model as it stands: each range read from the last replica of its
 /// chain in `view` that `replica` finds (the tail, whose state every
 /// replica has), else from the first of `servers` that holds it (a copy
-/// outside the chain), else zeros.
+/// outside the chain), else the job's `initial` values (`None`: zeros),
+/// which a replica started from nothing would hold.
 pub fn assemble<'a>(
     ranges: &RangeMap,
+    initial: Option<&[f32]>,
     view: &View,
     servers: impl Iterator<Item = NodeId> + Clone,
     replica: impl Fn(NodeId, RangeId) -> Option<&'a [f32]>,
 ) -> Vec<f32> {
-    let mut params = vec![0f32; ranges.dim() as usize];
+    let mut params = match initial {
+        Some(v) => v.to_vec(),
+        None => vec![0f32; ranges.dim() as usize],
+    };
     for r in 0..ranges.ranges() {
         let chain = &view.chains[r as usize];
         let found = chain
@@ -88,9 +93,11 @@ pub fn assemble<'a>(
 
 /// The `final` events of a run (one per replica in the last view's chains,
 /// range by range, head first) and the final model, from every live
-/// server's replicas.
+/// server's replicas (a range none holds at its `initial` values:
+/// [`assemble`]).
 pub fn finals(
     ranges: &RangeMap,
+    initial: Option<&[f32]>,
     view: &View,
     replicas: &BTreeMap<NodeId, Vec<FinalReplica>>,
 ) -> (Vec<Event>, Vec<f32>) {
@@ -107,7 +114,7 @@ pub fn finals(
             }
         }
     }
-    let params = assemble(ranges, view, replicas.keys().copied(), |s, r| {
+    let params = assemble(ranges, initial, view, replicas.keys().copied(), |s, r| {
         find(s, r).map(|rep| rep.params.as_slice())
     });
     (events, params)

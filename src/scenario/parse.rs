@@ -41,6 +41,8 @@ const CLUSTER: &[&str] = &[
 const MODEL: &[&str] = &[
     "kind",
     "dataset",
+    "hidden",
+    "activation",
     "features",
     "examples",
     "density",
@@ -174,6 +176,16 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
         scn.chaos = Some(parse_chaos(&t)?);
     }
     for (i, (table, span)) in top.tables("change")?.into_iter().enumerate() {
+        if let Some(v) = table.get("hidden") {
+            // The contract's live widening: named there, not implemented.
+            return Err(src.error(
+                v.span(),
+                format!(
+                    "change[{i}].hidden: live widening is not supported yet; valid keys: {}",
+                    CHANGE.join(", ")
+                ),
+            ));
+        }
         let t = Table::open(&src, format!("change[{i}]"), table, span.clone(), CHANGE)?;
         scn.changes.push(parse_change(&t, src.line(&span))?);
     }
@@ -251,12 +263,13 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
                 ("logistic", ModelKind::Logistic),
                 ("softmax", ModelKind::Softmax),
                 ("sparse_logistic", ModelKind::SparseLogistic),
+                ("mlp", ModelKind::Mlp),
             ],
         )?
         .unwrap_or(d.kind);
     let default_dataset = match kind {
         ModelKind::Logistic => DatasetKind::BreastCancer,
-        ModelKind::Softmax => DatasetKind::Digits,
+        ModelKind::Softmax | ModelKind::Mlp => DatasetKind::Digits,
         ModelKind::SparseLogistic => DatasetKind::Synthetic,
     };
     let dataset = t
@@ -269,12 +282,22 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
             ],
         )?
         .unwrap_or(default_dataset);
-    if dataset == DatasetKind::Digits && kind != ModelKind::Softmax {
-        let v = t
-            .get("dataset")
+    // The key the dataset is wrong for: the dataset if given, else the kind
+    // whose default it is.
+    let dataset_key = || {
+        t.get("dataset")
             .or_else(|| t.get("kind"))
-            .expect("digits is never a default here");
-        return Err(t.bad(v, "dataset", "digits has 10 classes; use kind = \"softmax\" (logistic models are binary: breast_cancer or synthetic)"));
+            .expect("the default dataset always suits its kind")
+    };
+    if dataset == DatasetKind::Digits && !matches!(kind, ModelKind::Softmax | ModelKind::Mlp) {
+        return Err(t.bad(dataset_key(), "dataset", "digits has 10 classes; use kind = \"softmax\" or \"mlp\" (logistic models are binary: breast_cancer or synthetic)"));
+    }
+    if dataset == DatasetKind::Synthetic && kind == ModelKind::Mlp {
+        return Err(t.bad(
+            dataset_key(),
+            "dataset",
+            "a multilayer perceptron takes dense data: breast_cancer or digits, not synthetic (sparse)",
+        ));
     }
     if dataset != DatasetKind::Synthetic {
         for key in ["features", "examples", "density", "skew"] {
@@ -283,9 +306,40 @@ fn parse_model(t: &Table) -> Result<ModelSpec> {
             }
         }
     }
+    if kind != ModelKind::Mlp {
+        for key in ["hidden", "activation"] {
+            if let Some(v) = t.get(key) {
+                return Err(t.bad(v, key, "only valid with kind = \"mlp\""));
+            }
+        }
+    }
+    let hidden = match t.int_list("hidden", 1, i128::from(MAX_HIDDEN_WIDTH), MAX_HIDDEN_LAYERS)? {
+        None => d.hidden,
+        Some(widths) => widths.into_iter().map(|w| w as u32).collect(),
+    };
+    if let Some((features, classes)) = dataset.dense_shape() {
+        let params = mlp_params(features, &hidden, classes);
+        if params > MAX_MLP_PARAMS {
+            return Err(t.bad(
+                t.get("hidden").expect("the default is small"),
+                "hidden",
+                format!(
+                    "{params} parameters on {}; valid: at most {MAX_MLP_PARAMS}",
+                    dataset.name()
+                ),
+            ));
+        }
+    }
     Ok(ModelSpec {
         kind,
         dataset,
+        hidden,
+        activation: t
+            .choice(
+                "activation",
+                &[("relu", Activation::Relu), ("tanh", Activation::Tanh)],
+            )?
+            .unwrap_or(d.activation),
         features: t.u32("features", d.features, 1, 100_000_000)?,
         examples: t.u32("examples", d.examples, 8, 100_000_000)?,
         density: t

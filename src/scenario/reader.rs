@@ -175,18 +175,30 @@ impl<'s, 'a, 'i> Table<'s, 'a, 'i> {
 
     /// An integer in `min..=max`.
     pub fn int(&self, key: &str, min: i128, max: i128) -> Result<Option<i128>> {
-        let Some(v) = self.get(key) else {
-            return Ok(None);
-        };
+        self.get(key)
+            .map(|v| self.int_value(v, key, min, max, "an integer"))
+            .transpose()
+    }
+
+    /// `v` (a value of `key`, or an element of it) as an integer in
+    /// `min..=max`; `expected` names what `key` takes.
+    fn int_value(
+        &self,
+        v: &Spanned<DeValue<'_>>,
+        key: &str,
+        min: i128,
+        max: i128,
+        expected: &str,
+    ) -> Result<i128> {
         let DeValue::Integer(i) = v.get_ref() else {
-            return Err(self.wrong_type(v, key, "an integer"));
+            return Err(self.wrong_type(v, key, expected));
         };
         let n = i128::from_str_radix(i.as_str(), i.radix())
             .map_err(|_| self.bad(v, key, "integer out of range"))?;
         if n < min || n > max {
             return Err(self.bad(v, key, format!("{n} is out of range; valid: {min}..={max}")));
         }
-        Ok(Some(n))
+        Ok(n)
     }
 
     /// A `u32` in `min..=max`, or `default`.
@@ -201,6 +213,42 @@ impl<'s, 'a, 'i> Table<'s, 'a, 'i> {
         Ok(self
             .int(key, 0, i128::from(u64::MAX))?
             .map_or(default, |n| n as u64))
+    }
+
+    /// An integer in `min..=max`, or an array of one to `max_len` of them
+    /// (`hidden = 64`, `hidden = [64, 32]`); each error points at the
+    /// offending element.
+    pub fn int_list(
+        &self,
+        key: &str,
+        min: i128,
+        max: i128,
+        max_len: usize,
+    ) -> Result<Option<Vec<i128>>> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let expected = "an integer or an array of integers";
+        let items: Vec<&Spanned<DeValue<'_>>> = match v.get_ref() {
+            DeValue::Integer(_) => vec![v],
+            DeValue::Array(items) => items.iter().collect(),
+            _ => return Err(self.wrong_type(v, key, expected)),
+        };
+        if items.is_empty() {
+            return Err(self.bad(v, key, "an empty list; give at least one value"));
+        }
+        if items.len() > max_len {
+            return Err(self.bad(
+                v,
+                key,
+                format!("{} values; valid: at most {max_len}", items.len()),
+            ));
+        }
+        items
+            .into_iter()
+            .map(|item| self.int_value(item, key, min, max, expected))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     /// A finite number (integer or float) satisfying `ok`, described by

@@ -145,7 +145,47 @@ pub enum ModelKind {
     Softmax,
     /// Binary logistic regression pulling only the keys a minibatch touches.
     SparseLogistic,
+    /// A multilayer perceptron (hidden layers of `hidden` units, a softmax
+    /// output) on dense data, dense pulls.
+    Mlp,
 }
+
+impl ModelKind {
+    /// Its name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Logistic => "logistic",
+            ModelKind::Softmax => "softmax",
+            ModelKind::SparseLogistic => "sparse_logistic",
+            ModelKind::Mlp => "mlp",
+        }
+    }
+}
+
+/// `[model] activation`: a perceptron's hidden units' nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// `max(0, s)`.
+    #[default]
+    Relu,
+    /// `tanh(s)`.
+    Tanh,
+}
+
+impl Activation {
+    /// Its name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+}
+
+/// Most units a hidden layer may have (`[model] hidden`).
+pub const MAX_HIDDEN_WIDTH: u32 = 65_536;
+/// Most hidden layers a perceptron may have.
+pub const MAX_HIDDEN_LAYERS: usize = 8;
 
 /// The data set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,14 +198,57 @@ pub enum DatasetKind {
     Synthetic,
 }
 
+impl DatasetKind {
+    /// Its name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::BreastCancer => "breast_cancer",
+            DatasetKind::Digits => "digits",
+            DatasetKind::Synthetic => "synthetic",
+        }
+    }
+
+    /// Features and classes of a dense data set (`None`: synthetic, whose
+    /// features the scenario sets).
+    pub fn dense_shape(self) -> Option<(u32, u32)> {
+        match self {
+            DatasetKind::BreastCancer => Some((30, 2)),
+            DatasetKind::Digits => Some((64, 10)),
+            DatasetKind::Synthetic => None,
+        }
+    }
+}
+
+/// Most parameters a perceptron may have (as many as the largest
+/// synthetic linear model: 10^8 features).
+pub const MAX_MLP_PARAMS: u64 = 100_000_000;
+
+/// Parameters of a perceptron over `features` inputs with `hidden` layers
+/// and `classes` outputs: a weight per pair of units of adjacent layers and
+/// a bias per unit above the input.
+pub fn mlp_params(features: u32, hidden: &[u32], classes: u32) -> u64 {
+    let sizes: Vec<u64> = std::iter::once(features)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(classes))
+        .map(u64::from)
+        .collect();
+    sizes.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
+}
+
 /// `[model]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     /// Default `logistic`.
     pub kind: ModelKind,
-    /// Default: breast_cancer for logistic, digits for softmax, synthetic
-    /// for sparse_logistic.
+    /// Default: breast_cancer for logistic, digits for softmax and mlp,
+    /// synthetic for sparse_logistic.
     pub dataset: DatasetKind,
+    /// Mlp only: the hidden layers' widths, input side first, each in
+    /// `1..=MAX_HIDDEN_WIDTH`, at most `MAX_HIDDEN_LAYERS` layers. Default
+    /// `[64]` (`hidden = 64` in a file; a list for several layers).
+    pub hidden: Vec<u32>,
+    /// Mlp only: the hidden units' nonlinearity. Default relu.
+    pub activation: Activation,
     /// Synthetic only: features. Default 100000.
     pub features: u32,
     /// Synthetic only: examples (train + test). Default 20000.
@@ -188,6 +271,8 @@ impl Default for ModelSpec {
         ModelSpec {
             kind: ModelKind::Logistic,
             dataset: DatasetKind::BreastCancer,
+            hidden: vec![64],
+            activation: Activation::Relu,
             features: 100_000,
             examples: 20_000,
             density: 0.001,

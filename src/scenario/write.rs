@@ -69,17 +69,21 @@ pub fn to_toml(s: &Scenario) -> String {
         let _ = writeln!(o, "heartbeat_interval = {}", dur(d));
     }
     let m = &s.model;
-    let kind = match m.kind {
-        ModelKind::Logistic => "logistic",
-        ModelKind::Softmax => "softmax",
-        ModelKind::SparseLogistic => "sparse_logistic",
-    };
-    let dataset = match m.dataset {
-        DatasetKind::BreastCancer => "breast_cancer",
-        DatasetKind::Digits => "digits",
-        DatasetKind::Synthetic => "synthetic",
-    };
-    let _ = writeln!(o, "\n[model]\nkind = \"{kind}\"\ndataset = \"{dataset}\"");
+    let _ = writeln!(
+        o,
+        "\n[model]\nkind = \"{}\"\ndataset = \"{}\"",
+        m.kind.name(),
+        m.dataset.name()
+    );
+    if m.kind == ModelKind::Mlp {
+        let widths: Vec<String> = m.hidden.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            o,
+            "hidden = [{}]\nactivation = \"{}\"",
+            widths.join(", "),
+            m.activation.name()
+        );
+    }
     if m.dataset == DatasetKind::Synthetic {
         let _ = writeln!(
             o,

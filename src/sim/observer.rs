@@ -14,16 +14,22 @@ use std::collections::BTreeMap;
 impl World {
     /// The model as it stands: each range read from the last live replica
     /// (the tail, whose state every replica has) in the last published view
-    /// (any live replica if none of those; zeros if the range has none).
+    /// (any live replica if none of those; the initial values if the range
+    /// has none, as before the servers start).
     pub fn assemble(&self) -> Vec<f32> {
         let view = &self.log.view;
         let live_servers = (0..self.cfg.servers).map(NodeId::Server);
-        finals::assemble(&self.cfg.ranges, view, live_servers, |s, r| {
-            match &self.slot(s).node {
+        let initial = self.cfg.initial.as_deref();
+        finals::assemble(
+            &self.cfg.ranges,
+            initial,
+            view,
+            live_servers,
+            |s, r| match &self.slot(s).node {
                 Some(Node::Server(srv)) => srv.replicas().get(&r).map(|rep| rep.params.as_slice()),
                 _ => None,
-            }
-        })
+            },
+        )
     }
 
     /// Every live server's replicas, as they stand.

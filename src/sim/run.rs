@@ -118,7 +118,7 @@ pub fn run(scn: &Scenario, opts: &RunOptions) -> RunResult {
 /// Runs a scenario once with the given seed.
 pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
     let job = Arc::new(setup::job(scn));
-    let mut cfg = setup::protocol_config(scn, &job, opts.bugs);
+    let mut cfg = setup::protocol_config(scn, &job, opts.seed, opts.bugs);
     if let Some(schedule) = &opts.schedule {
         let c = Arc::make_mut(&mut cfg);
         c.schedule = schedule.clone();
@@ -304,7 +304,13 @@ async fn simulate(
     w.finish_load(end);
     // Final state of every replica in the last view, for the checkers and
     // the trace.
-    let (finals, params) = finals::finals(&w.cfg.ranges, &w.log.view, &w.replicas());
+    let initial = w.cfg.initial.clone();
+    let (finals, params) = finals::finals(
+        &w.cfg.ranges,
+        initial.as_deref(),
+        &w.log.view,
+        &w.replicas(),
+    );
     for ev in finals {
         w.record(ev);
     }

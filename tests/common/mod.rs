@@ -116,3 +116,37 @@ pub fn run_file(path: &str, seed: u64, bugs: Bugs) -> Outcome {
 pub fn events<'a>(trace: &'a [serde_json::Value], ev: &str) -> Vec<&'a serde_json::Value> {
     trace.iter().filter(|e| e["ev"] == ev).collect()
 }
+
+/// Runs the repository's scenario `name` (a path under the crate) for real,
+/// `pssim local FILE --json ARGS` (nodes as child processes on loopback),
+/// and asserts it succeeded within a point of the final accuracies of its
+/// simulated seeds 1–3 (each passing; real timing differs); returns the
+/// real outcome's JSON.
+pub fn local_in_simulated_band(name: &str, args: &[&str]) -> serde_json::Value {
+    let path = format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let scn = file(&path);
+    let simulated: Vec<f64> = (1..=3)
+        .map(|seed| {
+            let o = run_with(&scn, seed, Bugs::NONE, &path);
+            assert_passed(&o);
+            o.final_accuracy
+        })
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pssim"))
+        .args(["local", &path, "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pssim local failed: {stdout}");
+    let o: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let real = o["final_accuracy"].as_f64().unwrap();
+    let (lo, hi) = simulated
+        .iter()
+        .fold((1.0f64, 0.0f64), |(l, h), &a| (l.min(a), h.max(a)));
+    assert!(
+        real >= lo - 0.01 && real <= hi + 0.01,
+        "real {real:.4}, simulated {simulated:?}"
+    );
+    o
+}

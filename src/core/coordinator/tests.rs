@@ -30,6 +30,7 @@ fn cfg() -> Arc<ProtocolConfig> {
         default_bound: 3,
         compression: Default::default(),
         bugs: Bugs::NONE,
+        initial: None,
     })
 }
 

@@ -10,7 +10,7 @@
 //!
 //! Here: both sides of a copy. The joining server ([`Joining`]):
 //! `CatchUp` (or, with no live replica left, taking the range up from a
-//! checkpoint or zeros), the snapshot, entries forwarded to it as a
+//! checkpoint or the initial values), the snapshot, entries forwarded to it as a
 //! learner (`learn`). The source: a snapshot request registers a
 //! [`Learner`]. (Forwarding entries to learners and their
 //! acknowledgements are in `chain.rs`; `CaughtUp` is handled in
@@ -102,8 +102,8 @@ impl Server {
             // No live replica left: a finished copy is the best state there
             // is; else the copy kept when it left the chain (the coordinator
             // asks the server with the furthest one); else the last
-            // checkpoint; else zeros (what the range held is lost, and
-            // counted).
+            // checkpoint; else the job's initial values (what the range
+            // held is lost, and counted).
             let keys = self.cfg.ranges.keys(range);
             // A finished copy and a fallback never coexist: installing a
             // snapshot discards the fallback.
@@ -131,7 +131,7 @@ impl Server {
                             }));
                             Replica::from_state(range, keys, c)
                         }
-                        None => Replica::new(range, keys, &self.membership),
+                        None => Replica::new(range, &self.cfg, &self.membership),
                     };
                     rep.adopt(&self.membership);
                     for &(w, inc, clock) in progress {

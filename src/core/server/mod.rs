@@ -98,17 +98,14 @@ pub struct Server {
 type HeldPush = (NodeId, RangeId, WorkerId, Seq, Clock, Keys, Payload);
 
 impl Server {
-    /// Server `index` of a fresh job: holds zeroed replicas of its ranges in
-    /// the initial view.
+    /// Server `index` of a fresh job: holds replicas of its ranges in the
+    /// initial view, at the job's initial values.
     pub fn new(index: u32, cfg: Arc<ProtocolConfig>) -> Server {
         let mut s = Server::restarted(index, 0, cfg, None);
         s.replicas = s
             .view
             .ranges_of(s.id)
-            .map(|(r, _)| {
-                let keys = s.cfg.ranges.keys(r);
-                (r, Replica::new(r, keys, &s.membership))
-            })
+            .map(|(r, _)| (r, Replica::new(r, &s.cfg, &s.membership)))
             .collect();
         s
     }

@@ -47,7 +47,7 @@ pub struct Replica {
     pub applied_digest: u64,
     /// Log entries applied (the index of the last one).
     pub log_index: u64,
-    /// Whether this state was started over (zeros or a checkpoint) after
+    /// Whether this state was started over (the initial values or a checkpoint) after
     /// the range lost every replica: it may lack acknowledged updates, and
     /// takes a worker's pulls as evidence of its progress (see
     /// `ClockTable::record_progress`). A copy from a replica does not.
@@ -70,11 +70,14 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A fresh replica with zero parameters, counting `members`' starts.
-    pub fn new(range: RangeId, keys: Range<u32>, members: &Membership) -> Replica {
+    /// A fresh replica of `range` holding the job's initial values
+    /// ([`ProtocolConfig::initial_params`]: zeros for a linear model),
+    /// counting `members`' starts.
+    pub fn new(range: RangeId, cfg: &ProtocolConfig, members: &Membership) -> Replica {
+        let keys = cfg.ranges.keys(range);
         Replica {
             range,
-            params: vec![0.0; keys.len()],
+            params: cfg.initial_params(keys.clone()),
             keys,
             table: ClockTable::from_membership(members),
             members: members.clone(),

@@ -60,7 +60,6 @@ impl Server {
             if self.replicas.contains_key(&r) {
                 continue;
             }
-            let keys = self.cfg.ranges.keys(r);
             match self.joining.remove(&r) {
                 Some(Joining {
                     replica: Some(rep), ..
@@ -71,7 +70,7 @@ impl Server {
                     if promote_uncaught {
                         // Planted bug: serve a range never copied.
                         self.replicas
-                            .insert(r, Replica::new(r, keys, &self.membership));
+                            .insert(r, Replica::new(r, &self.cfg, &self.membership));
                     } else if let Some(j) = joining {
                         self.joining.insert(r, j);
                     }
