@@ -115,7 +115,7 @@ mod tests {
     fn the_digest_is_xxh3s_however_the_input_is_split() {
         // Pieces of every size around the buffer's capacity.
         let data: Vec<u8> = (0..5000u32)
-            .map(|i| (i * 2_654_435_761 >> 13) as u8)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
             .collect();
         for step in [1, 3, 7, 64, 255, 256, 257, 1000] {
             let (mut a, mut b) = (BufXxh3::new(), Xxh3::new());
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn a_short_input_digests_as_the_streaming_hasher_does() {
         for n in 0..=CAP {
-            let data: Vec<u8> = (0..n as u32).map(|i| (i * 40_503 >> 3) as u8).collect();
+            let data: Vec<u8> = (0..n as u32).map(|i| ((i * 40_503) >> 3) as u8).collect();
             let (mut a, mut b) = (BufXxh3::new(), Xxh3::new());
             a.update(&data);
             b.update(&data);

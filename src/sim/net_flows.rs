@@ -1035,7 +1035,7 @@ mod tests {
                     caps.insert(w(i), f64::from(rng.gen_range(1..20)) * 1e8);
                 }
             }
-            let mut run = |star: bool| {
+            let run = |star: bool| {
                 let mut f = Flows::new(4, 8, GBPS, &caps);
                 f.stars = star;
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xabc);
