@@ -6,7 +6,8 @@
 //! not depend on how its input is split, so every trace hash is unchanged
 //! (a test checks it).
 //!
-//! May import: std, xxhash_rust.
+//! May import: std, xxhash_rust. Never: a host (`crate::sim`, `crate::net`),
+//! anything with a clock or I/O.
 
 use std::hash::Hasher;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};

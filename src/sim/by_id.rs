@@ -5,7 +5,8 @@
 //! map's. Ids skipped (used for other things) cost an empty slot while an
 //! older value is still held.
 //!
-//! May import: std.
+//! May import: std. Never: `crate::net` (hosts never import each other),
+//! the protocol or a clock (it only stores values).
 
 use std::collections::VecDeque;
 
