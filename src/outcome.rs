@@ -95,6 +95,9 @@ pub struct Outcome {
     pub target_accuracy: Option<f64>,
     /// Simulated seconds until the target accuracy was first observed.
     pub time_to_target_s: Option<f64>,
+    /// The workers' mean clock then (clocks done per worker to reach the
+    /// target).
+    pub clocks_to_target: Option<f64>,
     /// Why the run stopped: `finished`, `target_accuracy`, `max_time`.
     pub stopped: String,
     /// A panic inside the simulation (a bug), if any.

@@ -122,6 +122,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         wall_s: run.wall_s,
         stopped: run.stopped.to_string(),
         time_to_target: None,
+        clocks_to_target: None,
         min_clock,
         samples: vec![Sample {
             t_s: run.end.as_secs_f64(),
@@ -129,6 +130,11 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
             loss,
             min_clock,
             max_clock: clocks.iter().copied().max().unwrap_or(0),
+            mean_clock: if clocks.is_empty() {
+                0.0
+            } else {
+                clocks.iter().map(|&c| f64::from(c)).sum::<f64>() / clocks.len() as f64
+            },
             bytes_pushed: stats.bytes_pushed,
             bytes_pulled: stats.bytes_pulled,
         }],

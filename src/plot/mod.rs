@@ -352,7 +352,11 @@ pub fn tradeoff_points(report: &crate::sweep::GridReport) -> Option<Vec<tradeoff
             Some(tradeoff::Point {
                 x,
                 time: pc("time_to_target_s"),
+                clocks: pc("clocks_to_target"),
                 idle: pc("idle_fraction"),
+                reached: p.summary.reached_target,
+                runs: p.summary.runs,
+                targeted: p.summary.target_accuracy.is_some(),
             })
         })
         .collect()

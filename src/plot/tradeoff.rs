@@ -1,6 +1,11 @@
-//! A parameter sweep's trade-off: time to the target accuracy and worker
-//! idle fraction against the swept value (median over seeds, with the
-//! 10th-90th percentile range as error bars).
+//! A parameter sweep's trade-off: time to the target accuracy, clocks to
+//! it and worker idle fraction against the swept value (median over
+//! seeds, with the 10th-90th percentile range as error bars). Runs that
+//! never reached the target are not dropped: they rank after every run
+//! that did, a point whose median is among them is drawn as a cross at
+//! the top of its panel, a bar whose 90th percentile is among them runs
+//! to the top, and each such point is labelled with how many runs reached
+//! the target.
 //!
 //! May import: `crate::outcome`, `crate::run` (its records),
 //! `crate::scenario`, `crate::check`, `crate::sweep` (its types),
@@ -16,10 +21,28 @@ use plotters::prelude::*;
 pub struct Point {
     /// The swept value.
     pub x: f64,
-    /// Time to target (s): p10, median, p90 (NaN if never reached).
+    /// Time to target (s): p10, median, p90 (not finite where runs that
+    /// never reached it fall).
     pub time: (f64, f64, f64),
+    /// Clocks per worker to target: p10, median, p90 (likewise).
+    pub clocks: (f64, f64, f64),
     /// Idle fraction: p10, median, p90.
     pub idle: (f64, f64, f64),
+    /// Runs that reached the target, of `runs`.
+    pub reached: u64,
+    /// Runs at this point.
+    pub runs: u64,
+    /// Whether the scenario set a target accuracy.
+    pub targeted: bool,
+}
+
+impl Point {
+    /// Whether a percentile `m` of time or clocks to target falls among
+    /// runs that never reached it (infinite in a sweep's summary, `null` in
+    /// its JSON).
+    fn median_never(&self, m: f64) -> bool {
+        self.targeted && !m.is_finite()
+    }
 }
 
 /// The chart.
@@ -43,25 +66,28 @@ impl Chart for Tradeoff<'_> {
         let root = root
             .titled(
                 &format!(
-                    "{} vs {} · median of {} seeds (bars: p10-p90)",
+                    "{} vs {} · median of {} seeds (bars: p10-p90; x: median never reached)",
                     self.scenario, self.key, self.seeds
                 ),
                 (FONT, 20),
             )
             .map_err(err)?;
-        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        let w = root.dim_in_pixel().0;
+        let (left, rest) = root.split_horizontally(w / 3);
+        let (middle, right) = rest.split_horizontally(w / 3);
         let xmax = self.points.iter().map(|p| p.x).fold(0.0, f64::max);
         let xr = -0.5..xmax + 0.5;
         let panel = |area: &DrawingArea<DB, Shift>,
                      what: &str,
                      pick: &dyn Fn(&Point) -> (f64, f64, f64),
                      colour: RGBColor,
-                     percent: bool|
+                     percent: bool,
+                     to_target: bool|
          -> PlotResult {
             let ymax = headroom(
                 self.points
                     .iter()
-                    .map(|p| pick(p).2)
+                    .flat_map(|p| [pick(p).1, pick(p).2])
                     .filter(|v| v.is_finite())
                     .fold(0.0, f64::max),
                 if percent { 0.05 } else { 0.1 },
@@ -87,29 +113,52 @@ impl Chart for Tradeoff<'_> {
                 })
                 .draw()
                 .map_err(err)?;
-            let pts: Vec<(f64, (f64, f64, f64))> = self
-                .points
-                .iter()
-                .map(|p| (p.x, pick(p)))
-                .filter(|(_, v)| v.1.is_finite())
-                .collect();
+            // Bars: a percentile among runs that never got there reaches
+            // the top.
+            let top = |v: f64| if v.is_finite() { v } else { ymax };
             chart
-                .draw_series(pts.iter().map(|&(x, (lo, _, hi))| {
-                    PathElement::new(vec![(x, lo), (x, hi)], colour.stroke_width(2))
+                .draw_series(self.points.iter().filter_map(|p| {
+                    let (lo, mid, hi) = pick(p);
+                    (mid.is_finite() || (to_target && p.targeted && lo.is_finite())).then(|| {
+                        PathElement::new(vec![(p.x, top(lo)), (p.x, top(hi))], colour.stroke_width(2))
+                    })
                 }))
                 .map_err(err)?;
+            let pts: Vec<(f64, f64)> = self
+                .points
+                .iter()
+                .map(|p| (p.x, pick(p).1))
+                .filter(|(_, m)| m.is_finite())
+                .collect();
             chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|&(x, v)| (x, v.1)),
-                    colour.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
                 .map_err(err)?;
             chart
-                .draw_series(
-                    pts.iter()
-                        .map(|&(x, v)| Circle::new((x, v.1), 5, colour.filled())),
-                )
+                .draw_series(pts.iter().map(|&(x, m)| Circle::new((x, m), 5, colour.filled())))
                 .map_err(err)?;
+            if to_target {
+                // Medians among runs that never got there: a cross at the top.
+                chart
+                    .draw_series(
+                        self.points
+                            .iter()
+                            .filter(|p| p.median_never(pick(p).1))
+                            .map(|p| Cross::new((p.x, ymax * 0.96), 7, palette::RED.stroke_width(3))),
+                    )
+                    .map_err(err)?;
+                // How many runs reached the target, where not all did.
+                chart
+                    .draw_series(self.points.iter().filter(|p| p.targeted && p.reached < p.runs).map(|p| {
+                        let m = pick(p).1;
+                        let y = if m.is_finite() { m } else { ymax * 0.96 };
+                        Text::new(
+                            format!("{}/{}", p.reached, p.runs),
+                            (p.x + 0.15, y - ymax * 0.02),
+                            (FONT, 12).into_font().color(&palette::RED),
+                        )
+                    }))
+                    .map_err(err)?;
+            }
             Ok(())
         };
         panel(
@@ -118,6 +167,15 @@ impl Chart for Tradeoff<'_> {
             &|p| p.time,
             palette::BLUE,
             false,
+            true,
+        )?;
+        panel(
+            &middle,
+            "clocks per worker to target",
+            &|p| p.clocks,
+            palette::GREEN,
+            false,
+            true,
         )?;
         panel(
             &right,
@@ -125,6 +183,7 @@ impl Chart for Tradeoff<'_> {
             &|p| p.idle,
             palette::ORANGE,
             true,
+            false,
         )?;
         Ok(())
     }

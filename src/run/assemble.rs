@@ -44,6 +44,9 @@ pub struct End {
     pub stopped: String,
     /// When the target accuracy was first observed.
     pub time_to_target: Option<Duration>,
+    /// The workers' mean clock when the target accuracy was first
+    /// observed.
+    pub clocks_to_target: Option<f64>,
     /// Lowest clock a worker reached.
     pub min_clock: u32,
     /// Observations over time.
@@ -110,6 +113,7 @@ pub fn empty(scn: &Scenario, h: Header) -> Outcome {
         bugs: h.bugs,
         target_accuracy: scn.training.target_accuracy,
         time_to_target_s: None,
+        clocks_to_target: None,
         stopped: String::new(),
         panic: None,
         not_simulated: h.not_simulated,
@@ -158,6 +162,7 @@ pub fn complete(o: &mut Outcome, scn: &Scenario, end: End, mut log: Collector) {
     o.events = log.recorder.events();
     o.trace_hash = end.trace_hash.unwrap_or_else(|| "skipped".into());
     o.time_to_target_s = end.time_to_target.map(|t| t.as_secs_f64());
+    o.clocks_to_target = end.clocks_to_target;
     o.stopped = end.stopped;
     o.min_clock = end.min_clock;
     o.reads_checked = log.recorder.staleness.reads();
@@ -277,6 +282,7 @@ mod tests {
             wall_s: 0.0,
             stopped: "finished".into(),
             time_to_target: None,
+            clocks_to_target: None,
             min_clock: 0,
             samples: Vec::new(),
             final_accuracy: 1.0,

@@ -19,6 +19,9 @@ pub struct Sample {
     pub min_clock: u32,
     /// Highest clock among live workers.
     pub max_clock: u32,
+    /// Mean clock of the live workers (clocks done per worker: the work
+    /// done so far, whatever the spread).
+    pub mean_clock: f64,
     /// Bytes of pushes sent so far.
     pub bytes_pushed: u64,
     /// Bytes of pulls sent so far.

@@ -56,15 +56,32 @@ impl World {
 
     /// Lowest and highest clock among live workers (0 without any).
     pub fn clock_span(&self) -> (u32, u32) {
-        let clocks = self.slots.iter().filter_map(|s| match &s.node {
-            Some(Node::Worker(w)) => Some(w.clock().0),
-            _ => None,
-        });
+        let clocks = self.worker_clocks();
         clocks
             .fold(None, |acc: Option<(u32, u32)>, c| {
                 Some(acc.map_or((c, c), |(lo, hi)| (lo.min(c), hi.max(c))))
             })
             .unwrap_or((0, 0))
+    }
+
+    /// The live workers' clocks.
+    fn worker_clocks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().filter_map(|s| match &s.node {
+            Some(Node::Worker(w)) => Some(w.clock().0),
+            _ => None,
+        })
+    }
+
+    /// The live workers' mean clock (0 with none).
+    pub fn mean_clock(&self) -> f64 {
+        let (n, sum) = self
+            .worker_clocks()
+            .fold((0u64, 0u64), |(n, s), c| (n + 1, s + u64::from(c)));
+        if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64
+        }
     }
 
     /// Observes the job now.
@@ -77,6 +94,7 @@ impl World {
             loss,
             min_clock,
             max_clock,
+            mean_clock: self.mean_clock(),
             bytes_pushed: self.log.metrics.traffic.bytes_pushed,
             bytes_pulled: self.log.metrics.traffic.bytes_pulled,
         }

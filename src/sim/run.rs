@@ -254,6 +254,7 @@ async fn simulate(
 
     let mut samples = vec![lock(&shared).sample()];
     let mut time_to_target = None;
+    let mut clocks_to_target = None;
     let stopped;
     loop {
         madsim::time::sleep(eval_every).await;
@@ -268,6 +269,7 @@ async fn simulate(
                 .is_some_and(|t| s.accuracy >= t)
         {
             time_to_target = Some(now);
+            clocks_to_target = Some(s.mean_clock);
             stopped = "target_accuracy";
             break;
         }
@@ -333,6 +335,7 @@ async fn simulate(
         wall_s: 0.0,
         stopped: stopped.to_string(),
         time_to_target,
+        clocks_to_target,
         min_clock,
         samples,
         final_accuracy: test.accuracy,

@@ -80,6 +80,17 @@ fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// A run's time or clocks to its target accuracy: infinite if it never
+/// got there (so it ranks after every run that did, and a percentile that
+/// falls among those runs is not finite), NaN without a target.
+fn to_target(r: &Row, v: Option<f64>) -> f64 {
+    match (r.target_accuracy, v) {
+        (None, _) => f64::NAN,
+        (Some(_), Some(v)) => v,
+        (Some(_), None) => f64::INFINITY,
+    }
+}
+
 /// One seed's result: a row of `runs.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
@@ -114,8 +125,14 @@ pub struct Row {
     pub updates_duplicated: u64,
     /// Faults injected.
     pub faults: usize,
+    /// The scenario's target accuracy, if it set one.
+    #[serde(default)]
+    pub target_accuracy: Option<f64>,
     /// Simulated seconds to the target accuracy, if set and reached.
     pub time_to_target_s: Option<f64>,
+    /// Clocks per worker (their mean) to the target accuracy, if reached.
+    #[serde(default)]
+    pub clocks_to_target: Option<f64>,
     /// Mean fraction of worker time spent waiting.
     #[serde(deserialize_with = "nan_if_null")]
     pub idle_fraction: f64,
@@ -152,7 +169,9 @@ impl Row {
             updates_lost: o.updates_lost,
             updates_duplicated: o.updates_duplicated,
             faults: o.faults.len(),
+            target_accuracy: o.target_accuracy,
             time_to_target_s: o.time_to_target_s,
+            clocks_to_target: o.clocks_to_target,
             idle_fraction: o.idle_fraction,
             time_per_clock_s: o.sim_time_s / f64::from(o.min_clock.max(1)),
             bottleneck: o.bottleneck.clone().unwrap_or_default(),
@@ -272,6 +291,14 @@ pub struct Summary {
     /// the node's kind and the resource).
     #[serde(default)]
     pub bottlenecks: BTreeMap<String, u64>,
+    /// Runs that reached the target accuracy (the others never did: their
+    /// time and clocks to target count as infinite in the percentiles,
+    /// which are then not finite where they fall among them).
+    #[serde(default)]
+    pub reached_target: u64,
+    /// The scenario's target accuracy, if it set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_accuracy: Option<f64>,
     /// Real seconds of the whole sweep (a merge: the sum of its shards').
     #[serde(deserialize_with = "nan_if_null")]
     pub wall_time_s: f64,
@@ -457,7 +484,11 @@ impl Summary {
             ("idle_fraction".to_string(), metric(|r| r.idle_fraction)),
             (
                 "time_to_target_s".to_string(),
-                metric(|r| r.time_to_target_s.unwrap_or(f64::NAN)),
+                metric(|r| to_target(r, r.time_to_target_s)),
+            ),
+            (
+                "clocks_to_target".to_string(),
+                metric(|r| to_target(r, r.clocks_to_target)),
             ),
             (
                 "time_per_clock_s".to_string(),
@@ -490,6 +521,8 @@ impl Summary {
             check_failures,
             percentiles,
             bottlenecks,
+            reached_target: rows.iter().filter(|r| r.time_to_target_s.is_some()).count() as u64,
+            target_accuracy: rows.iter().find_map(|r| r.target_accuracy),
             wall_time_s: wall,
             seeds_per_s: runs as f64 / wall.max(1e-9),
         }
@@ -577,6 +610,13 @@ pub fn render(s: &Summary) -> String {
         "  updates    {} lost, {} duplicated (all seeds)",
         s.updates_lost, s.updates_duplicated
     );
+    if let Some(target) = s.target_accuracy {
+        let _ = writeln!(
+            out,
+            "  target     accuracy {target} reached in {} of {} runs",
+            s.reached_target, s.runs
+        );
+    }
     if !s.check_failures.is_empty() {
         let per: Vec<String> = s
             .check_failures
@@ -638,6 +678,9 @@ pub fn ranges(r: &[(u64, u64)]) -> String {
 fn num(x: f64) -> String {
     if x.is_nan() {
         "-".into()
+    } else if x == f64::INFINITY {
+        // A time or clocks to a target some runs never reached.
+        "never".into()
     } else if x.fract() == 0.0 && x.abs() < 1e12 {
         format!("{x:.0}")
     } else {
@@ -794,11 +837,13 @@ impl GridReport {
         );
         let _ = writeln!(
             out,
-            "  {:<28} {:>7} {:>10} {:>22} {:>9} {:>10} {:>10}",
+            "  {:<28} {:>7} {:>10} {:>8} {:>24} {:>8} {:>9} {:>10} {:>10}",
             self.varying.join(","),
             "passed",
             "accuracy",
+            "reached",
             "time to target p10-p90",
+            "clocks",
             "idle",
             "pushed MB",
             "pulled MB"
@@ -816,13 +861,24 @@ impl GridReport {
                 format!("{} ({}-{})", num(t.p50), num(t.p10), num(t.p90))
             });
             let mb = |k: &str| pc(k).map_or(f64::NAN, |a| a.p50 / 1e6);
+            let targeted = s.target_accuracy.is_some();
             let _ = writeln!(
                 out,
-                "  {:<28} {:>7} {:>10} {:>22} {:>8.1}% {:>10.3} {:>10.3}",
+                "  {:<28} {:>7} {:>10} {:>8} {:>24} {:>8} {:>8.1}% {:>10.3} {:>10.3}",
                 label.join(","),
                 format!("{}/{}", s.passed, s.runs),
                 pc("final_accuracy").map_or("-".into(), |a| num(a.p50)),
+                if targeted {
+                    format!("{}/{}", s.reached_target, s.runs)
+                } else {
+                    "-".into()
+                },
                 time,
+                pc("clocks_to_target").map_or("-".into(), |c| if c.p50.is_finite() {
+                    format!("{:.1}", c.p50)
+                } else {
+                    num(c.p50)
+                }),
                 pc("idle_fraction").map_or(f64::NAN, |a| a.p50) * 100.0,
                 mb("bytes_pushed"),
                 mb("bytes_pulled")
