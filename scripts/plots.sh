@@ -23,6 +23,19 @@ $pssim run scenarios/hot-keys-balanced.toml --plots plots/hot-keys-balanced > /d
 # The staleness trade-off: time to target and idle time against the bound.
 $pssim sweep scenarios/staleness-tradeoff.toml --set training.staleness=0,1,2,4,8,16,32 \
     --seeds 0..20 --plots plots/staleness-sweep | tail -9
+# The trade-off on the faithful clock: the perceptron and softmax, each
+# communication-bound and compute-bound (calibrated compute, jitter and a
+# straggler), and ASP's learning rate up to divergence.
+for m in mlp softmax; do
+    for r in network compute; do
+        $pssim sweep scenarios/tradeoff-$m-$r.toml --set training.staleness=0,1,2,4,8,16,32 \
+            --seeds 0..20 --plots /tmp/pssim-tradeoff-$m-$r | tail -8
+        cp /tmp/pssim-tradeoff-$m-$r/tradeoff.png /tmp/pssim-tradeoff-$m-$r/tradeoff.svg plots/tradeoff-$m-$r/
+    done
+done
+$pssim sweep scenarios/tradeoff-mlp-compute.toml --set training.consistency=asp \
+    --set training.learning_rate=0.05,0.1,0.2,0.4,0.8 --seeds 0..20 --plots /tmp/pssim-asp-lr | tail -6
+cp /tmp/pssim-asp-lr/tradeoff.png /tmp/pssim-asp-lr/tradeoff.svg plots/asp-learning-rate/
 # Compression: test accuracy against bytes sent, per encoding and pull filter.
 $pssim sweep scenarios/compression.toml --set compression.kind=none,topk,quantize \
     --set compression.pull_threshold=0,0.01 --seeds 1..11 --plots plots/compression | tail -8

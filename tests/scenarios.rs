@@ -487,3 +487,33 @@ fn hot_keys_overload_one_server_under_range_placement_and_balanced_or_hash_even_
         assert!((r - b).abs() < 1e-3 * r, "pushed {r} vs {b}");
     }
 }
+
+/// The trade-off scenarios sample accuracy every 20 us (finer than
+/// madsim's 1 ms sleep granularity), report clocks to target, and on the
+/// compute-bound perceptron a large bound cuts the idle fraction and the
+/// time to target against BSP.
+#[test]
+fn fine_sampling_and_clocks_to_target_on_the_compute_bound_perceptron() {
+    let scn = file(&path("tradeoff-mlp-compute"));
+    let o = run(&scn, 1);
+    assert_passed(&o);
+    let gaps: Vec<f64> = o.accuracy.windows(2).map(|w| w[1].t_s - w[0].t_s).collect();
+    // 20 us apart (plus madsim's 50 ns per timer wake), not 1 ms.
+    assert!(gaps.iter().all(|&g| (20e-6..21e-6).contains(&g)), "{gaps:?}");
+    let clocks = o.clocks_to_target.expect("reached the target");
+    let last = o.accuracy.last().expect("samples");
+    assert!(clocks >= f64::from(last.min_clock) && clocks <= f64::from(last.max_clock));
+    let with = |s: u32| {
+        let mut x = scn.clone();
+        x.training.staleness = s;
+        (1..5).map(|seed| run(&x, seed)).collect::<Vec<_>>()
+    };
+    let mean = |v: &[pssim::outcome::Outcome], f: &dyn Fn(&pssim::outcome::Outcome) -> f64| {
+        v.iter().map(f).sum::<f64>() / v.len() as f64
+    };
+    let (tight, loose) = (with(0), with(32));
+    let idle = |v: &[pssim::outcome::Outcome]| mean(v, &|o| o.idle_fraction);
+    let time = |v: &[pssim::outcome::Outcome]| mean(v, &|o| o.time_to_target_s.expect("reached"));
+    assert!(idle(&loose) < idle(&tight) - 0.2, "{} vs {}", idle(&loose), idle(&tight));
+    assert!(time(&loose) < time(&tight), "{} vs {}", time(&loose), time(&tight));
+}

@@ -75,8 +75,17 @@ impl Chart for Tradeoff<'_> {
         let w = root.dim_in_pixel().0;
         let (left, rest) = root.split_horizontally(w / 3);
         let (middle, right) = rest.split_horizontally(w / 3);
-        let xmax = self.points.iter().map(|p| p.x).fold(0.0, f64::max);
-        let xr = -0.5..xmax + 0.5;
+        let xmax = self.points.iter().map(|p| p.x).fold(f64::MIN, f64::max);
+        let xmin = self.points.iter().map(|p| p.x).fold(f64::MAX, f64::min);
+        // Half a unit around integer values (a bound), 6% of the span
+        // around others (a learning rate).
+        let integers = self.points.iter().all(|p| p.x.fract() == 0.0);
+        let pad = if integers || xmax <= xmin {
+            0.5
+        } else {
+            0.06 * (xmax - xmin)
+        };
+        let xr = xmin - pad..xmax + pad;
         let panel = |area: &DrawingArea<DB, Shift>,
                      what: &str,
                      pick: &dyn Fn(&Point) -> (f64, f64, f64),
@@ -84,14 +93,26 @@ impl Chart for Tradeoff<'_> {
                      percent: bool,
                      to_target: bool|
          -> PlotResult {
-            let ymax = headroom(
-                self.points
-                    .iter()
-                    .flat_map(|p| [pick(p).1, pick(p).2])
-                    .filter(|v| v.is_finite())
-                    .fold(0.0, f64::max),
-                if percent { 0.05 } else { 0.1 },
-            );
+            let high = self
+                .points
+                .iter()
+                .flat_map(|p| [pick(p).1, pick(p).2])
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max);
+            let ymax = if percent {
+                headroom(high, 0.05)
+            } else if high > 0.0 {
+                high * 1.1
+            } else {
+                1.0
+            };
+            // Times under a tenth of a second in milliseconds.
+            let ms = !percent && what.ends_with("(s)") && ymax < 0.1;
+            let what = if ms {
+                what.replace("(s)", "(ms)")
+            } else {
+                what.to_string()
+            };
             let mut chart = ChartBuilder::on(area)
                 .margin(12)
                 .x_label_area_size(40)
@@ -101,14 +122,27 @@ impl Chart for Tradeoff<'_> {
             chart
                 .configure_mesh()
                 .x_desc(self.key)
-                .y_desc(what)
+                .x_label_formatter(&|x| {
+                    if integers {
+                        format!("{x:.0}")
+                    } else {
+                        format!("{x}")
+                    }
+                })
+                .y_desc(what.as_str())
                 .label_style((FONT, 13))
                 .light_line_style(RGBColor(238, 238, 238))
                 .y_label_formatter(&|y| {
                     if percent {
                         format!("{:.0}%", y * 100.0)
                     } else {
-                        format!("{y:.2}")
+                        if ms {
+                            format!("{:.2}", y * 1e3)
+                        } else if ymax >= 10.0 {
+                            format!("{y:.0}")
+                        } else {
+                            format!("{y:.2}")
+                        }
                     }
                 })
                 .draw()

@@ -257,7 +257,15 @@ async fn simulate(
     let mut clocks_to_target = None;
     let stopped;
     loop {
-        madsim::time::sleep(eval_every).await;
+        if eval_every < Duration::from_millis(1) {
+            // madsim rounds a sleep under 1 ms up to 1 ms: sleep to an
+            // exact deadline instead (longer intervals keep madsim's
+            // sleep, and every existing trace).
+            let at = madsim::time::Instant::now() + eval_every;
+            super::inbox::sleep_exact(at).await;
+        } else {
+            madsim::time::sleep(eval_every).await;
+        }
         let mut w = lock(&shared);
         let s = w.sample();
         samples.push(s);

@@ -707,6 +707,63 @@ pub fn write(dir: &Path, rows: &[Row], summary: &Summary) -> std::io::Result<()>
 mod tests {
     use super::*;
 
+    fn row(seed: u64, target: Option<f64>, time: Option<f64>) -> Row {
+        Row {
+            seed,
+            passed: true,
+            failed_checks: String::new(),
+            final_accuracy: 0.9,
+            sim_time_s: 1.0,
+            wall_time_s: 0.01,
+            messages: 1,
+            bytes: 1,
+            bytes_pushed: 1,
+            bytes_pulled: 1,
+            pushes_acked: 1,
+            updates_lost: 0,
+            updates_duplicated: 0,
+            faults: 0,
+            target_accuracy: target,
+            time_to_target_s: time,
+            clocks_to_target: time.map(|t| t * 10.0),
+            idle_fraction: 0.5,
+            time_per_clock_s: 0.1,
+            bottleneck: String::new(),
+            stopped: "finished".into(),
+            trace_hash: String::new(),
+            reproduce: String::new(),
+        }
+    }
+
+    /// Runs that never reach the target are counted and rank after every
+    /// run that did (not dropped): with 3 of 5 reaching it the median is
+    /// finite and the 90th percentile is "never"; with 2 of 5 the median
+    /// is "never" too. Without a target there is no time to it at all.
+    #[test]
+    fn runs_that_never_reach_the_target_rank_last() {
+        let times = [Some(0.3), None, Some(0.1), None, Some(0.2)];
+        let rows: Vec<Row> = (0..5).map(|i| row(i, Some(0.95), times[i as usize])).collect();
+        let s = Summary::of("x", 0..5, None, 1, &rows, Vec::new(), 1.0);
+        assert_eq!(s.reached_target, 3);
+        assert_eq!(s.target_accuracy, Some(0.95));
+        let t = s.percentiles["time_to_target_s"];
+        assert_eq!((t.min, t.p50), (0.1, 0.3));
+        assert_eq!(t.p90, f64::INFINITY);
+        assert_eq!(s.percentiles["clocks_to_target"].p50, 3.0);
+        let text = render(&s);
+        assert!(text.contains("reached in 3 of 5 runs"), "{text}");
+        assert!(text.contains("never"), "{text}");
+        let rows: Vec<Row> = (0..5)
+            .map(|i| row(i, Some(0.95), (i < 2).then_some(0.1)))
+            .collect();
+        let s = Summary::of("x", 0..5, None, 1, &rows, Vec::new(), 1.0);
+        assert_eq!(s.percentiles["time_to_target_s"].p50, f64::INFINITY);
+        let rows: Vec<Row> = (0..5).map(|i| row(i, None, None)).collect();
+        let s = Summary::of("x", 0..5, None, 1, &rows, Vec::new(), 1.0);
+        assert!(s.percentiles["time_to_target_s"].p50.is_nan());
+        assert!(!render(&s).contains("reached in"));
+    }
+
     #[test]
     fn seed_ranges_and_shards() {
         assert_eq!(parse_seeds("0..1000"), Ok(0..1000));
