@@ -499,7 +499,10 @@ fn fine_sampling_and_clocks_to_target_on_the_compute_bound_perceptron() {
     assert_passed(&o);
     let gaps: Vec<f64> = o.accuracy.windows(2).map(|w| w[1].t_s - w[0].t_s).collect();
     // 20 us apart (plus madsim's 50 ns per timer wake), not 1 ms.
-    assert!(gaps.iter().all(|&g| (20e-6..21e-6).contains(&g)), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|&g| (20e-6..21e-6).contains(&g)),
+        "{gaps:?}"
+    );
     let clocks = o.clocks_to_target.expect("reached the target");
     let last = o.accuracy.last().expect("samples");
     assert!(clocks >= f64::from(last.min_clock) && clocks <= f64::from(last.max_clock));
@@ -514,6 +517,16 @@ fn fine_sampling_and_clocks_to_target_on_the_compute_bound_perceptron() {
     let (tight, loose) = (with(0), with(32));
     let idle = |v: &[pssim::outcome::Outcome]| mean(v, &|o| o.idle_fraction);
     let time = |v: &[pssim::outcome::Outcome]| mean(v, &|o| o.time_to_target_s.expect("reached"));
-    assert!(idle(&loose) < idle(&tight) - 0.2, "{} vs {}", idle(&loose), idle(&tight));
-    assert!(time(&loose) < time(&tight), "{} vs {}", time(&loose), time(&tight));
+    assert!(
+        idle(&loose) < idle(&tight) - 0.2,
+        "{} vs {}",
+        idle(&loose),
+        idle(&tight)
+    );
+    assert!(
+        time(&loose) < time(&tight),
+        "{} vs {}",
+        time(&loose),
+        time(&tight)
+    );
 }

@@ -154,7 +154,10 @@ impl Chart for Tradeoff<'_> {
                 .draw_series(self.points.iter().filter_map(|p| {
                     let (lo, mid, hi) = pick(p);
                     (mid.is_finite() || (to_target && p.targeted && lo.is_finite())).then(|| {
-                        PathElement::new(vec![(p.x, top(lo)), (p.x, top(hi))], colour.stroke_width(2))
+                        PathElement::new(
+                            vec![(p.x, top(lo)), (p.x, top(hi))],
+                            colour.stroke_width(2),
+                        )
                     })
                 }))
                 .map_err(err)?;
@@ -168,7 +171,10 @@ impl Chart for Tradeoff<'_> {
                 .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
                 .map_err(err)?;
             chart
-                .draw_series(pts.iter().map(|&(x, m)| Circle::new((x, m), 5, colour.filled())))
+                .draw_series(
+                    pts.iter()
+                        .map(|&(x, m)| Circle::new((x, m), 5, colour.filled())),
+                )
                 .map_err(err)?;
             if to_target {
                 // Medians among runs that never got there: a cross at the top.
@@ -177,20 +183,27 @@ impl Chart for Tradeoff<'_> {
                         self.points
                             .iter()
                             .filter(|p| p.median_never(pick(p).1))
-                            .map(|p| Cross::new((p.x, ymax * 0.96), 7, palette::RED.stroke_width(3))),
+                            .map(|p| {
+                                Cross::new((p.x, ymax * 0.96), 7, palette::RED.stroke_width(3))
+                            }),
                     )
                     .map_err(err)?;
                 // How many runs reached the target, where not all did.
                 chart
-                    .draw_series(self.points.iter().filter(|p| p.targeted && p.reached < p.runs).map(|p| {
-                        let m = pick(p).1;
-                        let y = if m.is_finite() { m } else { ymax * 0.96 };
-                        Text::new(
-                            format!("{}/{}", p.reached, p.runs),
-                            (p.x + 0.15, y - ymax * 0.02),
-                            (FONT, 12).into_font().color(&palette::RED),
-                        )
-                    }))
+                    .draw_series(
+                        self.points
+                            .iter()
+                            .filter(|p| p.targeted && p.reached < p.runs)
+                            .map(|p| {
+                                let m = pick(p).1;
+                                let y = if m.is_finite() { m } else { ymax * 0.96 };
+                                Text::new(
+                                    format!("{}/{}", p.reached, p.runs),
+                                    (p.x + 0.15, y - ymax * 0.02),
+                                    (FONT, 12).into_font().color(&palette::RED),
+                                )
+                            }),
+                    )
                     .map_err(err)?;
             }
             Ok(())

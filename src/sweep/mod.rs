@@ -742,7 +742,9 @@ mod tests {
     #[test]
     fn runs_that_never_reach_the_target_rank_last() {
         let times = [Some(0.3), None, Some(0.1), None, Some(0.2)];
-        let rows: Vec<Row> = (0..5).map(|i| row(i, Some(0.95), times[i as usize])).collect();
+        let rows: Vec<Row> = (0..5)
+            .map(|i| row(i, Some(0.95), times[i as usize]))
+            .collect();
         let s = Summary::of("x", 0..5, None, 1, &rows, Vec::new(), 1.0);
         assert_eq!(s.reached_target, 3);
         assert_eq!(s.target_accuracy, Some(0.95));
