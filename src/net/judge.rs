@@ -80,6 +80,9 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
     let (test, loss) = job.evaluate(&params);
 
     let mut recorder = Recorder::new(scn.cluster.workers, ranges.ranges());
+    if scn.changes.is_empty() {
+        recorder.without_live_changes();
+    }
     let trace_error = run
         .trace
         .as_ref()

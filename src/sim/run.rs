@@ -125,6 +125,9 @@ pub fn run_once(scn: &Scenario, opts: &RunOptions) -> RunResult {
         c.changes.clear();
     }
     let mut recorder = Recorder::new(cfg.workers, cfg.ranges.ranges());
+    if scn.changes.is_empty() {
+        recorder.without_live_changes();
+    }
     let trace_error = opts
         .trace
         .as_ref()
