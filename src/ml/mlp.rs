@@ -780,23 +780,15 @@ mod tests {
     fn sgd_reaches_reference_accuracy_on_real_data() {
         for act in [Activation::Relu, Activation::Tanh] {
             for seed in 1..=3u64 {
-                let dg = digits(seed);
-                let m = Model::mlp(dg.features, dg.classes, &[64], act, 0.0).unwrap();
-                let mut w = m.initial_params(seed);
-                sgd(&m, &dg.train, &mut w, 600, 0.1, 32);
-                let acc = m.evaluate(&w, &dg.test).accuracy;
-                eprintln!("digits {act:?} seed {seed}: {acc:.4}");
-                assert!(acc >= 0.95, "digits seed {seed}: accuracy {acc}");
-                let bc = load(DataSpec {
-                    kind: DataKind::BreastCancer,
-                    seed,
-                });
-                let m = Model::mlp(bc.features, bc.classes, &[64], act, 0.0).unwrap();
-                let mut w = m.initial_params(seed);
-                sgd(&m, &bc.train, &mut w, 600, 0.1, 32);
-                let acc = m.evaluate(&w, &bc.test).accuracy;
-                eprintln!("breast_cancer {act:?} seed {seed}: {acc:.4}");
-                assert!(acc >= 0.94, "breast_cancer seed {seed}: accuracy {acc}");
+                for (kind, floor) in [(DataKind::Digits, 0.95), (DataKind::BreastCancer, 0.94)] {
+                    let d = load(DataSpec { kind, seed });
+                    let m = Model::mlp(d.features, d.classes, &[64], act, 0.0).unwrap();
+                    let mut w = m.initial_params(seed);
+                    sgd(&m, &d.train, &mut w, 600, 0.1, 32);
+                    let acc = m.evaluate(&w, &d.test).accuracy;
+                    eprintln!("{kind:?} {act:?} seed {seed}: {acc:.4}");
+                    assert!(acc >= floor, "{kind:?} seed {seed}: accuracy {acc}");
+                }
             }
         }
     }

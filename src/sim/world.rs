@@ -244,13 +244,15 @@ impl World {
         } else {
             0
         };
+        // madsim's clock (`Instant` is madsim's here): simulated time.
+        let clock = madsim::time::TimeHandle::current();
         World {
             cfg,
             job,
             start: Instant::now(),
-            start_elapsed: madsim::time::TimeHandle::current().elapsed(),
+            start_elapsed: clock.elapsed(),
             now: Duration::ZERO,
-            clock: madsim::time::TimeHandle::current(),
+            clock,
             slots,
             net,
             compute,
@@ -396,15 +398,16 @@ impl World {
                         _ => continue, // An older prediction, or dropped.
                     }
                     let InFlight { from, msg, .. } = self.in_flight.remove(f).expect("checked");
+                    let size = msg.wire_size();
                     let ev = Event::Deliver {
                         from,
                         to: id,
                         msg: msg.kind().into(),
-                        size_bytes: msg.wire_size() as u32,
+                        size_bytes: size as u32,
                         digest: msg.digest(),
                     };
                     self.record_at(now, ev);
-                    self.log.delivered(from, id, msg.wire_size() as u64);
+                    self.log.delivered(from, id, size as u64);
                     if matches!(id, NodeId::Server(_)) && applies(&msg) {
                         let work = self.compute.cost().message_cpu_time(&msg);
                         self.charge_cpu(idx, now, work);
@@ -651,7 +654,8 @@ impl World {
     pub fn release(&mut self, from: NodeId, to: NodeId) {
         let now = self.now();
         for msg in self.held.remove(&(from, to)).unwrap_or_default() {
-            self.transmit_at(now, now, from, to, msg);
+            let size = msg.wire_size();
+            self.transmit_at(now, now, from, to, msg, size);
         }
         self.settle_now();
     }
@@ -667,9 +671,10 @@ impl World {
     ) {
         let size = msg.wire_size();
         self.log.sent(now, &msg, size);
-        self.transmit_at(now, start, from, to, msg);
+        self.transmit_at(now, start, from, to, msg, size);
     }
 
+    /// Transmits a message of `size` wire bytes (already counted as sent).
     fn transmit_at(
         &mut self,
         now: Duration,
@@ -677,8 +682,8 @@ impl World {
         from: NodeId,
         to: NodeId,
         msg: Message,
+        size: usize,
     ) {
-        let size = msg.wire_size();
         let to_idx = self.index(to);
         if !self.slots[to_idx].up {
             self.record_at(
