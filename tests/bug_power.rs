@@ -44,6 +44,8 @@ fn scenario_for(bug: Bug) -> &'static str {
         Bug::NoFallback => "false-suspicion",
         // A lone replica acknowledging while the other is only suspected.
         Bug::AckAlone => "lone-replica",
+        // Both need a widening.
+        Bug::WidenEarly | Bug::UnwidenedRead => "mlp-widen",
     }
 }
 
@@ -143,4 +145,6 @@ power! {
     no_push_fence: Bug::NoPushFence;
     no_fallback: Bug::NoFallback;
     ack_alone: Bug::AckAlone;
+    widen_early: Bug::WidenEarly;
+    unwidened_read: Bug::UnwidenedRead;
 }

@@ -39,6 +39,7 @@ fn config(workers: u32, consistency: Consistency, bugs: Bugs) -> Arc<ProtocolCon
         compression: Default::default(),
         bugs,
         initial: None,
+        widen: Default::default(),
     })
 }
 

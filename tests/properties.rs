@@ -337,13 +337,16 @@ fn planted_bugs_are_caught_and_shrunk_to_a_few_faults() {
     // `no_push_fence`, `no_fallback` and `ack_alone`, which need a precise
     // coincidence of faults (a re-admission while a push is in flight; a
     // false suspicion as the other replica crashes): tests/safety.rs pins
-    // each as a constructed schedule.
+    // each as a constructed schedule; `widen_early` and `unwidened_read`
+    // need a widening (tests/bug_power.rs, on scenarios/mlp-widen.toml).
     let elsewhere = [
         Bug::AcceptOldEpoch,
         Bug::NoFence,
         Bug::NoPushFence,
         Bug::NoFallback,
         Bug::AckAlone,
+        Bug::WidenEarly,
+        Bug::UnwidenedRead,
     ];
     for bug in Bug::ALL.into_iter().filter(|b| !elsewhere.contains(b)) {
         let minimal = find(bug, 64);

@@ -397,9 +397,35 @@ fn cases() -> Vec<(String, usize, Vec<&'static str>)> {
         (with("[model]\nkind = \"mlp\"\nactivation = 1\n"), 7, vec!["model.activation", "expected a string"]),
         (with("[model]\nkind = \"perceptron\"\n"), 6, vec!["model.kind", "\"softmax\", \"sparse_logistic\", \"mlp\""]),
         (
-            with("[model]\nkind = \"mlp\"\n[[change]]\nat = \"1s\"\nhidden = 96\n"),
+            with("[model]\nkind = \"mlp\"\nhidden = 64\n[[change]]\nat = \"1s\"\nhidden = 32\n"),
+            10,
+            vec!["change[0].hidden: hidden layer 1 would narrow from 64 to 32 units; a layer may only grow"],
+        ),
+        (
+            // Judged in the order of `at`: the second in the file comes first.
+            with("[model]\nkind = \"mlp\"\nhidden = [16, 8]\n[[change]]\nat = \"2s\"\nhidden = [20, 9]\n[[change]]\nat = \"1s\"\nhidden = [24, 8]\n"),
+            10,
+            vec!["change[0].hidden: hidden layer 1 would narrow from 24 to 20 units"],
+        ),
+        (
+            with("[model]\nkind = \"mlp\"\nhidden = [16, 8]\n[[change]]\nat = \"1s\"\nhidden = 32\n"),
+            10,
+            vec!["change[0].hidden: 1 hidden layers [32], but the model has 2 [16, 8]; widening keeps the number of layers"],
+        ),
+        (
+            with("[model]\nkind = \"softmax\"\n[[change]]\nat = \"1s\"\nhidden = 96\n"),
             9,
-            vec!["change[0].hidden: live widening is not supported yet", "valid keys: at, learning_rate"],
+            vec!["change[0].hidden: only a multilayer perceptron (kind = \"mlp\") can be widened"],
+        ),
+        (
+            with("[model]\nkind = \"mlp\"\nhidden = [64, 64]\n[[change]]\nat = \"1s\"\nhidden = [65536, 65536]\n"),
+            10,
+            vec!["change[0].hidden: 4299948042 parameters on digits; valid: at most 100000000"],
+        ),
+        (
+            with("[model]\nkind = \"mlp\"\n[[change]]\nat = \"1s\"\nhidden = 0\n"),
+            9,
+            vec!["change[0].hidden", "0 is out of range; valid: 1..=65536"],
         ),
         (with("[[change]]\nat = \"1s\"\n"), 5, vec!["at least one of learning_rate"]),
         (with("[compression]\nbits = 3\n"), 6, vec!["valid: 1, 4 or 8"]),

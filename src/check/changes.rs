@@ -14,12 +14,22 @@
 //! learn the changes again. Judged at the end of the run (a change may be
 //! heard of after a node already broke it).
 //!
+//! Live widenings (a change with `hidden`) also change what a replica
+//! holds, at the log entry reported by `range_widened`: every update
+//! applied (`push_applied`) and every read answered (`pull_answered`) by a
+//! replica must meet a state holding exactly the widenings in force at
+//! its clock — none whose boundary is past the clock (the widened values
+//! would have missed the update, or the reader gets the wrong model), all
+//! those at or before it. What each replica holds is followed through
+//! crashes, snapshots and checkpoints ([`Lineage`]).
+//!
 //! May import: `crate::check`, `crate::core` (events, ids). Never: a
 //! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
 //! events only.
 
+use super::lineage::Lineage;
 use super::{Report, Violation, Violations};
-use crate::core::{Clock, Event, NodeId};
+use crate::core::{Clock, Event, NodeId, RangeId, WorkerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -44,6 +54,25 @@ pub struct ChangesCheck {
     /// is kept (a step per push and per read was about half the peak
     /// memory of the 128-worker scale run).
     idle: bool,
+    /// Changes that widen the model, in order (their number).
+    widenings: Vec<u64>,
+    /// Per replica: widenings applied (followed once a widening is known).
+    levels: Lineage<u32>,
+    /// Updates applied and reads answered once a widening is known.
+    widen_steps: Vec<WidenStep>,
+}
+
+/// An update applied or a read answered by a replica, with the widenings
+/// it held.
+#[derive(Clone, Copy, Debug)]
+struct WidenStep {
+    t: Duration,
+    server: NodeId,
+    range: RangeId,
+    read: bool,
+    worker: WorkerId,
+    clock: Clock,
+    level: u32,
 }
 
 impl ChangesCheck {
@@ -61,14 +90,22 @@ impl ChangesCheck {
         if self.idle {
             return;
         }
+        if !self.widenings.is_empty() {
+            self.observe_widening(t, ev);
+        }
         match *ev {
             Event::Crash { node } => *self.lives.entry(node).or_default() += 1,
             Event::ChangeApplied {
                 node,
                 change,
                 clock,
+                ref hidden,
                 ..
             } => {
+                if hidden.0.is_some() && !self.widenings.contains(&change) {
+                    self.widenings.push(change);
+                    self.widenings.sort_unstable();
+                }
                 let b = *self.boundaries.entry(change).or_insert(clock);
                 if b != clock {
                     self.disagree.push((change, node, clock));
@@ -106,6 +143,48 @@ impl ChangesCheck {
         }
     }
 
+    /// Follows the widenings each replica holds, and records what meets
+    /// them.
+    fn observe_widening(&mut self, t: Duration, ev: &Event) {
+        self.levels.observe(ev);
+        let (server, range, read, worker, clock) = match *ev {
+            Event::RangeWidened {
+                server,
+                range,
+                level,
+                ..
+            } => {
+                self.levels.get_mut(server, range).state = level;
+                return;
+            }
+            Event::PushApplied {
+                server,
+                range,
+                worker,
+                clock,
+                ..
+            } => (server, range, false, worker, clock),
+            Event::PullAnswered {
+                server,
+                range,
+                worker,
+                clock,
+                ..
+            } => (server, range, true, worker, clock),
+            _ => return,
+        };
+        let level = self.levels.get_mut(server, range).state;
+        self.widen_steps.push(WidenStep {
+            t,
+            server,
+            range,
+            read,
+            worker,
+            clock,
+            level,
+        });
+    }
+
     /// The verdict (`enabled`: the scenario has live changes; an idle
     /// checker is never enabled).
     pub fn report(&self, enabled: bool) -> Report {
@@ -139,6 +218,26 @@ impl ChangesCheck {
                 }
             }
         }
+        let widen_at: Vec<Clock> = self
+            .widenings
+            .iter()
+            .filter_map(|k| self.boundaries.get(k).copied())
+            .collect();
+        for s in &self.widen_steps {
+            let expected = widen_at.iter().filter(|&&b| b <= s.clock).count() as u32;
+            if s.level != expected {
+                v.push(Violation::WidenMismatch {
+                    t: s.t,
+                    server: s.server,
+                    range: s.range,
+                    what: if s.read { "read" } else { "update" },
+                    worker: s.worker,
+                    clock: s.clock,
+                    level: s.level,
+                    expected,
+                });
+            }
+        }
         v.report("live_changes", enabled)
     }
 }
@@ -154,6 +253,7 @@ mod tests {
             staleness: None,
             consistency: None,
             batch_size: None,
+            hidden: None,
         }
         .event(node, change, Clock(clock))
     }

@@ -157,6 +157,27 @@ pub enum Violation {
         /// The clock computed or served.
         clock: Clock,
     },
+    /// A replica applied an update, or answered a read, of a clock whose
+    /// model it did not hold: a live widening applied before the clock's
+    /// boundary, or not yet applied at or past it.
+    WidenMismatch {
+        /// When.
+        t: Duration,
+        /// The replica's server.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// `read` (a pull answered) or `update` (a push applied).
+        what: &'static str,
+        /// The worker read for or pushing.
+        worker: crate::core::WorkerId,
+        /// The clock.
+        clock: Clock,
+        /// The widenings the replica had applied.
+        level: u32,
+        /// The widenings in force at that clock.
+        expected: u32,
+    },
     /// Two replicas of a range differ once the system is quiet.
     ReplicasDisagree {
         /// The range.
@@ -345,6 +366,21 @@ impl fmt::Display for Violation {
             } => write!(
                 f,
                 "at {:.6}s {node} was at clock {clock} without live change {change} (boundary {boundary})",
+                t.as_secs_f64()
+            ),
+            Violation::WidenMismatch {
+                t,
+                server,
+                range,
+                what,
+                worker,
+                clock,
+                level,
+                expected,
+            } => write!(
+                f,
+                "at {:.6}s the {what} of worker-{worker} for clock {clock} met {server}'s replica of range \
+                 {range} holding {level} widenings; {expected} are in force at that clock",
                 t.as_secs_f64()
             ),
             Violation::ReplicasDisagree {

@@ -72,11 +72,19 @@ pub enum Bug {
     /// removed replica was only suspected and this one crashes, what it
     /// acknowledged meanwhile is lost. Caught by `no_lost_updates`.
     AckAlone,
+    /// The head logs a live widening as soon as it is committed, without
+    /// waiting for the pushes of clocks before its boundary: the widened
+    /// values miss them, and they are applied to the widened state. Caught
+    /// by `live_changes`.
+    WidenEarly,
+    /// Servers answer reads for clocks at or past a widening's boundary
+    /// from a state not yet widened. Caught by `live_changes`.
+    UnwidenedRead,
 }
 
 impl Bug {
     /// Every bug, for listings and tests.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 18] = [
         Bug::GateOffByOne,
         Bug::GateIgnoresBound,
         Bug::NoDedup,
@@ -93,6 +101,8 @@ impl Bug {
         Bug::NoPushFence,
         Bug::NoFallback,
         Bug::AckAlone,
+        Bug::WidenEarly,
+        Bug::UnwidenedRead,
     ];
 
     /// The name used on the command line.
@@ -114,6 +124,8 @@ impl Bug {
             Bug::NoPushFence => "no_push_fence",
             Bug::NoFallback => "no_fallback",
             Bug::AckAlone => "ack_alone",
+            Bug::WidenEarly => "widen_early",
+            Bug::UnwidenedRead => "unwidened_read",
         }
     }
 
@@ -148,6 +160,12 @@ impl Bug {
             Bug::AckAlone => {
                 "a range down to one replica acknowledges alone, and no spare copies it"
             }
+            Bug::WidenEarly => {
+                "the head widens a range at the commit, before the pushes of earlier clocks"
+            }
+            Bug::UnwidenedRead => {
+                "servers answer reads past a widening's boundary from an unwidened state"
+            }
         }
     }
 
@@ -166,6 +184,7 @@ impl Bug {
             Bug::FilterIgnoresBase => "pull_filter",
             Bug::NoPushFence => "staleness_bound",
             Bug::NoFallback | Bug::AckAlone => "no_lost_updates",
+            Bug::WidenEarly | Bug::UnwidenedRead => "live_changes",
         }
     }
 }

@@ -246,11 +246,28 @@ impl Encoder {
         keys: Keys,
         values: &[f32],
     ) -> (Keys, Payload) {
+        self.encode_widened(c, dim, offset, &[], keys, values)
+    }
+
+    /// [`Encoder::encode`] of a dense push to a range that holds appended
+    /// keys after a live widening (`crate::core::widen`): its last
+    /// `extra.len()` values are those keys'.
+    pub fn encode_widened(
+        &mut self,
+        c: &Compression,
+        dim: usize,
+        offset: usize,
+        extra: &[u32],
+        keys: Keys,
+        values: &[f32],
+    ) -> (Keys, Payload) {
         if c.scheme == Scheme::None || values.is_empty() {
             return (keys, Payload::Dense(values.to_vec()));
         }
+        let contiguous = values.len().saturating_sub(extra.len());
         let key = |i: usize| match &keys {
-            Keys::All => offset + i,
+            Keys::All if i < contiguous => offset + i,
+            Keys::All => extra[i - contiguous] as usize,
             Keys::List(ks) => ks[i] as usize,
         };
         let mut g = values.to_vec();

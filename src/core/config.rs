@@ -55,8 +55,8 @@ pub struct Schedule {
     phases: Vec<(Clock, Hyper)>,
 }
 
-/// A live change of hyperparameters (`[[change]]`): the fields set change.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// A live change (`[[change]]`): the fields set change.
+#[derive(Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     /// New learning rate.
     pub learning_rate: Option<f32>,
@@ -67,6 +67,61 @@ pub struct Change {
     pub consistency: Option<Consistency>,
     /// New batch size.
     pub batch_size: Option<u32>,
+    /// New hidden widths of a multilayer perceptron (a live widening,
+    /// [`super::widen`]).
+    #[serde(default)]
+    pub hidden: Option<Widths>,
+}
+
+/// Most hidden layers a widening names (the perceptron's own limit).
+pub const MAX_LAYERS: usize = 8;
+
+/// The hidden widths of a widening, input side first: a small copyable
+/// list.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Widths {
+    n: u8,
+    w: [u32; MAX_LAYERS],
+}
+
+impl Widths {
+    /// Widths `w` (`None` if there are more than [`MAX_LAYERS`]).
+    pub fn new(w: &[u32]) -> Option<Widths> {
+        let mut out = Widths {
+            n: w.len() as u8,
+            w: [0; MAX_LAYERS],
+        };
+        out.w.get_mut(..w.len())?.copy_from_slice(w);
+        Some(out)
+    }
+
+    /// The widths.
+    pub fn get(&self) -> &[u32] {
+        &self.w[..self.n as usize]
+    }
+}
+
+impl std::fmt::Debug for Widths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.get()).finish()
+    }
+}
+
+/// A change's debug form names `hidden` only when it is set, so that a
+/// hyperparameter change reads (and its messages digest) as before
+/// widenings existed.
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Change");
+        d.field("learning_rate", &self.learning_rate)
+            .field("staleness", &self.staleness)
+            .field("consistency", &self.consistency)
+            .field("batch_size", &self.batch_size);
+        if let Some(h) = &self.hidden {
+            d.field("hidden", h);
+        }
+        d.finish()
+    }
 }
 
 /// Committed changes `(boundary, change)` numbered from 1, from number
@@ -99,7 +154,13 @@ impl Change {
                 .into()
             }),
             batch_size: self.batch_size,
+            hidden: super::event::Added(self.hidden.map(|h| h.get().to_vec())),
         }
+    }
+
+    /// Whether this change widens the model.
+    pub fn widens(&self) -> bool {
+        self.hidden.is_some()
     }
 
     /// The hyperparameters after applying this change to `h`.
@@ -206,6 +267,9 @@ pub struct ProtocolConfig {
     /// server's ranges at job start, a range that lost every replica and
     /// checkpoint — starts from its range's slice of these.
     pub initial: Option<Arc<[f32]>>,
+    /// The live widenings (`[[change]] hidden`): the model and key layout
+    /// after each ([`super::widen`]).
+    pub widen: super::widen::Plan,
 }
 
 impl ProtocolConfig {
@@ -242,6 +306,7 @@ impl ProtocolConfig {
             compression: Default::default(),
             bugs: Bugs::NONE,
             initial: None,
+            widen: Default::default(),
         }
     }
 }

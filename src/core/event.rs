@@ -202,6 +202,9 @@ pub enum Event {
         /// New batch size, if changed.
         #[serde(skip_serializing_if = "Option::is_none")]
         batch_size: Option<u32>,
+        /// New hidden widths, if widened.
+        #[serde(default, skip_serializing_if = "Added::is_none")]
+        hidden: Added<Vec<u32>>,
     },
     /// A server stops holding a replica (it left the range's chain).
     ReplicaDropped {
@@ -265,6 +268,20 @@ pub enum Event {
         /// The snapshot's id (as in `snapshot_sent`).
         id: String,
     },
+    /// A replica applies a live widening (`Op::Widen`): from here on it
+    /// holds the widened model's values of its range.
+    RangeWidened {
+        /// The replica's server.
+        server: NodeId,
+        /// The range.
+        range: RangeId,
+        /// The live change's number.
+        change: u64,
+        /// The widening's level (1 for the first).
+        level: u32,
+        /// The entry's position in the range's log.
+        index: u64,
+    },
 }
 
 impl Event {
@@ -295,6 +312,7 @@ impl Event {
             Event::Final { .. } => "final",
             Event::SnapshotSent { .. } => "snapshot_sent",
             Event::SnapshotInstalled { .. } => "snapshot_installed",
+            Event::RangeWidened { .. } => "range_widened",
         }
     }
 
@@ -305,6 +323,28 @@ impl Event {
             self,
             Event::Deliver { .. } | Event::Drop { .. } | Event::Timer { .. }
         )
+    }
+}
+
+/// A field added to an existing event kind after traces were hashed: when
+/// absent it hashes to nothing (and is not written), so every trace
+/// without it keeps its hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Added<T>(pub Option<T>);
+
+impl<T> Added<T> {
+    /// Whether the field is absent.
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl<T: std::hash::Hash> std::hash::Hash for Added<T> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        if let Some(v) = &self.0 {
+            v.hash(h);
+        }
     }
 }
 

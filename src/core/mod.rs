@@ -25,6 +25,7 @@ pub mod keys;
 pub mod msg;
 pub mod server;
 pub mod view;
+pub mod widen;
 pub mod worker;
 
 pub use bugs::{Bug, Bugs};

@@ -54,6 +54,15 @@ pub enum Op {
     /// A new membership: from this point of the log on, the gate counts
     /// its members and the head refuses the pushes it fences.
     Membership(Membership),
+    /// A live widening ([`super::widen`]): from this point of the log on,
+    /// the range holds the model widened to `level`, derived from the
+    /// state here.
+    Widen {
+        /// The live change's number.
+        change: u64,
+        /// The widening's level (1 for the first widening).
+        level: u32,
+    },
 }
 
 /// A worker's push as a log entry.
@@ -79,6 +88,7 @@ impl Entry {
         8 + match &self.op {
             Op::Push(p) => 4 + 12 + 4 + 4 + p.keys.wire_size() + p.values.wire_size(),
             Op::Membership(m) => 1 + membership_size(m),
+            Op::Widen { .. } => 1 + 8 + 4,
         }
     }
 
@@ -86,7 +96,7 @@ impl Entry {
     pub fn push(&self) -> Option<&Push> {
         match &self.op {
             Op::Push(p) => Some(p),
-            Op::Membership(_) => None,
+            Op::Membership(_) | Op::Widen { .. } => None,
         }
     }
 }
@@ -113,6 +123,9 @@ pub struct RangeState {
     pub log_index: u64,
     /// The membership in force at that point of the log.
     pub membership: Membership,
+    /// Live widenings applied (0: the configured model).
+    #[serde(default)]
+    pub widened: u32,
 }
 
 impl RangeState {
@@ -125,6 +138,9 @@ impl RangeState {
             + 24 * self.dedup.len()
             + 24
             + membership_size(&self.membership)
+            // The widening level, sent only when set (an optional trailing
+            // field: states of jobs without widenings keep their size).
+            + if self.widened != 0 { 4 } else { 0 }
     }
 }
 
@@ -619,6 +635,9 @@ impl Message {
                 for x in [state.applied, state.applied_digest, state.log_index] {
                     h.update(&x.to_le_bytes());
                 }
+                if state.widened != 0 {
+                    h.update(&state.widened.to_le_bytes());
+                }
             }
             // The commonest control message: its debug form's bytes, written
             // without the formatter (a test checks they are the same).
@@ -734,6 +753,11 @@ fn hash_entry(h: &mut BufXxh3, e: &Entry) {
             p.values.digest_into(h);
         }
         Op::Membership(m) => hash_debug(h, m),
+        Op::Widen { change, level } => {
+            h.update(b"widen");
+            h.update(&change.to_le_bytes());
+            h.update(&level.to_le_bytes());
+        }
     }
 }
 

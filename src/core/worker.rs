@@ -42,7 +42,13 @@ impl Job {
     /// Test accuracy of `params` (every key of the model) and the mean
     /// training loss over a fixed prefix of the training split.
     pub fn evaluate(&self, params: &[f32]) -> (crate::ml::Evaluation, f64) {
-        let test = self.model.evaluate(params, &self.data.test);
+        self.evaluate_with(&self.model, params)
+    }
+
+    /// [`Job::evaluate`] of `model` (the job's model after live
+    /// widenings: `crate::core::widen`).
+    pub fn evaluate_with(&self, model: &Model, params: &[f32]) -> (crate::ml::Evaluation, f64) {
+        let test = model.evaluate(params, &self.data.test);
         let train = &self.data.train;
         let rows: Vec<u32> = (0..train.rows().min(LOSS_ROWS) as u32).collect();
         let mut scratch = vec![0f32; params.len()];
@@ -50,7 +56,7 @@ impl Job {
             keys: None,
             values: params,
         };
-        let loss = self.model.gradient(train, &rows, view, &mut scratch);
+        let loss = model.gradient(train, &rows, view, &mut scratch);
         (test, loss)
     }
 }
@@ -106,6 +112,11 @@ pub struct Worker {
     changes: u64,
     /// Push compression with its error-feedback residual.
     encoder: Encoder,
+    /// Boundaries of the live widenings adopted, in order.
+    widenings: Vec<Clock>,
+    /// The widening level of the model and layout in use (the one in force
+    /// at `clock` once the clock began).
+    level: u32,
 }
 
 impl Worker {
@@ -158,6 +169,8 @@ impl Worker {
             schedule: cfg.schedule.clone(),
             changes: 0,
             encoder: Encoder::default(),
+            widenings: Vec::new(),
+            level: 0,
             cfg,
             job,
             rng,
@@ -248,9 +261,13 @@ impl Worker {
     }
 
     /// Adopts the live changes it lacks, in order. Returns whether the
-    /// batch size of the current clock changed (the clock must start over).
+    /// batch size or the model of the current clock changed (the clock
+    /// must start over).
     fn adopt(&mut self, changes: &[(u64, Clock, Change)], out: &mut Vec<Command>) -> bool {
-        let before = self.schedule.at(self.clock).batch_size;
+        let before = (
+            self.schedule.at(self.clock).batch_size,
+            self.level_at(self.clock),
+        );
         for &(k, boundary, change) in changes {
             if k != self.changes + 1 {
                 continue;
@@ -258,6 +275,9 @@ impl Worker {
             self.schedule = self
                 .schedule
                 .with_change(boundary, &change, self.cfg.default_bound);
+            if change.widens() {
+                self.widenings.push(boundary);
+            }
             self.changes = k;
             out.push(Command::Emit(change.event(
                 NodeId::Worker(self.id),
@@ -265,7 +285,47 @@ impl Worker {
                 boundary,
             )));
         }
-        self.schedule.at(self.clock).batch_size != before && matches!(self.phase, Phase::Pulling)
+        let after = (
+            self.schedule.at(self.clock).batch_size,
+            self.level_at(self.clock),
+        );
+        after != before && matches!(self.phase, Phase::Pulling)
+    }
+
+    /// The widening level in force at `clock` under the changes adopted.
+    fn level_at(&self, clock: Clock) -> u32 {
+        self.widenings.iter().filter(|&&b| b <= clock).count() as u32
+    }
+
+    /// The model of the level in use.
+    fn model(&self) -> &crate::ml::Model {
+        self.cfg.widen.model(&self.job.model, self.level)
+    }
+
+    /// Switches to the model and key layout of widening level `level`
+    /// (dense models only: a perceptron). Its values are pulled whole at
+    /// once; the compression residual keeps its keys (the new ones owe
+    /// nothing).
+    fn switch_level(&mut self, level: u32) {
+        self.level = level;
+        let dim = self.cfg.widen.dim(&self.cfg.ranges, level) as usize;
+        self.values.resize(dim, 0.0);
+        self.grad.resize(dim, 0.0);
+    }
+
+    /// Range `r`'s appended keys at the level in use.
+    fn extra(&self, r: RangeId) -> &[u32] {
+        self.cfg.widen.extra(self.level, r)
+    }
+
+    /// Range `r`'s values of `v` (indexed by key) in the range's order:
+    /// its contiguous keys, then its appended keys.
+    fn range_values<'a>(&self, r: RangeId, v: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        let span = self.split[r as usize].clone();
+        if self.level == 0 || self.job.sparse {
+            return std::borrow::Cow::Borrowed(&v[span]);
+        }
+        std::borrow::Cow::Owned(self.cfg.widen.gather(&self.cfg.ranges, self.level, r, v))
     }
 
     /// Admitted (again) from `start_clock`: a joining worker starts there; a
@@ -327,6 +387,10 @@ impl Worker {
             worker: self.id,
             clock: self.clock,
         }));
+        let level = self.level_at(self.clock);
+        if level != self.level {
+            self.switch_level(level);
+        }
         self.sample_batch();
         if self.job.sparse {
             self.job.model.batch_keys_slotted(
@@ -350,7 +414,10 @@ impl Worker {
                 }
                 (Keys::List(self.keys[span].to_vec()), 0)
             } else if filter {
-                (Keys::All, codec::held_digest(&self.values[span]))
+                (
+                    Keys::All,
+                    codec::held_digest(&self.range_values(r, &self.values)),
+                )
             } else {
                 (Keys::All, 0)
             };
@@ -464,23 +531,39 @@ impl Worker {
         if self.phase != Phase::Pulling || clock != self.clock {
             return;
         }
-        let slot = &mut self.outstanding[range as usize];
-        if !matches!(slot, Some(Message::PullReq { .. })) {
+        if !matches!(
+            self.outstanding[range as usize],
+            Some(Message::PullReq { .. })
+        ) {
             return;
         }
         let span = self.split[range as usize].clone();
-        if values.len() != span.len() {
+        let extra = if self.job.sparse {
+            0
+        } else {
+            self.extra(range).len()
+        };
+        if values.len() != span.len() + extra {
             return; // Not an answer to what we asked.
         }
-        if base != 0 && codec::held_digest(&self.values[span.clone()]) != base {
+        if base != 0 && codec::held_digest(&self.range_values(range, &self.values)) != base {
             // Only the changes since a copy we no longer hold (an answer
             // to an earlier request, or to our previous life): the answer
             // to the current request is on its way.
             return;
         }
-        *slot = None;
-        values.write_into(&mut self.values[span.clone()]);
-        if held != 0 && codec::held_digest(&self.values[span]) != held {
+        self.outstanding[range as usize] = None;
+        if extra == 0 {
+            values.write_into(&mut self.values[span.clone()]);
+        } else {
+            let mut v = self.range_values(range, &self.values).into_owned();
+            values.write_into(&mut v);
+            let (ranges, level) = (&self.cfg.ranges, self.level);
+            self.cfg
+                .widen
+                .scatter(ranges, level, range, &v, &mut self.values);
+        }
+        if held != 0 && codec::held_digest(&self.range_values(range, &self.values)) != held {
             // The server's record of our copy is wrong (our next pull's
             // digest will not match it, so that answer is complete).
             out.push(Command::Emit(Event::PullFilterMismatch {
@@ -501,7 +584,7 @@ impl Worker {
 
         // The gradient's work on this batch, into the entries that
         // `on_compute_done` computes (the pulled keys, or every key).
-        let (model, data) = (&self.job.model, &self.job.data.train);
+        let (model, data) = (self.model(), &self.job.data.train);
         let flops = model.batch_flops(data, &self.batch, self.grad.len());
         out.push(Command::Compute {
             clock: self.clock,
@@ -515,7 +598,10 @@ impl Worker {
         if self.phase != Phase::Computing {
             return;
         }
-        let (model, data) = (&self.job.model, &self.job.data.train);
+        let (model, data) = (
+            self.cfg.widen.model(&self.job.model, self.level),
+            &self.job.data.train,
+        );
         self.last_loss = if self.job.sparse {
             model.gradient_slotted(
                 data,
@@ -534,7 +620,7 @@ impl Worker {
         };
         self.phase = Phase::Pushing;
         self.waiting = 0;
-        let dim = self.cfg.ranges.dim() as usize;
+        let dim = self.cfg.widen.dim(&self.cfg.ranges, self.level) as usize;
         for r in 0..self.cfg.ranges.ranges() {
             let span = self.split.get(r as usize).cloned().unwrap_or(0..0);
             let keys = if self.job.sparse {
@@ -542,12 +628,18 @@ impl Worker {
             } else {
                 Keys::All
             };
-            let (keys, values) = self.encoder.encode(
+            let grad = if self.job.sparse {
+                std::borrow::Cow::Borrowed(&self.grad[span.clone()])
+            } else {
+                self.range_values(r, &self.grad)
+            };
+            let (keys, values) = self.encoder.encode_widened(
                 &self.cfg.compression,
                 dim,
                 span.start,
+                self.cfg.widen.extra(self.level, r),
                 keys,
-                &self.grad[span],
+                &grad,
             );
             let seq = Seq {
                 incarnation: self.incarnation,

@@ -474,6 +474,22 @@ impl Mlp {
         }
     }
 
+    /// The predicted class of every example of `data`.
+    pub(crate) fn predictions(&self, params: &[f32], data: &Matrix) -> Vec<usize> {
+        let (w, _) = self.gather(ParamView {
+            keys: None,
+            values: params,
+        });
+        let mut acts = vec![0f32; self.units()];
+        let out = self.unit_start(self.layers() - 1)..acts.len();
+        (0..data.rows())
+            .map(|i| {
+                self.forward(&w, self.dense_row(data, i as u32), &mut acts);
+                argmax(&acts[out.clone()])
+            })
+            .collect()
+    }
+
     /// Floating-point work of one example with `nnz` non-zero features
     /// (module docs).
     pub(crate) fn example_flops(&self, nnz: usize) -> Flops {

@@ -618,6 +618,19 @@ impl Model {
         }
     }
 
+    /// The predicted class of every example of `data` under full
+    /// parameters (`dim()` values).
+    pub fn predictions(&self, params: &[f32], data: &Matrix) -> Vec<usize> {
+        assert_eq!(params.len(), self.dim() as usize);
+        if let Some(net) = &self.net {
+            return net.predictions(params, data);
+        }
+        let mut z = vec![0f32; self.outputs];
+        (0..data.rows())
+            .map(|i| self.predict(params, data.row(i), &mut z))
+            .collect()
+    }
+
     /// Mean loss and accuracy of full parameters (`dim()` values) on `data`.
     pub fn evaluate(&self, params: &[f32], data: &Matrix) -> Evaluation {
         assert_eq!(params.len(), self.dim() as usize);

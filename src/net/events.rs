@@ -140,7 +140,7 @@ pub fn merge(logs: Vec<Vec<Stamped>>) -> Vec<Stamped> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::Bits;
+    use crate::core::event::{Added, Bits};
     use crate::core::{Clock, Epoch, NodeId, Seq};
 
     #[test]
@@ -167,6 +167,7 @@ mod tests {
                 staleness: None,
                 consistency: Some("bsp".into()),
                 batch_size: None,
+                hidden: Added(Some(vec![96, 32])),
             },
             Event::View {
                 epoch: Epoch(2),

@@ -72,12 +72,16 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         .map(|r| (r.id, r.replicas.clone()))
         .collect();
     let initial = crate::run::setup::initial_params(job, run.seed);
-    let (finals, params) = finals::finals(&ranges, initial.as_deref(), &view, &replicas);
+    let plan = crate::run::setup::protocol_config(scn, job, run.seed, crate::core::Bugs::NONE)
+        .widen
+        .clone();
+    let (finals, params, level) =
+        finals::finals(&ranges, &plan, initial.as_deref(), &view, &replicas);
     let t_end = run.events.last().map_or(run.end, |s| s.t.max(run.end));
     run.events
         .extend(finals.into_iter().map(|ev| Stamped { t: t_end, ev }));
 
-    let (test, loss) = job.evaluate(&params);
+    let (test, loss) = job.evaluate_with(plan.model(&job.model, level), &params);
 
     let mut recorder = Recorder::new(scn.cluster.workers, ranges.ranges());
     if scn.changes.is_empty() {

@@ -175,6 +175,7 @@ mod tests {
                 applied_digest: 0,
                 log_index: 0,
                 membership: Membership::initial(2),
+                widened: 0,
             },
         };
         assert_eq!(cpu_values(&snapshot), 77);

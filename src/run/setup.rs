@@ -4,6 +4,8 @@
 //! May import: `crate::core`, `crate::ml`, `crate::scenario`. Never: a host
 //! (`crate::sim`, `crate::net`).
 
+use crate::core::config::Widths;
+use crate::core::widen::Plan;
 use crate::core::{
     Bugs, Clock, Consistency, Event, Hyper, Job, ProtocolConfig, RangeMap, Schedule, View,
 };
@@ -152,20 +154,9 @@ pub fn protocol_config(scn: &Scenario, job: &Job, seed: u64, bugs: Bugs) -> Arc<
         learning_rate: t.learning_rate as f32,
         batch_size: t.batch_size,
     };
-    Arc::new(ProtocolConfig {
-        servers: c.servers,
-        workers: c.workers,
-        replication: c.replication,
-        ranges: ranges(scn, job),
-        clocks: t.clocks,
-        schedule: Schedule::constant(hyper),
-        request_timeout: c.request_timeout,
-        heartbeat_interval: c.heartbeat_interval.unwrap_or(c.heartbeat_timeout / 4),
-        heartbeat_timeout: c.heartbeat_timeout,
-        read_leases: c.read_leases,
-        checkpoint_every: c.checkpoint_every,
-        changes: scn
-            .changes
+    let ranges = ranges(scn, job);
+    let changes: Vec<_> =
+        scn.changes
             .iter()
             .map(|ch| {
                 (
@@ -175,14 +166,33 @@ pub fn protocol_config(scn: &Scenario, job: &Job, seed: u64, bugs: Bugs) -> Arc<
                         staleness: ch.staleness,
                         consistency: ch.consistency.map(|k| consistency(k, t.staleness)),
                         batch_size: ch.batch_size,
+                        hidden: ch.hidden.as_deref().map(|h| {
+                            Widths::new(h).expect("the scenario reader bounds the layers")
+                        }),
                     },
                 )
             })
-            .collect(),
+            .collect();
+    let widen = Plan::new(&job.model, &ranges, seed, &changes)
+        .expect("the scenario reader checks every widening");
+    Arc::new(ProtocolConfig {
+        servers: c.servers,
+        workers: c.workers,
+        replication: c.replication,
+        ranges,
+        clocks: t.clocks,
+        schedule: Schedule::constant(hyper),
+        request_timeout: c.request_timeout,
+        heartbeat_interval: c.heartbeat_interval.unwrap_or(c.heartbeat_timeout / 4),
+        heartbeat_timeout: c.heartbeat_timeout,
+        read_leases: c.read_leases,
+        checkpoint_every: c.checkpoint_every,
+        changes,
         default_bound: t.staleness,
         compression: compression(&scn.compression),
         bugs,
         initial: initial_params(job, seed),
+        widen,
     })
 }
 

@@ -88,6 +88,7 @@ const CHANGE: &[&str] = &[
     "staleness",
     "consistency",
     "batch_size",
+    "hidden",
 ];
 const COMPRESSION: &[&str] = &["kind", "ratio", "bits", "error_feedback", "pull_threshold"];
 const CHECK: &[&str] = &[
@@ -175,21 +176,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
     if let Some(t) = top.table("chaos", CHAOS)? {
         scn.chaos = Some(parse_chaos(&t)?);
     }
+    let mut widenings = Vec::new();
     for (i, (table, span)) in top.tables("change")?.into_iter().enumerate() {
-        if let Some(v) = table.get("hidden") {
-            // The contract's live widening: named there, not implemented.
-            return Err(src.error(
-                v.span(),
-                format!(
-                    "change[{i}].hidden: live widening is not supported yet; valid keys: {}",
-                    CHANGE.join(", ")
-                ),
-            ));
-        }
         let t = Table::open(&src, format!("change[{i}]"), table, span.clone(), CHANGE)?;
-        scn.changes.push(parse_change(&t, src.line(&span))?);
+        let c = parse_change(&t, src.line(&span))?;
+        if let Some(v) = t.get("hidden") {
+            let widths = c.hidden.clone().expect("parsed with the key");
+            widenings.push((c.at, i, widths, src.error(v.span(), String::new())));
+        }
+        scn.changes.push(c);
     }
     scn.changes.sort_by_key(|c| c.at);
+    check_widenings(&scn, widenings)?;
     if let Some(t) = top.table("compression", COMPRESSION)? {
         scn.compression = parse_compression(&t)?;
     }
@@ -754,6 +752,53 @@ fn parse_chaos(t: &Table) -> Result<Chaos> {
     })
 }
 
+/// Each widening (`[[change]] hidden`), in the order of `at`, must name
+/// the perceptron's number of layers and widths no narrower than those in
+/// force: an error points at the `hidden` value. `found`: (at, index, an
+/// error at the value, its message to be filled in).
+type Widening = (Duration, usize, Vec<u32>, ScenarioError);
+
+fn check_widenings(scn: &Scenario, mut found: Vec<Widening>) -> Result<()> {
+    found.sort_by_key(|w| (w.0, w.1));
+    let mut now = scn.model.hidden.clone();
+    for (_, i, wanted, mut err) in found {
+        let problem = if scn.model.kind != ModelKind::Mlp {
+            Some("only a multilayer perceptron (kind = \"mlp\") can be widened".to_string())
+        } else if wanted.len() != now.len() {
+            Some(format!(
+                "{} hidden layers {wanted:?}, but the model has {} {now:?}; widening keeps the number of layers",
+                wanted.len(),
+                now.len()
+            ))
+        } else {
+            (0..now.len()).find(|&l| wanted[l] < now[l]).map(|l| {
+                format!(
+                    "hidden layer {} would narrow from {} to {} units; a layer may only grow",
+                    l + 1,
+                    now[l],
+                    wanted[l]
+                )
+            })
+        };
+        if let Some(p) = problem {
+            err.message = format!("change[{i}].hidden: {p}");
+            return Err(err);
+        }
+        if let Some((features, classes)) = scn.model.dataset.dense_shape() {
+            let params = mlp_params(features, &wanted, classes);
+            if params > MAX_MLP_PARAMS {
+                err.message = format!(
+                    "change[{i}].hidden: {params} parameters on {}; valid: at most {MAX_MLP_PARAMS}",
+                    scn.model.dataset.name()
+                );
+                return Err(err);
+            }
+        }
+        now = wanted;
+    }
+    Ok(())
+}
+
 fn parse_change(t: &Table, line: usize) -> Result<Change> {
     let c = Change {
         at: t
@@ -764,16 +809,20 @@ fn parse_change(t: &Table, line: usize) -> Result<Change> {
         staleness: t.int("staleness", 0, 1_000_000)?.map(|n| n as u32),
         consistency: t.choice("consistency", CONSISTENCY)?,
         batch_size: t.int("batch_size", 1, 1_000_000)?.map(|n| n as u32),
+        hidden: t
+            .int_list("hidden", 1, i128::from(MAX_HIDDEN_WIDTH), MAX_HIDDEN_LAYERS)?
+            .map(|w| w.into_iter().map(|n| n as u32).collect()),
         line,
     };
     if c.learning_rate.is_none()
         && c.staleness.is_none()
         && c.consistency.is_none()
         && c.batch_size.is_none()
+        && c.hidden.is_none()
     {
         return Err(t.missing(
             "learning_rate",
-            "a change must set at least one of learning_rate, staleness, consistency, batch_size",
+            "a change must set at least one of learning_rate, staleness, consistency, batch_size, hidden",
         ));
     }
     Ok(c)

@@ -634,6 +634,8 @@ pub struct Change {
     pub consistency: Option<Consistency>,
     /// New batch size.
     pub batch_size: Option<u32>,
+    /// New hidden widths (a live widening of a perceptron).
+    pub hidden: Option<Vec<u32>>,
     /// Line of its `[[change]]` header (0 when built in code).
     pub line: usize,
 }

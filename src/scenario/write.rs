@@ -247,6 +247,10 @@ pub fn to_toml(s: &Scenario) -> String {
         if let Some(x) = c.batch_size {
             let _ = writeln!(o, "batch_size = {x}");
         }
+        if let Some(h) = &c.hidden {
+            let widths: Vec<String> = h.iter().map(u32::to_string).collect();
+            let _ = writeln!(o, "hidden = [{}]", widths.join(", "));
+        }
     }
     let z = &s.compression;
     let kind = match z.kind {

@@ -15,18 +15,23 @@ impl World {
     /// The model as it stands: each range read from the last live replica
     /// (the tail, whose state every replica has) in the last published view
     /// (any live replica if none of those; the initial values if the range
-    /// has none, as before the servers start).
-    pub fn assemble(&self) -> Vec<f32> {
+    /// has none, as before the servers start), at the highest widening
+    /// level any range has reached ([`finals::assemble`]); and that level.
+    pub fn assemble(&self) -> (Vec<f32>, u32) {
         let view = &self.log.view;
         let live_servers = (0..self.cfg.servers).map(NodeId::Server);
         let initial = self.cfg.initial.as_deref();
         finals::assemble(
             &self.cfg.ranges,
+            &self.cfg.widen,
             initial,
             view,
             live_servers,
             |s, r| match &self.slot(s).node {
-                Some(Node::Server(srv)) => srv.replicas().get(&r).map(|rep| rep.params.as_slice()),
+                Some(Node::Server(srv)) => srv
+                    .replicas()
+                    .get(&r)
+                    .map(|rep| (rep.params.as_slice(), rep.widened)),
                 _ => None,
             },
         )
@@ -51,7 +56,9 @@ impl World {
 
     /// Test accuracy and training loss of the current parameters.
     pub fn evaluate(&self) -> (Evaluation, f64) {
-        self.job.evaluate(&self.assemble())
+        let (params, level) = self.assemble();
+        self.job
+            .evaluate_with(self.cfg.widen.model(&self.job.model, level), &params)
     }
 
     /// Lowest and highest clock among live workers (0 without any).

@@ -318,8 +318,9 @@ async fn simulate(
     // Final state of every replica in the last view, for the checkers and
     // the trace.
     let initial = w.cfg.initial.clone();
-    let (finals, params) = finals::finals(
+    let (finals, params, level) = finals::finals(
         &w.cfg.ranges,
+        &w.cfg.widen,
         initial.as_deref(),
         &w.log.view,
         &w.replicas(),
@@ -327,7 +328,9 @@ async fn simulate(
     for ev in finals {
         w.record(ev);
     }
-    let (test, loss) = w.job.evaluate(&params);
+    let (test, loss) = w
+        .job
+        .evaluate_with(w.cfg.widen.model(&w.job.model, level), &params);
     let params_digest = {
         let mut h = crate::core::hasher::BufXxh3::new();
         crate::core::msg::hash_values(&mut h, &params);

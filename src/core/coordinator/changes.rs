@@ -142,6 +142,18 @@ impl Coordinator {
             .max(unfenced)
             .next();
         let change = self.cfg.changes[(k - 1) as usize].1;
+        // Widenings stack in order (each widens the model the previous one
+        // made), so one never applies before a change committed earlier.
+        // (Another change may: its hyperparameters are layered over every
+        // later phase.)
+        let boundary = match change.widens() {
+            true => self
+                .changes
+                .iter()
+                .map(|&(b, _)| b)
+                .fold(boundary, Clock::max),
+            false => boundary,
+        };
         self.changes.push((boundary, change));
         self.preparing = None;
         self.persist(out);

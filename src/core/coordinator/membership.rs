@@ -10,7 +10,8 @@
 //!   with a new incarnation, or removed while cut off and now back) is
 //!   admitted at `start_clock = max(its clock, lowest clock among the other
 //!   members)` (members not heard from since a coordinator restart are left
-//!   out: their clocks are unknown), and never below an earlier admission
+//!   out: their clocks are unknown), nor below a committed widening's
+//!   boundary (`crate::core::widen`), and never below an earlier admission
 //!   of the same life (servers may count its clocks up to there already): the coordinator publishes the membership with it, waits
 //!   until every server acknowledged that version, and only then reports
 //!   `worker_admitted` and sends `Admit` to the worker. So no server counts
@@ -125,8 +126,18 @@ impl Coordinator {
             .get(&worker)
             .filter(|m| m.incarnation == incarnation)
             .map_or(Clock(0), |m| m.start_clock);
+        // Never before a committed widening's boundary: its replicas no
+        // longer serve the clocks before it (`crate::core::widen`).
+        let widened = self
+            .changes
+            .iter()
+            .filter(|(_, c)| c.widens())
+            .map(|&(b, _)| b)
+            .max()
+            .unwrap_or(Clock(0));
         let start_clock = clock
             .max(others.unwrap_or(clock))
+            .max(widened)
             .min(Clock(self.cfg.clocks))
             .max(floor);
         if let Some(s) = self.workers.get_mut(&worker) {

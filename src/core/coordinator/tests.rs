@@ -31,6 +31,7 @@ fn cfg() -> Arc<ProtocolConfig> {
         compression: Default::default(),
         bugs: Bugs::NONE,
         initial: None,
+        widen: Default::default(),
     })
 }
 
@@ -289,6 +290,7 @@ fn a_boundary_clears_the_lease_of_an_earlier_life_across_a_coordinator_restart()
             staleness: None,
             consistency: None,
             batch_size: None,
+            hidden: None,
         },
     )];
     let cfg = Arc::new(cfg);

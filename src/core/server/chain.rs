@@ -27,6 +27,7 @@ use crate::core::codec::Payload;
 use crate::core::event::Event;
 use crate::core::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use crate::core::msg::{Entry, Keys, Message, Op, Push};
+use crate::core::widen::Plan;
 use crate::core::Command;
 use std::time::Duration;
 
@@ -60,6 +61,21 @@ impl Server {
                 return;
             }
         }
+        let level = self.level_at(clock);
+        if level > rep.widened {
+            // Computed on a widening not yet logged here (the pusher read
+            // it elsewhere): wait for the entry (the worker re-sends).
+            self.held_pushes
+                .push((from, range, worker, seq, clock, keys, values));
+            return;
+        }
+        if level < rep.widened && !self.cfg.bugs.has(Bug::WidenEarly) {
+            // Computed on the model before a widening logged here: no
+            // member's push is (the entry waits for every member's clocks
+            // before the boundary), so no reader waits for it; refused as a
+            // fenced push is.
+            return;
+        }
         if rep.members.fenced(worker, seq.incarnation, clock)
             && !self.cfg.bugs.has(Bug::NoPushFence)
         {
@@ -79,6 +95,45 @@ impl Server {
                 lr,
             }),
         };
+        self.apply_entry(range, entry, out);
+    }
+
+    /// As the head of `range`, logs the next widening committed if its
+    /// boundary's barrier holds here: every member's pushes of clocks
+    /// before the boundary are applied (the gate's bound-0 test at the
+    /// boundary), so the widened values derive from the state at the
+    /// boundary ([`crate::core::widen`]).
+    pub(super) fn log_widen(&mut self, range: RangeId, out: &mut Vec<Command>) {
+        if self.view.head(range) != Some(self.id) {
+            return;
+        }
+        let Some(rep) = self.replicas.get(&range) else {
+            return;
+        };
+        let level = rep.widened + 1;
+        if level > self.cfg.widen.levels() {
+            return;
+        }
+        let Some(boundary) = Plan::boundary(&self.changes, level) else {
+            return; // Not committed (here) yet.
+        };
+        let early = self.cfg.bugs.has(Bug::WidenEarly);
+        if !early
+            && rep
+                .table
+                .check(boundary, Some(0), &rep.members, self.cfg.bugs)
+                .is_err()
+        {
+            return;
+        }
+        let entry = Entry {
+            index: rep.log_index + 1,
+            op: Op::Widen {
+                change: self.cfg.widen.step(level).change,
+                level,
+            },
+        };
+        // Applying it logs the next widening too, if one is due.
         self.apply_entry(range, entry, out);
     }
 
@@ -150,6 +205,7 @@ impl Server {
         if membership {
             self.membership_applied(out);
         }
+        self.log_widen(range, out);
         self.serve_pending(range, out);
     }
 
@@ -413,14 +469,24 @@ impl Server {
 
 /// The `push_applied` event of entry `e`, if it is a push.
 pub(super) fn applied_event(server: NodeId, range: RangeId, e: &Entry) -> Option<Event> {
-    e.push().map(|p| Event::PushApplied {
-        server,
-        range,
-        worker: p.worker,
-        seq: p.seq,
-        clock: p.clock,
-        index: Some(e.index),
-    })
+    match e.op {
+        Op::Push(ref p) => Some(Event::PushApplied {
+            server,
+            range,
+            worker: p.worker,
+            seq: p.seq,
+            clock: p.clock,
+            index: Some(e.index),
+        }),
+        Op::Widen { change, level } => Some(Event::RangeWidened {
+            server,
+            range,
+            change,
+            level,
+            index: e.index,
+        }),
+        Op::Membership(_) => None,
+    }
 }
 
 /// The tail's acknowledgement of entry `e` to its worker, if it is a push.

@@ -146,6 +146,15 @@ impl Server {
         }
     }
 
+    /// The widening level in force at `clock` under the changes
+    /// committed here.
+    fn level_at(&self, clock: Clock) -> u32 {
+        if self.cfg.widen.levels() == 0 {
+            return 0;
+        }
+        crate::core::widen::Plan::level_at(&self.changes, clock)
+    }
+
     /// This server's node id.
     pub fn id(&self) -> NodeId {
         self.id

@@ -47,6 +47,9 @@ pub struct Replica {
     pub applied_digest: u64,
     /// Log entries applied (the index of the last one).
     pub log_index: u64,
+    /// Live widenings applied: the values are the model's at this level
+    /// (`crate::core::widen`).
+    pub widened: u32,
     /// Whether this state was started over (the initial values or a checkpoint) after
     /// the range lost every replica: it may lack acknowledged updates, and
     /// takes a worker's pulls as evidence of its progress (see
@@ -85,6 +88,7 @@ impl Replica {
             applied: 0,
             applied_digest: 0,
             log_index: 0,
+            widened: 0,
             lost_history: false,
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
@@ -111,6 +115,7 @@ impl Replica {
             applied: s.applied,
             applied_digest: s.applied_digest,
             log_index: s.log_index,
+            widened: s.widened,
             lost_history: false,
             out: BTreeMap::new(),
             learners: BTreeMap::new(),
@@ -131,6 +136,7 @@ impl Replica {
             applied_digest: self.applied_digest,
             log_index: self.log_index,
             membership: self.members.clone(),
+            widened: self.widened,
         }
     }
 
@@ -177,8 +183,8 @@ impl Replica {
     }
 
     /// Applies entry `e` (the next in the log). Returns whether it was a
-    /// push that changed the parameters (false for a membership, and under
-    /// the `ack_without_apply` bug).
+    /// push that changed the parameters, or a widening (false for a
+    /// membership, and under the `ack_without_apply` bug).
     pub(super) fn apply(&mut self, e: &Entry, lr: f32, cfg: &ProtocolConfig) -> bool {
         debug_assert_eq!(e.index, self.log_index + 1);
         self.log_index = e.index;
@@ -188,21 +194,40 @@ impl Replica {
                 self.adopt(m);
                 return false;
             }
+            &Op::Widen { level, .. } => {
+                debug_assert_eq!(level, self.widened + 1, "widenings apply in order");
+                let map = &cfg.widen.step(level).maps[self.range as usize];
+                self.params = crate::core::widen::apply(map, &self.params);
+                self.widened = level;
+                // Every worker's copy has a new shape: answer in full.
+                self.sent.clear();
+                return true;
+            }
         };
         self.table.record_push(p.worker, p.seq.incarnation, p.clock);
         self.dedup.insert(p.worker, (p.seq, e.index));
         if cfg.bugs.has(Bug::AckWithoutApply) && p.seq.n % 7 == 3 {
             return false; // Planted bug: recorded, acknowledged, never applied.
         }
+        // A dense push is as long as the range, but for a push computed on
+        // the model before a widening the head applied (only under the
+        // `widen_early` bug: the head refuses those): its keys are the
+        // first ones, which keep their positions.
+        let n = match (&p.keys, &p.values) {
+            (Keys::All, v) if cfg.bugs.has(Bug::WidenEarly) && v.len() < self.params.len() => {
+                v.len()
+            }
+            _ => self.params.len(),
+        };
         match (&p.keys, &p.values) {
             (Keys::All, Payload::Dense(v)) => {
-                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                assert_eq!(v.len(), n, "dense push of the wrong length");
                 for (x, g) in self.params.iter_mut().zip(v) {
                     *x -= lr * g;
                 }
             }
             (Keys::All, v) => {
-                assert_eq!(v.len(), self.params.len(), "dense push of the wrong length");
+                assert_eq!(v.len(), n, "dense push of the wrong length");
                 let params = &mut self.params;
                 v.for_each(|i, g| params[i] -= lr * g);
             }

@@ -10,6 +10,7 @@
 //! passed in, and the server does no I/O of its own.
 
 use super::Server;
+use crate::core::bugs::Bug;
 use crate::core::event::Event;
 use crate::core::gate::Blocked;
 use crate::core::ids::{Clock, Epoch, NodeId, RangeId, WorkerId};
@@ -75,6 +76,7 @@ impl Server {
         }
         let ranges: Vec<RangeId> = self.replicas.keys().copied().collect();
         for r in ranges {
+            self.log_widen(r, out);
             self.serve_pending(r, out);
         }
     }
@@ -103,6 +105,17 @@ impl Server {
             // No lease (or past its ceiling): the coordinator may have
             // removed this replica and admitted workers it has not heard
             // of. Wait for a lease.
+            return Some(Blocked {
+                worker: WorkerId::MAX,
+                done: None,
+                needed: clock,
+            });
+        }
+        if rep.widened != self.level_at(clock) && !self.cfg.bugs.has(Bug::UnwidenedRead) {
+            // The read needs the model of its clock: a widening due and
+            // not yet applied here (it waits for the entry), or one applied
+            // past the clock (only a non-member or a stale retry asks: it
+            // waits until it gives up).
             return Some(Blocked {
                 worker: WorkerId::MAX,
                 done: None,
