@@ -311,3 +311,38 @@ fn the_widening_scenario_passes_and_every_replica_widens() {
         );
     }
 }
+
+/// Real mode: `pssim local` widens the same way over TCP (its crashes
+/// included; loss is not injected there), every check passes, every range
+/// widens twice, and the final accuracy lands in the band of the
+/// simulated seeds.
+#[cfg(madsim)]
+#[test]
+fn widening_works_for_real_as_in_simulation() {
+    let trace = std::env::temp_dir().join(format!("pssim-widen-real-{}.jsonl", std::process::id()));
+    let o = common::local_in_simulated_band(
+        "scenarios/mlp-widen.toml",
+        &[
+            "--timeout",
+            "60s",
+            "--seed",
+            "1",
+            "--trace",
+            trace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o["passed"], true, "{o}");
+    assert_eq!(o["checks"]["live_changes"], "pass", "{o}");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    let mut widened: Vec<(u64, u64)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["ev"] == "range_widened")
+        .map(|e| (e["range"].as_u64().unwrap(), e["level"].as_u64().unwrap()))
+        .collect();
+    widened.sort_unstable();
+    widened.dedup();
+    let want: Vec<(u64, u64)> = (0..4).flat_map(|r| [(r, 1), (r, 2)]).collect();
+    assert_eq!(widened, want);
+}
