@@ -191,7 +191,21 @@ fn without_lines(mut s: Scenario) -> Scenario {
 
 #[test]
 fn scenarios_round_trip_through_to_toml() {
-    for text in [CONTRACT_EXAMPLE, MINIMAL] {
+    let mut library: Vec<String> = std::fs::read_dir("scenarios")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    library.sort();
+    assert!(
+        library
+            .iter()
+            .any(|t| t.contains("at = \"1200ms\"\nhidden = 96\n")),
+        "mlp-widen's widening is among them"
+    );
+    let texts = [CONTRACT_EXAMPLE.to_string(), MINIMAL.to_string()];
+    for text in texts.iter().chain(&library) {
         let s = parse(text, "a").unwrap();
         let again = parse(&s.to_toml(), "b").unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
         assert_eq!(without_lines(s), without_lines(again));
