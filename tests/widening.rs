@@ -64,6 +64,15 @@ fn assemble(cfg: &ProtocolConfig, servers: &[Server]) -> (Vec<f32>, u32) {
     (v, level)
 }
 
+/// Hands `msg` from `from` to server `s`; what it asks its host to do.
+fn deliver(s: &mut Server, from: NodeId, msg: Message) -> Vec<Command> {
+    let mut out = Vec::new();
+    s.on_message(Duration::ZERO, from, msg, &mut out);
+    out
+}
+
+/// Worker 0 pushes `grad` (by key, at widening `level`) for `clock` to
+/// range `r`, push number `n`.
 fn push(
     cfg: &ProtocolConfig,
     s: &mut Server,
@@ -73,59 +82,53 @@ fn push(
     grad: &[f32],
     level: u32,
 ) {
-    let k = cfg.ranges.keys(r);
-    let mut v = grad[k.start as usize..k.end as usize].to_vec();
-    v.extend(
-        cfg.widen
-            .extra(level, r)
-            .iter()
-            .map(|&key| grad[key as usize]),
-    );
-    let mut out = Vec::new();
+    let v = cfg.widen.gather(&cfg.ranges, level, r, grad);
     let epoch = s.view().epoch;
-    s.on_message(
-        Duration::ZERO,
-        NodeId::Worker(0),
-        Message::PushReq {
-            epoch,
-            range: r,
-            worker: 0,
-            seq: Seq { incarnation: 0, n },
-            clock: Clock(clock),
-            keys: Keys::All,
-            values: Payload::Dense(v),
-        },
-        &mut out,
-    );
+    let msg = Message::PushReq {
+        epoch,
+        range: r,
+        worker: 0,
+        seq: Seq { incarnation: 0, n },
+        clock: Clock(clock),
+        keys: Keys::All,
+        values: Payload::Dense(v),
+    };
+    deliver(s, NodeId::Worker(0), msg);
 }
 
 /// How many values a pull for `clock` gets, if it is answered at once,
 /// from a worker holding `changes` live changes.
 fn pull(s: &mut Server, r: u32, clock: u32, changes: u64) -> Option<usize> {
-    let mut out = Vec::new();
     let epoch = s.view().epoch;
-    s.on_message(
-        Duration::ZERO,
-        NodeId::Worker(0),
-        Message::PullReq {
-            epoch,
-            range: r,
-            worker: 0,
-            incarnation: 0,
-            clock: Clock(clock),
-            keys: Keys::All,
-            schedule: changes,
-            base: 0,
-        },
-        &mut out,
-    );
-    out.iter().find_map(|c| match c {
-        Command::Send {
-            msg: Message::PullResp { values, .. },
-            ..
-        } => Some(values.len()),
-        _ => None,
-    })
+    let msg = Message::PullReq {
+        epoch,
+        range: r,
+        worker: 0,
+        incarnation: 0,
+        clock: Clock(clock),
+        keys: Keys::All,
+        schedule: changes,
+        base: 0,
+    };
+    deliver(s, NodeId::Worker(0), msg)
+        .iter()
+        .find_map(|c| match c {
+            Command::Send {
+                msg: Message::PullResp { values, .. },
+                ..
+            } => Some(values.len()),
+            _ => None,
+        })
+}
+
+/// The coordinator commits `change` as live change 1 at `boundary`.
+fn commit(s: &mut Server, boundary: u32, change: Change) -> Vec<Command> {
+    let msg = Message::Commit {
+        k: 1,
+        boundary: Clock(boundary),
+        change,
+    };
+    deliver(s, NodeId::Coordinator, msg)
 }
 
 /// A worker trains for `B` clocks, the widening commits at boundary `B`:
@@ -177,17 +180,7 @@ fn widening_at_the_boundary_keeps_the_function() {
             Some(cfg.ranges.len(1))
         );
         for s in &mut servers {
-            let mut out = Vec::new();
-            s.on_message(
-                Duration::ZERO,
-                NodeId::Coordinator,
-                Message::Commit {
-                    k: 1,
-                    boundary: Clock(boundary),
-                    change,
-                },
-                &mut out,
-            );
+            let out = commit(s, boundary, change);
             assert!(
                 out.iter().any(|c| matches!(
                     c,
@@ -265,17 +258,7 @@ fn the_widening_waits_for_the_clocks_before_its_boundary() {
     for c in 0..4 {
         push(&cfg, &mut s, 0, c as u64, c, &grad, 0);
     }
-    let mut out = Vec::new();
-    s.on_message(
-        Duration::ZERO,
-        NodeId::Coordinator,
-        Message::Commit {
-            k: 1,
-            boundary: Clock(5),
-            change,
-        },
-        &mut out,
-    );
+    commit(&mut s, 5, change);
     assert_eq!(s.replicas()[&0].widened, 0, "clock 4 is not in yet");
     push(&cfg, &mut s, 0, 4, 4, &grad, 0);
     assert_eq!(s.replicas()[&0].widened, 1, "the last clock released it");
