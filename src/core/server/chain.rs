@@ -104,7 +104,7 @@ impl Server {
     /// boundary), so the widened values derive from the state at the
     /// boundary ([`crate::core::widen`]).
     pub(super) fn log_widen(&mut self, range: RangeId, out: &mut Vec<Command>) {
-        if self.view.head(range) != Some(self.id) {
+        if self.cfg.widen.levels() == 0 || self.view.head(range) != Some(self.id) {
             return;
         }
         let Some(rep) = self.replicas.get(&range) else {
