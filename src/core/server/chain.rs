@@ -60,7 +60,7 @@ impl Server {
                 return;
             }
         }
-        if rep.members.fenced(worker, seq.incarnation, clock)
+        if rep.members().fenced(worker, seq.incarnation, clock)
             && !self.cfg.bugs.has(Bug::NoPushFence)
         {
             // An earlier life's push, or a clock before this life's
@@ -93,7 +93,7 @@ impl Server {
         let Some(rep) = self.replicas.get(&range) else {
             return;
         };
-        if rep.members.version >= self.membership.version {
+        if rep.members().version >= self.membership.version {
             return;
         }
         let entry = Entry {
@@ -390,7 +390,7 @@ impl Server {
                                 from: j.source,
                                 session: j.session,
                                 schedule: self.changes.len() as u64,
-                                membership: rep.members.version,
+                                membership: rep.members().version,
                             },
                         });
                     }
