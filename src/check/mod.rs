@@ -20,6 +20,9 @@ pub mod log_matching;
 pub mod pull_filter;
 pub mod replicas;
 pub mod staleness;
+pub mod staleness_index;
+#[cfg(test)]
+mod staleness_reference;
 pub mod updates;
 
 use crate::core::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};

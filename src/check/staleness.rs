@@ -25,22 +25,26 @@
 //! ([`Lineage`]), and membership from `worker_admitted` /
 //! `worker_removed`; it never looks at a server's own clock table.
 //!
+//! A read costs O(log n) in the number of workers, not a walk over the
+//! members: a [`StalenessIndex`] says whether the state read misses a
+//! push it needs of any member (only then, the rare case, are the members
+//! walked to name what is missing, as before) and how far behind the read
+//! is; the read a late push is judged against is kept per range since the
+//! membership last changed, and per worker only for earlier reads
+//! ([`Coverage`]). The walk this replaced is kept as a test-only reference
+//! (`staleness_reference.rs`) that random traces must agree with.
+//!
 //! May import: `crate::check`, `crate::core` (events, ids). Never: a
 //! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
 //! events only.
 
 use super::intervals::IntervalSet;
 use super::lineage::Lineage;
+use super::staleness_index::{Held, Known, Life, StalenessIndex};
 use super::{Report, Violation, Violations};
 use crate::core::{Clock, Event, NodeId, RangeId, WorkerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// One worker life's pushes to a range: (worker, incarnation).
-type Life = (WorkerId, u32);
-
-/// Per replica: per worker life, the clocks applied.
-type Held = BTreeMap<Life, IntervalSet>;
 
 /// A push that breaks the bound if it counts: its range, life and clock,
 /// and the violation it is.
@@ -60,6 +64,64 @@ struct Read {
     bound: u32,
 }
 
+/// Per (range, worker): the read with the highest last needed clock
+/// (the latest of equals) among reads of the range made while the worker
+/// was a member: a push of the worker first known later breaks the bound
+/// for it if its clock is at most that. Kept in two parts, so a read
+/// updates one entry and not one per member: the best read of each range
+/// since the membership last changed (every member now was a member
+/// then), and per worker the best of earlier reads, settled when the
+/// membership changes.
+#[derive(Debug, Default)]
+struct Coverage {
+    /// Per range: the best read since the membership last changed.
+    current: BTreeMap<RangeId, (u64, Read)>,
+    /// Per (range, worker): the best read before that, while a member.
+    settled: BTreeMap<(RangeId, WorkerId), (u64, Read)>,
+}
+
+/// The best of `earlier` and `later`: the higher last needed clock, the
+/// later read of equals.
+fn best(earlier: Option<(u64, Read)>, later: Option<(u64, Read)>) -> Option<(u64, Read)> {
+    match (earlier, later) {
+        (Some(e), Some(l)) => Some(if l.0 >= e.0 { l } else { e }),
+        (e, l) => l.or(e),
+    }
+}
+
+impl Coverage {
+    /// A read of `range` by a member needing clocks `<= last_needed`.
+    fn read(&mut self, range: RangeId, last_needed: u64, read: Read) {
+        let c = self.current.entry(range).or_insert((last_needed, read));
+        if last_needed >= c.0 {
+            *c = (last_needed, read);
+        }
+    }
+
+    /// The membership is about to change: the reads so far count for the
+    /// workers that are members until now.
+    fn settle(&mut self, members: &BTreeMap<WorkerId, u32>) {
+        for (range, read) in std::mem::take(&mut self.current) {
+            for &w in members.keys() {
+                let e = self.settled.get(&(range, w)).copied();
+                if let Some(b) = best(e, Some(read)) {
+                    self.settled.insert((range, w), b);
+                }
+            }
+        }
+    }
+
+    /// The best read of `range` for `worker` (a member now or not).
+    fn get(&self, range: RangeId, worker: WorkerId, member: bool) -> Option<(u64, Read)> {
+        let current = if member {
+            self.current.get(&range).copied()
+        } else {
+            None
+        };
+        best(self.settled.get(&(range, worker)).copied(), current)
+    }
+}
+
 /// The checker.
 #[derive(Debug)]
 pub struct StalenessCheck {
@@ -67,13 +129,15 @@ pub struct StalenessCheck {
     members: BTreeMap<WorkerId, u32>,
     /// Per replica: what its state holds.
     applied: Lineage<Held>,
-    /// Per (range, life): clocks applied at some replica so far.
-    known: BTreeMap<(RangeId, Life), IntervalSet>,
+    /// Per (range, life): clocks applied at some replica, or acknowledged,
+    /// so far.
+    known: Known,
     /// Per (range, life): clocks acknowledged so far.
     acked: BTreeMap<(RangeId, Life), IntervalSet>,
-    /// Per (range, worker): the read with the highest last needed clock
-    /// among reads made while the worker was a member.
-    covered: BTreeMap<(RangeId, WorkerId), (u64, Read)>,
+    /// Per replica: what a read asks of it, kept in step.
+    index: StalenessIndex,
+    /// Per (range, worker): the read a late push is judged against.
+    covered: Coverage,
     /// Late pushes: they break the bound if they count.
     candidates: Vec<Candidate>,
     /// Reads that missed pushes not acknowledged then.
@@ -86,6 +150,10 @@ pub struct StalenessCheck {
     behind: BTreeMap<(WorkerId, u32), u64>,
     /// The final replicas (from `final` events).
     finals: Vec<(NodeId, RangeId)>,
+    /// Reads the index cleared without walking the members, and reads
+    /// that walked them (tests).
+    #[cfg(test)]
+    paths: (u64, u64),
 }
 
 impl StalenessCheck {
@@ -96,30 +164,36 @@ impl StalenessCheck {
         StalenessCheck {
             members: (0..workers).map(|w| (w, 0)).collect(),
             applied: Lineage::default(),
-            known: BTreeMap::new(),
+            known: Known::new(),
             acked: BTreeMap::new(),
-            covered: BTreeMap::new(),
+            index: StalenessIndex::default(),
+            covered: Coverage::default(),
             candidates: Vec::new(),
             deferred: Vec::new(),
             violations: Violations::default(),
             reads: 0,
             behind: BTreeMap::new(),
             finals: Vec::new(),
+            #[cfg(test)]
+            paths: (0, 0),
         }
     }
 
     /// Observes one event.
     pub fn observe(&mut self, t: Duration, ev: &Event) {
         self.applied.observe(ev);
+        self.index.observe(ev);
         match *ev {
             Event::WorkerAdmitted {
                 worker,
                 incarnation,
                 ..
             } => {
+                self.covered.settle(&self.members);
                 self.members.insert(worker, incarnation);
             }
             Event::WorkerRemoved { worker, .. } => {
+                self.covered.settle(&self.members);
                 self.members.remove(&worker);
             }
             Event::Final { server, range, .. } => self.finals.push((server, range)),
@@ -139,7 +213,13 @@ impl StalenessCheck {
                     .entry(life)
                     .or_default()
                     .insert(k);
-                self.first_known(t, range, life, clock, server);
+                let first = self.first_known(t, range, life, clock, server);
+                let held = &self.applied.get_mut(server, range).state;
+                self.index
+                    .applied(server, range, life, k, held, &self.known[&(range, life)]);
+                if first {
+                    self.index.became_known(range, life, k, &self.applied);
+                }
             }
             Event::PushAcked {
                 worker,
@@ -153,7 +233,10 @@ impl StalenessCheck {
                     .or_default()
                     .insert(u64::from(clock.0));
                 // An acknowledged push counts even if no replica applied it.
-                self.first_known(t, range, life, clock, NodeId::Worker(worker));
+                if self.first_known(t, range, life, clock, NodeId::Worker(worker)) {
+                    let k = u64::from(clock.0);
+                    self.index.became_known(range, life, k, &self.applied);
+                }
             }
             Event::PullAnswered {
                 server,
@@ -187,14 +270,23 @@ impl StalenessCheck {
 
     /// A push becomes known (applied somewhere, or acknowledged): if it
     /// was known nowhere before, every read already made that needed it
-    /// missed it — a late update if it counts.
-    fn first_known(&mut self, t: Duration, range: RangeId, life: Life, clock: Clock, at: NodeId) {
+    /// missed it — a late update if it counts. Returns whether it was
+    /// known nowhere before.
+    fn first_known(
+        &mut self,
+        t: Duration,
+        range: RangeId,
+        life: Life,
+        clock: Clock,
+        at: NodeId,
+    ) -> bool {
         let k = u64::from(clock.0);
         if !self.known.entry((range, life)).or_default().insert(k) {
-            return;
+            return false;
         }
         let worker = life.0;
-        if let Some(&(last_needed, read)) = self.covered.get(&(range, worker)) {
+        let member = self.members.contains_key(&worker);
+        if let Some((last_needed, read)) = self.covered.get(range, worker, member) {
             if k <= last_needed {
                 self.candidates.push((
                     range,
@@ -215,22 +307,37 @@ impl StalenessCheck {
                 ));
             }
         }
+        true
     }
 
     /// Checks one read against every member's pushes known so far, and
     /// remembers it for pushes that arrive later. A missing push already
     /// acknowledged makes the read a violation at once; one not (yet)
-    /// acknowledged is judged at the end.
+    /// acknowledged is judged at the end. The members are walked only if
+    /// the index says the state misses something a member pushed.
     fn judge_read(&mut self, range: RangeId, last_needed: u64, read: Read) {
+        self.covered.read(range, last_needed, read);
         let held = self.applied.get_mut(read.server, range);
+        let members = &self.members;
+        let misses = self
+            .index
+            .summary(read.server, range, &held.state, &self.known)
+            .misses(last_needed, |w| members.contains_key(&w));
+        if !misses {
+            #[cfg(test)]
+            {
+                self.paths.0 += 1;
+            }
+            return;
+        }
+        #[cfg(test)]
+        {
+            self.paths.1 += 1;
+        }
         let empty = IntervalSet::default();
         let mut deferred = Vec::new();
         let mut first_acked = None;
         for &w in self.members.keys() {
-            let c = self.covered.entry((range, w)).or_insert((0, read));
-            if last_needed >= c.0 {
-                *c = (last_needed, read);
-            }
             // Every life of `w` with pushes to this range known so far.
             for (&(_, (_, life)), known) in
                 self.known.range((range, (w, 0))..=(range, (w, u32::MAX)))
@@ -281,18 +388,12 @@ impl StalenessCheck {
             return;
         };
         let c = u64::from(clock.0);
+        let members = &self.members;
         let seen = self
-            .members
-            .keys()
-            .map(|&w| {
-                rep.state
-                    .range((w, 0)..=(w, u32::MAX))
-                    .next_back()
-                    .and_then(|(_, set)| set.spans().next().map(|(a, _)| (a, set)))
-                    .map_or(c, |(a, set)| set.first_missing(a.min(c)).min(c))
-            })
-            .min()
-            .unwrap_or(c);
+            .index
+            .summary(server, range, &rep.state, &self.known)
+            .least_prefix(|w| members.contains_key(&w))
+            .map_or(c, |end| end.min(c));
         *self.behind.entry((reader, (c - seen) as u32)).or_default() += 1;
     }
 
@@ -302,6 +403,18 @@ impl StalenessCheck {
     /// SSP with bound `s` every read is at most `s` behind.
     pub fn histogram(&self) -> &BTreeMap<(WorkerId, u32), u64> {
         &self.behind
+    }
+
+    /// Reads the index cleared, and reads that walked the members.
+    #[cfg(test)]
+    pub(super) fn paths(&self) -> (u64, u64) {
+        self.paths
+    }
+
+    /// Whether the index kept in step equals the one built from scratch.
+    #[cfg(test)]
+    pub(super) fn audit(&self) -> Result<(), String> {
+        self.index.audit(&self.applied, &self.known)
     }
 
     /// Reads checked so far (pulls answered under SSP or BSP).

@@ -76,7 +76,7 @@ impl Server {
             // fenced push is.
             return;
         }
-        if rep.members.fenced(worker, seq.incarnation, clock)
+        if rep.members().fenced(worker, seq.incarnation, clock)
             && !self.cfg.bugs.has(Bug::NoPushFence)
         {
             // An earlier life's push, or a clock before this life's
@@ -118,12 +118,7 @@ impl Server {
             return; // Not committed (here) yet.
         };
         let early = self.cfg.bugs.has(Bug::WidenEarly);
-        if !early
-            && rep
-                .table
-                .check(boundary, Some(0), &rep.members, self.cfg.bugs)
-                .is_err()
-        {
+        if !early && rep.table.check(boundary, Some(0), self.cfg.bugs).is_err() {
             return;
         }
         let entry = Entry {
@@ -148,7 +143,7 @@ impl Server {
         let Some(rep) = self.replicas.get(&range) else {
             return;
         };
-        if rep.members.version >= self.membership.version {
+        if rep.members().version >= self.membership.version {
             return;
         }
         let entry = Entry {
@@ -446,7 +441,7 @@ impl Server {
                                 from: j.source,
                                 session: j.session,
                                 schedule: self.changes.len() as u64,
-                                membership: rep.members.version,
+                                membership: rep.members().version,
                             },
                         });
                     }

@@ -348,7 +348,7 @@ impl Server {
                                 from,
                                 session: j.session,
                                 schedule: self.changes.len() as u64,
-                                membership: rep.members.version,
+                                membership: rep.members().version,
                             },
                         });
                     }

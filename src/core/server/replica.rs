@@ -31,11 +31,13 @@ pub struct Replica {
     pub keys: Range<u32>,
     /// Parameter values, `params[i]` is key `keys.start + i`.
     pub params: Vec<f32>,
-    /// Which clocks of each worker are visible.
+    /// Which clocks of each worker are visible, and the members the gate
+    /// counts (always those of `members`).
     pub table: ClockTable,
     /// The membership in force at this point of the log: the members the
-    /// gate counts and the pushes the head refuses.
-    pub members: Membership,
+    /// gate counts and the pushes the head refuses. Set only with the
+    /// table's (see [`Replica::members`]).
+    members: Membership,
     /// Per worker: highest push sequence number applied, and its log index
     /// (a worker sends its next push to a range only after the previous one
     /// is acknowledged, so a lower or equal `seq` is a retry).
@@ -101,15 +103,11 @@ impl Replica {
 
     /// A replica holding a copied (or checkpointed) state.
     pub fn from_state(range: RangeId, keys: Range<u32>, s: &RangeState) -> Replica {
-        let mut table = ClockTable::default();
-        for &(w, inc, done) in &s.table {
-            table.record_progress(w, inc, done);
-        }
         Replica {
             range,
             keys,
             params: s.params.clone(),
-            table,
+            table: ClockTable::from_entries(&s.table, &s.membership),
             members: s.membership.clone(),
             dedup: s.dedup.iter().map(|&(w, seq, i)| (w, (seq, i))).collect(),
             applied: s.applied,
@@ -124,6 +122,12 @@ impl Replica {
             pending: Vec::new(),
             sent: BTreeMap::new(),
         }
+    }
+
+    /// The membership in force at this point of the log. Private so that
+    /// it changes only together with the members the table counts.
+    pub fn members(&self) -> &Membership {
+        &self.members
     }
 
     /// The state to copy or checkpoint.

@@ -123,9 +123,7 @@ impl Server {
             });
         }
         let bound = self.schedule.at(clock).consistency.bound();
-        rep.table
-            .check(clock, bound, &rep.members, self.cfg.bugs)
-            .err()
+        rep.table.check(clock, bound, self.cfg.bugs).err()
     }
 
     /// Whether the lease allows answering a read for `clock` now.

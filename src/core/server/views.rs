@@ -150,7 +150,7 @@ impl Server {
         let newest = self
             .replicas
             .values()
-            .map(|r| &r.members)
+            .map(|r| r.members())
             .max_by_key(|m| m.version)
             .filter(|m| m.version > self.membership.version)
             .cloned();
@@ -184,7 +184,7 @@ impl Server {
     /// received, if it holds none).
     pub(super) fn applied_membership(&self) -> u64 {
         self.held_copies()
-            .map(|r| r.members.version)
+            .map(|r| r.members().version)
             .min()
             .unwrap_or(self.membership.version)
     }
