@@ -160,6 +160,7 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
                 max_frame_bytes: MAX_FRAME,
                 durable: Arc::default(),
                 events: EventSink::Discard,
+                net_model: None,
             },
             server_l,
         );

@@ -95,6 +95,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             max_frame_bytes: frame::DEFAULT_MAX_FRAME_BYTES,
             durable: Arc::default(),
             events: EventSink::Discard,
+            net_model: None,
         },
         server_l,
     );

@@ -75,6 +75,9 @@ pub struct NodeOptions {
     pub durable: Arc<Mutex<Option<Durable>>>,
     /// Where events go.
     pub events: EventSink,
+    /// The scenario's network and network faults, applied to what this
+    /// node sends ([`super::faults`]); `None`: sent as it comes.
+    pub net_model: Option<Arc<super::faults::Model>>,
 }
 
 /// What a node reports of itself, for the run's end.
@@ -257,6 +260,11 @@ async fn run(
         peers: opts.peers.clone(),
         writers: BTreeMap::new(),
         stats: stats.clone(),
+        origin: opts.origin,
+        shaper: opts
+            .net_model
+            .as_ref()
+            .map(|m| m.shaper(opts.id, opts.incarnation)),
     };
     let mut node = boot(&opts);
     if opts.incarnation > 0 {
@@ -316,7 +324,10 @@ fn execute(
             }
             Command::Compute { .. } => {
                 let tx = tx.clone();
-                let step = opts.step_time;
+                let step = match &mut outbox.shaper {
+                    Some(s) => s.step_time(opts.origin.elapsed(), opts.step_time),
+                    None => opts.step_time,
+                };
                 if step.is_zero() {
                     let _ = tx.send(Input::ComputeDone);
                 } else {
@@ -339,8 +350,12 @@ struct Outbox {
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
-    writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+    /// Per peer: its writer, fed messages with the time to write them.
+    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant)>>,
     stats: Arc<Mutex<Traffic>>,
+    origin: Instant,
+    /// The network model applied to what is sent (`None`: none).
+    shaper: Option<super::faults::Shaper>,
 }
 
 impl Outbox {
@@ -358,7 +373,17 @@ impl Outbox {
             tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
             wtx
         });
-        if writer.send(msg).is_err() {
+        let at = match &mut self.shaper {
+            None => Instant::now(),
+            Some(shaper) => match shaper.send(self.origin.elapsed(), to, msg.wire_size()) {
+                super::faults::Verdict::Drop => {
+                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+                    return;
+                }
+                super::faults::Verdict::At(t) => self.origin + t,
+            },
+        };
+        if writer.send((msg, at)).is_err() {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
         }
     }
@@ -377,13 +402,16 @@ async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> 
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<(Message, Instant)>,
     stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
-    while let Some(msg) = rx.recv().await {
+    while let Some((msg, at)) = rx.recv().await {
+        // The modelled network's delivery time (in order: the shaper never
+        // gives a link's message an earlier time than the one before).
+        tokio::time::sleep_until(at.into()).await;
         if conn.is_none() && tokio::time::Instant::now() >= retry_at {
             match connect(addr, &hello).await {
                 Ok(s) => conn = Some(s),

@@ -47,6 +47,8 @@ pub struct RealRun {
     pub reproduce: String,
     /// Write the merged events as JSON Lines here.
     pub trace: Option<PathBuf>,
+    /// The faults injected (`[[fault]]`s and `[chaos]`'s draw).
+    pub plan: Option<crate::run::plan::Plan>,
 }
 
 /// Judges a real run.
@@ -157,7 +159,7 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         // has a wall-clock timeout instead (`stopped: max_time`).
         liveness: false,
         traffic: stats,
-        plan: None,
+        plan: run.plan.take(),
         trace_hash: None,
     };
     assemble::complete(&mut o, scn, end, log);

@@ -64,49 +64,54 @@ impl Default for LocalOptions {
 enum Action {
     Kill(NodeId),
     Restart(NodeId),
+    /// Fault `i` of the plan begins (its `fault_start` event; the nodes'
+    /// transports apply it themselves).
+    Begin(usize),
+    /// Fault `i` of the plan heals.
+    Heal(usize),
 }
 
-/// What a real run honours of a scenario: the crashes it injects, and the
-/// rest it ignores (said in the outcome's `not_simulated`).
-fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<String>) {
+/// What a real run honours of a scenario: the fault plan (`[[fault]]`s
+/// and `[chaos]`, [`super::faults::plan`]) — crashes the supervisor
+/// injects, network faults and stragglers every node's transport applies
+/// — and the rest it ignores (said in the outcome's `not_simulated`).
+fn plan(
+    scn: &Scenario,
+    faults: &crate::run::plan::Plan,
+    in_process: bool,
+) -> (Vec<(Duration, Action)>, Vec<String>) {
     let mut actions = Vec::new();
     let mut ignored = vec![
-        "[network]: the real (loopback) network is used, not the modelled latency and bandwidth"
-            .to_string(),
         "[check] liveness and determinism: not judged in real mode (a wall-clock timeout instead)"
             .to_string(),
     ];
-    for (i, f) in scn.faults.iter().enumerate() {
+    for (i, f) in faults.faults.iter().enumerate() {
         match &f.kind {
-            FaultKind::Crash {
-                node,
-                restart_after,
-            } if in_process || *node != NodeId::Coordinator => {
-                actions.push((f.at, Action::Kill(*node)));
-                if let Some(r) = restart_after {
-                    actions.push((f.at + *r, Action::Restart(*node)));
-                }
+            FaultKind::Crash { node, .. } if !in_process && *node == NodeId::Coordinator => {
+                ignored.push(format!(
+                    "[[fault]] crash of the coordinator at {:?}: not injected with separate \
+                     processes (its durable state lives in memory; use --in-process)",
+                    f.at
+                ));
+                continue;
             }
-            FaultKind::Crash { .. } => ignored.push(format!(
-                "[[fault]] #{} crash of the coordinator: not injected with separate processes \
-                 (its durable state lives in memory; use --in-process)",
-                i + 1
-            )),
-            k => ignored.push(format!(
-                "[[fault]] #{} {} at {:?}: not injected in real mode (only crashes are)",
-                i + 1,
-                k.name(),
-                f.at
-            )),
+            _ => {}
+        }
+        // As the simulator records them: `fault_start` then the crash;
+        // the restart then `fault_end`.
+        actions.push((f.at, Action::Begin(i)));
+        if let FaultKind::Crash { node, .. } = &f.kind {
+            actions.push((f.at, Action::Kill(*node)));
+            if let Some(end) = f.end() {
+                actions.push((end, Action::Restart(*node)));
+            }
+        }
+        if let Some(end) = f.end() {
+            actions.push((end, Action::Heal(i)));
         }
     }
-    actions.sort_by_key(|(t, _)| *t);
-    if scn.chaos.is_some() {
-        ignored.push("[chaos]: not injected in real mode".into());
-    }
-    if scn.compute.jitter > 0.0 {
-        ignored.push("[compute] jitter: every step takes step_time".into());
-    }
+    // Heals before starts at one instant, as in the simulator.
+    actions.sort_by_key(|&(t, a)| (t, !matches!(a, Action::Heal(_) | Action::Restart(_))));
     if scn.compute.step_time.is_none() {
         ignored.push(
             "[compute] worker_gflops: real mode computes each gradient for real and waits \
@@ -141,7 +146,8 @@ trait Backend {
 pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome, String> {
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
-    let (actions, ignored) = plan(scn, opts.in_process);
+    let model = super::faults::Model::new(scn, seed);
+    let (actions, ignored) = plan(scn, model.plan(), opts.in_process);
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
         None => {
@@ -200,7 +206,14 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             dir.clone(),
         ))
     };
-    let result = supervise(scn, &mut *backend, &peers, &actions, origin, opts.timeout);
+    let result = supervise(
+        scn,
+        &mut *backend,
+        &peers,
+        (&actions, model.plan()),
+        origin,
+        opts.timeout,
+    );
     let outcome = result.map(|sup| {
         let initial = View::initial(scn.cluster.servers, scn.cluster.replication);
         let mut logs = vec![vec![Stamped {
@@ -231,6 +244,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
                 seed,
                 reproduce: how,
                 trace: opts.trace.clone(),
+                plan: Some(model.plan().clone()),
             },
         )
     });
@@ -254,7 +268,7 @@ fn supervise(
     scn: &Scenario,
     b: &mut dyn Backend,
     peers: &BTreeMap<NodeId, SocketAddr>,
-    actions: &[(Duration, Action)],
+    (actions, faults): (&[(Duration, Action)], &crate::run::plan::Plan),
     origin: Instant,
     timeout: Duration,
 ) -> Result<Supervised, String> {
@@ -291,6 +305,27 @@ fn supervise(
                     *inc += 1;
                     b.start(id, *inc)?;
                     up.insert(id, true);
+                }
+                Action::Begin(i) => {
+                    let f = &faults.faults[i];
+                    own.push(Stamped {
+                        t: origin.elapsed(),
+                        ev: Event::FaultStart {
+                            fault: f.kind.name().into(),
+                            nodes: f.kind.nodes(),
+                            detail: f.detail(),
+                        },
+                    });
+                }
+                Action::Heal(i) => {
+                    let f = &faults.faults[i];
+                    own.push(Stamped {
+                        t: origin.elapsed(),
+                        ev: Event::FaultEnd {
+                            fault: f.kind.name().into(),
+                            nodes: f.kind.nodes(),
+                        },
+                    });
                 }
                 _ => {}
             }
@@ -379,6 +414,7 @@ impl InProcess {
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
                 events: EventSink::Memory(log.clone()),
+                net_model: Some(Arc::new(super::faults::Model::new(scn, seed))),
             },
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),

@@ -21,6 +21,7 @@ pub mod alloc;
 pub mod bench;
 pub mod cluster;
 pub mod events;
+pub mod faults;
 pub mod frame;
 pub mod host;
 pub mod judge;

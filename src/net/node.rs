@@ -73,6 +73,7 @@ pub fn run(
         max_frame_bytes: cluster.max_frame_bytes,
         durable: Arc::default(),
         events,
+        net_model: Some(Arc::new(super::faults::Model::new(scn, cluster.seed))),
     };
     let (finish_tx, mut finish_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
     std::thread::spawn(move || {
