@@ -112,13 +112,6 @@ fn plan(
     }
     // Heals before starts at one instant, as in the simulator.
     actions.sort_by_key(|&(t, a)| (t, !matches!(a, Action::Heal(_) | Action::Restart(_))));
-    if scn.compute.step_time.is_none() {
-        ignored.push(
-            "[compute] worker_gflops: real mode computes each gradient for real and waits \
-             step_time (default 20ms) on top"
-                .into(),
-        );
-    }
     if scn.training.target_accuracy.is_some() {
         ignored.push("[training] target_accuracy: not observed during a real run".into());
     }
@@ -410,7 +403,7 @@ impl InProcess {
                 seed,
                 peers: Arc::new(peers),
                 origin,
-                step_time: scn.compute.fixed_step_time(),
+                step_time: scn.compute.real_step_time(),
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
                 events: EventSink::Memory(log.clone()),
