@@ -3,11 +3,13 @@
 //! (`--in-process`), supervised to the end of training, then judged like
 //! a simulated run.
 //!
-//! The supervisor starts every node, injects the scenario's crashes of
-//! servers and workers (a crash kills the process or task, a
-//! `restart_after` starts the next incarnation), waits until every worker
-//! has finished and the servers are quiet, asks every node for its final
-//! report, merges the events by time and hands them to [`judge`].
+//! The supervisor starts every node, injects the scenario's crashes (a
+//! crash kills the process or task, a `restart_after` starts the next
+//! incarnation, which recovers the node's durable state: from its data
+//! directory `<dir>/data/<node>` for a process, from memory for a task),
+//! waits until every worker has finished and the servers are quiet, asks
+//! every node for its final report, merges the events by time and hands
+//! them to [`judge`].
 //!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
@@ -68,7 +70,7 @@ enum Action {
 
 /// What a real run honours of a scenario: the crashes it injects, and the
 /// rest it ignores (said in the outcome's `not_simulated`).
-fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<String>) {
+fn plan(scn: &Scenario) -> (Vec<(Duration, Action)>, Vec<String>) {
     let mut actions = Vec::new();
     let mut ignored = vec![
         "[network]: the real (loopback) network is used, not the modelled latency and bandwidth"
@@ -81,17 +83,12 @@ fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<Strin
             FaultKind::Crash {
                 node,
                 restart_after,
-            } if in_process || *node != NodeId::Coordinator => {
+            } => {
                 actions.push((f.at, Action::Kill(*node)));
                 if let Some(r) = restart_after {
                     actions.push((f.at + *r, Action::Restart(*node)));
                 }
             }
-            FaultKind::Crash { .. } => ignored.push(format!(
-                "[[fault]] #{} crash of the coordinator: not injected with separate processes \
-                 (its durable state lives in memory; use --in-process)",
-                i + 1
-            )),
             k => ignored.push(format!(
                 "[[fault]] #{} {} at {:?}: not injected in real mode (only crashes are)",
                 i + 1,
@@ -141,7 +138,7 @@ trait Backend {
 pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome, String> {
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
-    let (actions, ignored) = plan(scn, opts.in_process);
+    let (actions, ignored) = plan(scn);
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
         None => {
@@ -198,6 +195,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             cluster_file,
             events_dir.clone(),
             dir.clone(),
+            dir.join("data"),
         ))
     };
     let result = supervise(scn, &mut *backend, &peers, &actions, origin, opts.timeout);
@@ -378,6 +376,7 @@ impl InProcess {
                 step_time: scn.compute.fixed_step_time(),
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
+                store: None,
                 events: EventSink::Memory(log.clone()),
             },
             nodes: BTreeMap::new(),
@@ -467,6 +466,9 @@ struct Processes {
     cluster_file: PathBuf,
     events_dir: PathBuf,
     log_dir: PathBuf,
+    /// The data directory of the coordinator and of each server is
+    /// `<data_dir>/<node>`.
+    data_dir: PathBuf,
     children: BTreeMap<NodeId, ChildNode>,
     tx: mpsc::Sender<(NodeId, u32, Said)>,
     rx: mpsc::Receiver<(NodeId, u32, Said)>,
@@ -474,13 +476,20 @@ struct Processes {
 }
 
 impl Processes {
-    fn new(exe: PathBuf, cluster_file: PathBuf, events_dir: PathBuf, log_dir: PathBuf) -> Self {
+    fn new(
+        exe: PathBuf,
+        cluster_file: PathBuf,
+        events_dir: PathBuf,
+        log_dir: PathBuf,
+        data_dir: PathBuf,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         Processes {
             exe,
             cluster_file,
             events_dir,
             log_dir,
+            data_dir,
             children: BTreeMap::new(),
             tx,
             rx,
@@ -507,12 +516,18 @@ impl Backend for Processes {
         let log_path = self.log_dir.join(format!("{id}-{incarnation}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let mut child = std::process::Command::new(&self.exe)
-            .arg("node")
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("node")
             .arg("--cluster")
             .arg(&self.cluster_file)
             .args(["--id", &id.to_string()])
-            .args(["--incarnation", &incarnation.to_string()])
+            .args(["--incarnation", &incarnation.to_string()]);
+        // Workers keep no durable state.
+        if id.worker().is_none() {
+            cmd.arg("--data-dir")
+                .arg(self.data_dir.join(id.to_string()));
+        }
+        let mut child = cmd
             .arg("--exit-on-eof")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
