@@ -128,8 +128,8 @@ fn a_replicated_scenario_trains_for_real_as_in_simulation() {
 /// membership and view from the first one's data directory. Both library
 /// scenarios with a coordinator crash (one with a worker restarting while
 /// the coordinator is down, one with a server crashing then) pass every
-/// check, with every push of every worker acknowledged and none lost.
-/// About 3.5 s wall each.
+/// check, liveness included (on the wall clock), with every push of every
+/// worker acknowledged and none lost. About 3.5 s wall each.
 #[test]
 fn killing_the_coordinator_process_recovers_its_state_from_disk() {
     for (name, clocks) in [
@@ -168,6 +168,7 @@ fn killing_the_coordinator_process_recovers_its_state_from_disk() {
         assert_eq!(o["passed"], true, "{name}: {o}");
         assert_eq!(o["stopped"], "finished", "{name}: {o}");
         for check in [
+            "liveness",
             "no_lost_updates",
             "replicas_agree",
             "log_matching",

@@ -9,7 +9,7 @@
 //! directory `<dir>/data/<node>` for a process, from memory for a task),
 //! waits until every worker has finished and the servers are quiet, asks
 //! every node for its final report, merges the events by time and hands
-//! them to [`judge`].
+//! them to [`judge`] with the time the last fault healed (for liveness).
 //!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
@@ -21,6 +21,7 @@ use super::host::{self, NodeHandle, NodeOptions, NodeReport, Status};
 use super::judge::{judge, RealRun};
 use crate::core::{Durable, Event, NodeId, View};
 use crate::outcome::Outcome;
+use crate::run::plan::Plan;
 use crate::scenario::{FaultKind, Scenario};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -75,7 +76,8 @@ fn plan(scn: &Scenario) -> (Vec<(Duration, Action)>, Vec<String>) {
     let mut ignored = vec![
         "[network]: the real (loopback) network is used, not the modelled latency and bandwidth"
             .to_string(),
-        "[check] liveness and determinism: not judged in real mode (a wall-clock timeout instead)"
+        "[check] deterministic: not judged in real mode (the OS schedules threads and \
+         sockets: two real runs of one seed interleave differently)"
             .to_string(),
     ];
     for (i, f) in scn.faults.iter().enumerate() {
@@ -215,6 +217,10 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             how.push_str(" --in-process");
         }
         how.push_str(&format!(" --seed {seed}"));
+        // Liveness counts from when the last fault healed: as planned, or
+        // when the supervisor carried it out, if later.
+        let (planned, forever) = Plan::scenario(scn).last_heal();
+        let heal = (!forever).then(|| planned.max(sup.last_action));
         judge(
             scn,
             &job,
@@ -229,6 +235,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
                 seed,
                 reproduce: how,
                 trace: opts.trace.clone(),
+                heal,
             },
         )
     });
@@ -241,6 +248,8 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
 
 struct Supervised {
     own: Vec<Stamped>,
+    /// When the supervisor carried out its last kill or restart.
+    last_action: Duration,
     events: Vec<Stamped>,
     reports: Vec<NodeReport>,
     end: Duration,
@@ -262,6 +271,7 @@ fn supervise(
         b.start(id, 0)?;
     }
     let mut own = Vec::new();
+    let mut last_action = Duration::ZERO;
     let mut next = 0;
     let workers: Vec<NodeId> = peers
         .keys()
@@ -279,8 +289,9 @@ fn supervise(
                 Action::Kill(id) if up[&id] => {
                     b.kill(id);
                     up.insert(id, false);
+                    last_action = origin.elapsed();
                     own.push(Stamped {
-                        t: origin.elapsed(),
+                        t: last_action,
                         ev: Event::Crash { node: id },
                     });
                 }
@@ -289,6 +300,7 @@ fn supervise(
                     *inc += 1;
                     b.start(id, *inc)?;
                     up.insert(id, true);
+                    last_action = origin.elapsed();
                 }
                 _ => {}
             }
@@ -329,6 +341,7 @@ fn supervise(
     let events = b.events()?;
     Ok(Supervised {
         own,
+        last_action,
         events,
         reports,
         end,
