@@ -3,11 +3,13 @@
 //! (`--in-process`), supervised to the end of training, then judged like
 //! a simulated run.
 //!
-//! The supervisor starts every node, injects the scenario's crashes of
-//! servers and workers (a crash kills the process or task, a
-//! `restart_after` starts the next incarnation), waits until every worker
-//! has finished and the servers are quiet, asks every node for its final
-//! report, merges the events by time and hands them to [`judge`].
+//! The supervisor starts every node, injects the scenario's crashes (a
+//! crash kills the process or task, a `restart_after` starts the next
+//! incarnation, which recovers the node's durable state: from its data
+//! directory `<dir>/data/<node>` for a process, from memory for a task),
+//! waits until every worker has finished and the servers are quiet, asks
+//! every node for its final report, merges the events by time and hands
+//! them to [`judge`] with the time the last fault healed (for liveness).
 //!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
@@ -73,30 +75,18 @@ enum Action {
 
 /// What a real run honours of a scenario: the fault plan (`[[fault]]`s
 /// and `[chaos]`, [`super::faults::plan`]) — crashes the supervisor
-/// injects, network faults and stragglers every node's transport applies
-/// — and the rest it ignores (said in the outcome's `not_simulated`).
-fn plan(
-    scn: &Scenario,
-    faults: &crate::run::plan::Plan,
-    in_process: bool,
-) -> (Vec<(Duration, Action)>, Vec<String>) {
+/// injects (the coordinator's too: it recovers its state from its data
+/// directory), network faults and stragglers every node's transport
+/// applies — and the rest it ignores (said in the outcome's
+/// `not_simulated`).
+fn plan(scn: &Scenario, faults: &crate::run::plan::Plan) -> (Vec<(Duration, Action)>, Vec<String>) {
     let mut actions = Vec::new();
     let mut ignored = vec![
-        "[check] liveness and determinism: not judged in real mode (a wall-clock timeout instead)"
+        "[check] deterministic: not judged in real mode (the OS schedules threads and \
+         sockets: two real runs of one seed interleave differently)"
             .to_string(),
     ];
     for (i, f) in faults.faults.iter().enumerate() {
-        match &f.kind {
-            FaultKind::Crash { node, .. } if !in_process && *node == NodeId::Coordinator => {
-                ignored.push(format!(
-                    "[[fault]] crash of the coordinator at {:?}: not injected with separate \
-                     processes (its durable state lives in memory; use --in-process)",
-                    f.at
-                ));
-                continue;
-            }
-            _ => {}
-        }
         // As the simulator records them: `fault_start` then the crash;
         // the restart then `fault_end`.
         actions.push((f.at, Action::Begin(i)));
@@ -140,7 +130,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
     let model = super::faults::Model::new(scn, seed);
-    let (actions, ignored) = plan(scn, model.plan(), opts.in_process);
+    let (actions, ignored) = plan(scn, model.plan());
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
         None => {
@@ -197,6 +187,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             cluster_file,
             events_dir.clone(),
             dir.clone(),
+            dir.join("data"),
         ))
     };
     let result = supervise(
@@ -223,6 +214,10 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             how.push_str(" --in-process");
         }
         how.push_str(&format!(" --seed {seed}"));
+        // Liveness counts from when the last fault healed: as planned, or
+        // when the supervisor carried it out, if later.
+        let (planned, forever) = model.plan().last_heal();
+        let heal = (!forever).then(|| planned.max(sup.last_action));
         judge(
             scn,
             &job,
@@ -238,6 +233,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
                 reproduce: how,
                 trace: opts.trace.clone(),
                 plan: Some(model.plan().clone()),
+                heal,
             },
         )
     });
@@ -250,6 +246,8 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
 
 struct Supervised {
     own: Vec<Stamped>,
+    /// When the supervisor carried out its last kill or restart.
+    last_action: Duration,
     events: Vec<Stamped>,
     reports: Vec<NodeReport>,
     end: Duration,
@@ -271,6 +269,7 @@ fn supervise(
         b.start(id, 0)?;
     }
     let mut own = Vec::new();
+    let mut last_action = Duration::ZERO;
     let mut next = 0;
     let workers: Vec<NodeId> = peers
         .keys()
@@ -288,8 +287,9 @@ fn supervise(
                 Action::Kill(id) if up[&id] => {
                     b.kill(id);
                     up.insert(id, false);
+                    last_action = origin.elapsed();
                     own.push(Stamped {
-                        t: origin.elapsed(),
+                        t: last_action,
                         ev: Event::Crash { node: id },
                     });
                 }
@@ -298,6 +298,7 @@ fn supervise(
                     *inc += 1;
                     b.start(id, *inc)?;
                     up.insert(id, true);
+                    last_action = origin.elapsed();
                 }
                 Action::Begin(i) => {
                     let f = &faults.faults[i];
@@ -359,6 +360,7 @@ fn supervise(
     let events = b.events()?;
     Ok(Supervised {
         own,
+        last_action,
         events,
         reports,
         end,
@@ -406,6 +408,7 @@ impl InProcess {
                 step_time: scn.compute.real_step_time(),
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
+                store: None,
                 events: EventSink::Memory(log.clone()),
                 net_model: Some(Arc::new(super::faults::Model::new(scn, seed))),
             },
@@ -496,6 +499,9 @@ struct Processes {
     cluster_file: PathBuf,
     events_dir: PathBuf,
     log_dir: PathBuf,
+    /// The data directory of the coordinator and of each server is
+    /// `<data_dir>/<node>`.
+    data_dir: PathBuf,
     children: BTreeMap<NodeId, ChildNode>,
     tx: mpsc::Sender<(NodeId, u32, Said)>,
     rx: mpsc::Receiver<(NodeId, u32, Said)>,
@@ -503,13 +509,20 @@ struct Processes {
 }
 
 impl Processes {
-    fn new(exe: PathBuf, cluster_file: PathBuf, events_dir: PathBuf, log_dir: PathBuf) -> Self {
+    fn new(
+        exe: PathBuf,
+        cluster_file: PathBuf,
+        events_dir: PathBuf,
+        log_dir: PathBuf,
+        data_dir: PathBuf,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         Processes {
             exe,
             cluster_file,
             events_dir,
             log_dir,
+            data_dir,
             children: BTreeMap::new(),
             tx,
             rx,
@@ -536,12 +549,18 @@ impl Backend for Processes {
         let log_path = self.log_dir.join(format!("{id}-{incarnation}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let mut child = std::process::Command::new(&self.exe)
-            .arg("node")
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("node")
             .arg("--cluster")
             .arg(&self.cluster_file)
             .args(["--id", &id.to_string()])
-            .args(["--incarnation", &incarnation.to_string()])
+            .args(["--incarnation", &incarnation.to_string()]);
+        // Workers keep no durable state.
+        if id.worker().is_none() {
+            cmd.arg("--data-dir")
+                .arg(self.data_dir.join(id.to_string()));
+        }
+        let mut child = cmd
             .arg("--exit-on-eof")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
