@@ -10,6 +10,8 @@
 mod common;
 
 use common::local_in_simulated_band;
+use pssim::core::{Durable, NodeId};
+use pssim::net::store;
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -119,4 +121,130 @@ fn a_replicated_scenario_trains_for_real_as_in_simulation() {
     );
     assert_eq!(o["updates_lost"], 0, "{o}");
     assert_eq!(o["checks"]["replicas_agree"], "pass", "{o}");
+}
+
+/// A coordinator crash with separate processes: the coordinator's process
+/// is killed (SIGKILL) and a new one started 1–1.2 s later, which recovers
+/// membership and view from the first one's data directory. Both library
+/// scenarios with a coordinator crash (one with a worker restarting while
+/// the coordinator is down, one with a server crashing then) pass every
+/// check, liveness included (on the wall clock), with every push of every
+/// worker acknowledged and none lost. About 3.5 s wall each.
+#[test]
+fn killing_the_coordinator_process_recovers_its_state_from_disk() {
+    for (name, clocks) in [
+        ("coordinator-crash", 60),
+        ("replicated-coordinator-crash", 80),
+    ] {
+        let dir = std::env::temp_dir().join(format!("pssim-real-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let trace = dir.join("trace.jsonl");
+        let cluster = dir.join("cluster");
+        let wall = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_pssim"))
+            .arg("local")
+            .arg(format!(
+                "{}/scenarios/{name}.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .args(["--json", "--timeout", "30s", "--trace"])
+            .arg(&trace)
+            .arg("--dir")
+            .arg(&cluster)
+            .output()
+            .unwrap();
+        let wall = wall.elapsed();
+        eprintln!("{name}: pssim local took {wall:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: pssim local failed ({:?}); node logs in {}\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            cluster.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o: Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(o["passed"], true, "{name}: {o}");
+        assert_eq!(o["stopped"], "finished", "{name}: {o}");
+        for check in [
+            "liveness",
+            "no_lost_updates",
+            "replicas_agree",
+            "log_matching",
+            "staleness_bound",
+            "min_accuracy",
+        ] {
+            assert_eq!(o["checks"][check], "pass", "{name}: {check}: {o}");
+        }
+        assert_eq!(o["updates_lost"], 0, "{name}: {o}");
+        assert_eq!(o["min_clock"], clocks, "{name}: {o}");
+        let skipped = o["not_simulated"].to_string();
+        assert!(!skipped.contains("coordinator"), "{name}: {skipped}");
+
+        let events = lines(&trace);
+        let t_of = |e: &Value| e["t_us"].as_u64().unwrap();
+        let at = |kind: &str| {
+            events
+                .iter()
+                .find(|e| e["ev"] == kind && e["node"] == "coordinator")
+                .map(t_of)
+                .unwrap_or_else(|| panic!("{name}: no {kind} of the coordinator"))
+        };
+        let (crash, restart) = (at("crash"), at("restart"));
+        assert!(
+            crash < restart,
+            "{name}: crash {crash} µs, restart {restart} µs"
+        );
+        // Training went on before, during and after the outage.
+        let acked: Vec<u64> = events
+            .iter()
+            .filter(|e| e["ev"] == "push_acked")
+            .map(t_of)
+            .collect();
+        assert!(acked.iter().any(|&t| t < crash), "{name}");
+        assert!(acked.iter().any(|&t| t > restart), "{name}");
+        // Every push of every clock of the 8 workers is acknowledged on
+        // each of the 4 ranges (a restarted worker's new life may be
+        // admitted past the clocks its first life reached: those it skips).
+        for w in 0..8u64 {
+            let mut done = std::collections::BTreeSet::new();
+            for e in events
+                .iter()
+                .filter(|e| e["ev"] == "push_acked" && e["worker"] == w)
+            {
+                done.insert((e["range"].as_u64().unwrap(), e["clock"].as_u64().unwrap()));
+            }
+            let restarted = events
+                .iter()
+                .any(|e| e["ev"] == "crash" && e["node"] == format!("worker-{w}"));
+            let from = if restarted { clocks - 1 } else { 0 };
+            for c in from..clocks {
+                for r in 0..4 {
+                    assert!(
+                        done.contains(&(r, c)),
+                        "{name}: worker-{w} clock {c} range {r}"
+                    );
+                }
+            }
+        }
+        // The second life wrote to the same directory the first one did:
+        // the state file is its, and holds the last view published.
+        let file = cluster.join("data/coordinator").join(store::FILE_NAME);
+        let bytes = std::fs::read(&file).unwrap();
+        let (life, state) = store::decode(&file, &bytes, NodeId::Coordinator)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(life, 1, "{name}");
+        let Durable::Coordinator(state) = state else {
+            panic!("{name}: not a coordinator's state")
+        };
+        let last_epoch = events
+            .iter()
+            .filter(|e| e["ev"] == "view")
+            .map(|e| e["epoch"].as_u64().unwrap())
+            .max()
+            .unwrap();
+        assert_eq!(state.view.epoch.0, last_epoch, "{name}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

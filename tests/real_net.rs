@@ -159,7 +159,9 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
                 step_time: Duration::ZERO,
                 max_frame_bytes: MAX_FRAME,
                 durable: Arc::default(),
+                store: None,
                 events: EventSink::Discard,
+                net_model: None,
             },
             server_l,
         );

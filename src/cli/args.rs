@@ -106,6 +106,12 @@ pub enum Cmd {
         /// restarts (a restarted server copies its ranges back).
         #[arg(long, default_value_t = 0)]
         incarnation: u32,
+        /// Keep the node's durable state (the coordinator's membership and
+        /// view, a server's checkpoints) in DIR, created if needed, and
+        /// recover it from there when a later life (`--incarnation`)
+        /// starts. Without it the state dies with the process.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         /// Exit when stdin closes (for a supervisor such as `pssim local`).
         #[arg(long, hide = true)]
         exit_on_eof: bool,

@@ -137,12 +137,14 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
             role,
             id,
             incarnation,
+            data_dir,
             exit_on_eof,
         }) => Ok(node::node(
             &cluster,
             role,
             id.as_deref(),
             incarnation,
+            data_dir.as_deref(),
             exit_on_eof,
         )),
         Some(Cmd::Local {

@@ -39,6 +39,7 @@ pub fn node(
     role: Option<Role>,
     id: Option<&str>,
     incarnation: u32,
+    data_dir: Option<&Path>,
     exit_on_eof: bool,
 ) -> i32 {
     let id = match node_id(role, id) {
@@ -49,7 +50,7 @@ pub fn node(
         Ok(c) => c,
         Err(e) => return bad_input(&e),
     };
-    match crate::net::node::run(&cluster, id, incarnation, exit_on_eof) {
+    match crate::net::node::run(&cluster, id, incarnation, data_dir, exit_on_eof) {
         Ok(()) => 0,
         Err(e) => bad_input(&e),
     }

@@ -79,8 +79,9 @@ pub enum Command {
     Persist(Durable),
 }
 
-/// State a node keeps on durable storage.
-#[derive(Clone, Debug, PartialEq)]
+/// State a node keeps on durable storage. Serializable: a real host writes
+/// it to a file (`net::store`); the simulator keeps it in memory.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Durable {
     /// The coordinator's membership and view.
     Coordinator(coordinator::CoordinatorState),

@@ -94,7 +94,9 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             step_time: Duration::ZERO,
             max_frame_bytes: frame::DEFAULT_MAX_FRAME_BYTES,
             durable: Arc::default(),
+            store: None,
             events: EventSink::Discard,
+            net_model: None,
         },
         server_l,
     );

@@ -141,7 +141,7 @@ impl Cluster {
             )));
         }
         let step_time = match &f.step_time {
-            None => scn.compute.fixed_step_time(),
+            None => scn.compute.real_step_time(),
             Some(s) => humantime::parse_duration(s).map_err(|e| {
                 err(format!(
                     "field `step_time`: {s:?}: {e} (expected a duration such as \"5ms\")"

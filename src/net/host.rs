@@ -7,8 +7,9 @@
 //!  timer tasks (tokio::time) ─────┼──► node task: core::Node ──► Commands
 //!  compute tasks ─────────────────┘        │ Send ─► writer task per peer ──TCP──► peer
 //!                                          │ Emit ─► EventSink (real elapsed time)
-//!                                          │ Persist ─► durable slot (survives a kill
-//!                                          │            of the task, not of the process)
+//!                                          │ Persist ─► store (data directory: survives
+//!                                          │            the process) or memory slot
+//!                                          │            (survives a kill of the task)
 //!  control (finish) ──────────────────────►│ status (done / quiet / epoch) ─► watch
 //! ```
 //!
@@ -16,13 +17,16 @@
 //! connection to the receiver's listener (one per peer, opened on first
 //! use, hello first). A send that fails drops the message, as a real
 //! network loses it: the protocol's retries and heartbeats recover. A bad
-//! frame closes only the connection it came on.
+//! frame closes only the connection it came on. A step's durable state is
+//! written (and fsynced, with a store) before any of its messages or
+//! events leaves the node; a node that cannot write it stops.
 //!
 //! May import: `crate::core`, `crate::run`, `super` (net), tokio. Never:
 //! `crate::sim` (hosts never import each other), madsim.
 
 use super::events::EventSink;
 use super::frame::{self, Frame, FrameError};
+use super::store::Store;
 use crate::core::{
     Command, Coordinator, Durable, Event, Job, Message, Node, NodeId, ProtocolConfig, Server,
     Timer, Worker,
@@ -70,11 +74,18 @@ pub struct NodeOptions {
     pub step_time: Duration,
     /// Largest frame accepted.
     pub max_frame_bytes: u32,
-    /// The node's durable storage; survives the node task (in-process
-    /// restarts).
+    /// The state the node boots from (an earlier life's), and, without
+    /// `store`, its durable storage: survives the node task (in-process
+    /// restarts), not the process.
     pub durable: Arc<Mutex<Option<Durable>>>,
+    /// The node's data directory, if it has one: `Persist` writes there
+    /// (and no longer to `durable`). Default: none.
+    pub store: Option<Arc<Store>>,
     /// Where events go.
     pub events: EventSink,
+    /// The scenario's network and network faults, applied to what this
+    /// node sends ([`super::faults`]); `None`: sent as it comes.
+    pub net_model: Option<Arc<super::faults::Model>>,
 }
 
 /// What a node reports of itself, for the run's end.
@@ -257,6 +268,11 @@ async fn run(
         peers: opts.peers.clone(),
         writers: BTreeMap::new(),
         stats: stats.clone(),
+        origin: opts.origin,
+        shaper: opts
+            .net_model
+            .as_ref()
+            .map(|m| m.shaper(opts.id, opts.incarnation)),
     };
     let mut node = boot(&opts);
     if opts.incarnation > 0 {
@@ -265,7 +281,10 @@ async fn run(
     }
     let mut out = Vec::new();
     node.on_start(opts.origin.elapsed(), &mut out);
-    execute(&opts, &mut out, &mut outbox, &mut tasks, &tx);
+    if let Err(e) = execute(&opts, &mut out, &mut outbox, &mut tasks, &tx) {
+        persist_failed(&opts, &e);
+        return;
+    }
     status.send_replace(status_of(&node));
     loop {
         tokio::select! {
@@ -277,7 +296,10 @@ async fn run(
                     Input::Timer(t) => node.on_timer(now, t, &mut out),
                     Input::ComputeDone => node.on_compute_done(now, &mut out),
                 }
-                execute(&opts, &mut out, &mut outbox, &mut tasks, &tx);
+                if let Err(e) = execute(&opts, &mut out, &mut outbox, &mut tasks, &tx) {
+                    persist_failed(&opts, &e);
+                    return;
+                }
                 let s = status_of(&node);
                 status.send_if_modified(|old| std::mem::replace(old, s) != s);
             }
@@ -297,13 +319,57 @@ async fn run(
     }
 }
 
+/// A node that cannot keep its durable state must not go on (what it
+/// sends next may rely on that state having been written): it stops, as
+/// if it had crashed.
+fn persist_failed(opts: &NodeOptions, e: &super::store::StoreError) {
+    eprintln!(
+        "pssim {}: cannot write its durable state: {e}; the node stops",
+        opts.id
+    );
+}
+
+/// Writes the last state a step persisted (each is a whole state, so the
+/// last supersedes the others) to the store or the memory slot.
+fn persist(opts: &NodeOptions, out: &mut Vec<Command>) -> Result<(), super::store::StoreError> {
+    let Some(i) = out.iter().rposition(|c| matches!(c, Command::Persist(_))) else {
+        return Ok(());
+    };
+    let Command::Persist(state) = out.remove(i) else {
+        unreachable!("found a Persist at {i}")
+    };
+    out.retain(|c| !matches!(c, Command::Persist(_)));
+    match &opts.store {
+        Some(store) => {
+            let write = || store.write(&state);
+            // An fsync blocks: on a multi-threaded runtime, let the node's
+            // other tasks (readers, writers, timers) move to other threads.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(write)
+                }
+                _ => write(),
+            }
+        }
+        None => {
+            *opts.durable.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+            Ok(())
+        }
+    }
+}
+
 fn execute(
     opts: &NodeOptions,
     out: &mut Vec<Command>,
     outbox: &mut Outbox,
     tasks: &mut JoinSet<()>,
     tx: &mpsc::UnboundedSender<Input>,
-) {
+) -> Result<(), super::store::StoreError> {
+    // Write-ahead: the step's durable state is stored before any of its
+    // messages or events leaves the node (a restarted coordinator must
+    // know every lease bound and view it may have announced; a checkpoint
+    // event must name a checkpoint that is on disk).
+    persist(opts, out)?;
     for cmd in out.drain(..) {
         match cmd {
             Command::Send { to, msg } => outbox.send(to, msg, tasks),
@@ -316,7 +382,10 @@ fn execute(
             }
             Command::Compute { .. } => {
                 let tx = tx.clone();
-                let step = opts.step_time;
+                let step = match &mut outbox.shaper {
+                    Some(s) => s.step_time(opts.origin.elapsed(), opts.step_time),
+                    None => opts.step_time,
+                };
                 if step.is_zero() {
                     let _ = tx.send(Input::ComputeDone);
                 } else {
@@ -327,11 +396,10 @@ fn execute(
                 }
             }
             Command::Emit(ev) => opts.events.record(opts.origin, ev),
-            Command::Persist(d) => {
-                *opts.durable.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
-            }
+            Command::Persist(_) => unreachable!("persisted before the step's other commands"),
         }
     }
+    Ok(())
 }
 
 /// Outbound connections, one writer task per peer.
@@ -339,8 +407,12 @@ struct Outbox {
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
-    writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>>,
+    /// Per peer: its writer, fed messages with the time to write them.
+    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant)>>,
     stats: Arc<Mutex<Traffic>>,
+    origin: Instant,
+    /// The network model applied to what is sent (`None`: none).
+    shaper: Option<super::faults::Shaper>,
 }
 
 impl Outbox {
@@ -358,7 +430,17 @@ impl Outbox {
             tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
             wtx
         });
-        if writer.send(msg).is_err() {
+        let at = match &mut self.shaper {
+            None => Instant::now(),
+            Some(shaper) => match shaper.send(self.origin.elapsed(), to, msg.wire_size()) {
+                super::faults::Verdict::Drop => {
+                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+                    return;
+                }
+                super::faults::Verdict::At(t) => self.origin + t,
+            },
+        };
+        if writer.send((msg, at)).is_err() {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
         }
     }
@@ -377,13 +459,16 @@ async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> 
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<(Message, Instant)>,
     stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
-    while let Some(msg) = rx.recv().await {
+    while let Some((msg, at)) = rx.recv().await {
+        // The modelled network's delivery time (in order: the shaper never
+        // gives a link's message an earlier time than the one before).
+        tokio::time::sleep_until(at.into()).await;
         if conn.is_none() && tokio::time::Instant::now() >= retry_at {
             match connect(addr, &hello).await {
                 Ok(s) => conn = Some(s),

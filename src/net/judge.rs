@@ -3,7 +3,10 @@
 //! host-neutral collector and assembly as a simulation's
 //! (`crate::run::{collect, assemble}`), so the checkers judge them exactly
 //! as in simulation; what only a simulation can promise (determinism, the
-//! trace hash) is skipped.
+//! trace hash) is skipped. Liveness is judged by the same checker and rule
+//! as in simulation, on real elapsed times: from the time the last fault
+//! healed, every live unfinished worker starts a clock at least once per
+//! the scenario's `[check] liveness` window.
 //!
 //! May import: `crate::run`, `crate::core`, `crate::outcome`,
 //! `crate::scenario`, `crate::trace`, `super` (net). Never: `crate::sim`.
@@ -47,6 +50,11 @@ pub struct RealRun {
     pub reproduce: String,
     /// Write the merged events as JSON Lines here.
     pub trace: Option<PathBuf>,
+    /// The faults injected (`[[fault]]`s and `[chaos]`'s draw).
+    pub plan: Option<crate::run::plan::Plan>,
+    /// When the last fault healed (since the time origin); `None`: some
+    /// fault never heals, and liveness is not judged.
+    pub heal: Option<Duration>,
 }
 
 /// Judges a real run.
@@ -92,12 +100,16 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         .as_ref()
         .and_then(|p| recorder.write_to(p, false).err());
     let metrics = Metrics::new(assemble::series_interval(scn.training.eval_every));
+    recorder.liveness.configure(run.heal, scn.check.liveness);
     let mut log = Collector::new(recorder, metrics, first, None);
     let c = &scn.cluster;
     for ev in crate::run::setup::initial_events(c.servers, c.replication, c.workers) {
         log.record(Duration::ZERO, &ev);
     }
     for s in &run.events {
+        // Judged as time passes, as the simulator polls it: a stall that
+        // ends later is still one.
+        log.recorder.liveness.poll(s.t);
         log.record(s.t, &s.ev);
     }
     let trace_error = trace_error.or_else(|| log.recorder.finish_trace().err());
@@ -153,11 +165,9 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
             format!("{:016x}", h.digest())
         },
         quiet: run.quiet,
-        // Liveness is judged against simulated time windows; a real run
-        // has a wall-clock timeout instead (`stopped: max_time`).
-        liveness: false,
+        liveness: scn.check.liveness.is_some(),
         traffic: stats,
-        plan: None,
+        plan: run.plan.take(),
         trace_hash: None,
     };
     assemble::complete(&mut o, scn, end, log);
@@ -172,4 +182,88 @@ pub fn judge(scn: &Scenario, job: &Job, mut run: RealRun) -> Outcome {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Status;
+    use crate::core::Clock;
+
+    fn ms(t: u64) -> Duration {
+        Duration::from_millis(t)
+    }
+
+    /// Worker `w` starts clocks 1.. at each of `times_ms`, then finishes.
+    fn progress(w: u32, times_ms: &[u64]) -> Vec<Stamped> {
+        let mut out: Vec<Stamped> = times_ms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Stamped {
+                t: ms(t),
+                ev: Event::WorkerClock {
+                    worker: w,
+                    clock: Clock(i as u32 + 1),
+                },
+            })
+            .collect();
+        let last = times_ms.last().copied().unwrap_or(0);
+        out.push(Stamped {
+            t: ms(last + 1),
+            ev: Event::WorkerDone {
+                worker: w,
+                clock: Clock(times_ms.len() as u32),
+            },
+        });
+        out
+    }
+
+    /// The liveness verdict of a real run of two workers (window 1 s).
+    fn liveness(worker0_ms: &[u64], heal: Option<Duration>) -> (Status, Vec<String>) {
+        let scn = crate::scenario::parse(
+            "name = \"real-liveness\"\n[cluster]\nservers = 1\nworkers = 2\n\
+             [check]\nliveness = \"1s\"\n",
+            "inline",
+        )
+        .expect("a valid scenario");
+        let job = crate::run::setup::job(&scn);
+        let steady: Vec<u64> = (1..=20).map(|i| i * 100).collect();
+        let events =
+            super::super::events::merge(vec![progress(0, worker0_ms), progress(1, &steady)]);
+        let o = judge(
+            &scn,
+            &job,
+            RealRun {
+                events,
+                reports: Vec::new(),
+                end: ms(2001),
+                wall_s: 2.1,
+                stopped: "finished",
+                quiet: true,
+                not_simulated: Vec::new(),
+                seed: 1,
+                reproduce: "pssim local real-liveness.toml".into(),
+                trace: None,
+                heal,
+            },
+        );
+        let v = o.violations.get("liveness").cloned().unwrap_or_default();
+        (o.checks["liveness"], v)
+    }
+
+    #[test]
+    fn liveness_is_judged_on_real_times_with_the_simulators_rule() {
+        let steady: Vec<u64> = (1..=20).map(|i| i * 100).collect();
+        assert_eq!(liveness(&steady, Some(ms(0))).0, Status::Pass);
+        // worker-0 silent from 0.2 s to 1.5 s: a stall even though it
+        // catches up before the end.
+        let stalled = [100, 200, 1500, 1600, 1700];
+        let (status, v) = liveness(&stalled, Some(ms(0)));
+        assert_eq!(status, Status::Fail);
+        assert!(v.iter().any(|m| m.contains("worker-0")), "{v:?}");
+        // A silence that ends within the window after the last heal is
+        // not one; nor is anything judged when a fault never heals.
+        assert_eq!(liveness(&stalled, Some(ms(600))).0, Status::Pass);
+        assert_eq!(liveness(&stalled, None).0, Status::Skipped);
+    }
 }

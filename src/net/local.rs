@@ -3,11 +3,13 @@
 //! (`--in-process`), supervised to the end of training, then judged like
 //! a simulated run.
 //!
-//! The supervisor starts every node, injects the scenario's crashes of
-//! servers and workers (a crash kills the process or task, a
-//! `restart_after` starts the next incarnation), waits until every worker
-//! has finished and the servers are quiet, asks every node for its final
-//! report, merges the events by time and hands them to [`judge`].
+//! The supervisor starts every node, injects the scenario's crashes (a
+//! crash kills the process or task, a `restart_after` starts the next
+//! incarnation, which recovers the node's durable state: from its data
+//! directory `<dir>/data/<node>` for a process, from memory for a task),
+//! waits until every worker has finished and the servers are quiet, asks
+//! every node for its final report, merges the events by time and hands
+//! them to [`judge`] with the time the last fault healed (for liveness).
 //!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
@@ -64,56 +66,42 @@ impl Default for LocalOptions {
 enum Action {
     Kill(NodeId),
     Restart(NodeId),
+    /// Fault `i` of the plan begins (its `fault_start` event; the nodes'
+    /// transports apply it themselves).
+    Begin(usize),
+    /// Fault `i` of the plan heals.
+    Heal(usize),
 }
 
-/// What a real run honours of a scenario: the crashes it injects, and the
-/// rest it ignores (said in the outcome's `not_simulated`).
-fn plan(scn: &Scenario, in_process: bool) -> (Vec<(Duration, Action)>, Vec<String>) {
+/// What a real run honours of a scenario: the fault plan (`[[fault]]`s
+/// and `[chaos]`, [`super::faults::plan`]) — crashes the supervisor
+/// injects (the coordinator's too: it recovers its state from its data
+/// directory), network faults and stragglers every node's transport
+/// applies — and the rest it ignores (said in the outcome's
+/// `not_simulated`).
+fn plan(scn: &Scenario, faults: &crate::run::plan::Plan) -> (Vec<(Duration, Action)>, Vec<String>) {
     let mut actions = Vec::new();
     let mut ignored = vec![
-        "[network]: the real (loopback) network is used, not the modelled latency and bandwidth"
-            .to_string(),
-        "[check] liveness and determinism: not judged in real mode (a wall-clock timeout instead)"
+        "[check] deterministic: not judged in real mode (the OS schedules threads and \
+         sockets: two real runs of one seed interleave differently)"
             .to_string(),
     ];
-    for (i, f) in scn.faults.iter().enumerate() {
-        match &f.kind {
-            FaultKind::Crash {
-                node,
-                restart_after,
-            } if in_process || *node != NodeId::Coordinator => {
-                actions.push((f.at, Action::Kill(*node)));
-                if let Some(r) = restart_after {
-                    actions.push((f.at + *r, Action::Restart(*node)));
-                }
+    for (i, f) in faults.faults.iter().enumerate() {
+        // As the simulator records them: `fault_start` then the crash;
+        // the restart then `fault_end`.
+        actions.push((f.at, Action::Begin(i)));
+        if let FaultKind::Crash { node, .. } = &f.kind {
+            actions.push((f.at, Action::Kill(*node)));
+            if let Some(end) = f.end() {
+                actions.push((end, Action::Restart(*node)));
             }
-            FaultKind::Crash { .. } => ignored.push(format!(
-                "[[fault]] #{} crash of the coordinator: not injected with separate processes \
-                 (its durable state lives in memory; use --in-process)",
-                i + 1
-            )),
-            k => ignored.push(format!(
-                "[[fault]] #{} {} at {:?}: not injected in real mode (only crashes are)",
-                i + 1,
-                k.name(),
-                f.at
-            )),
+        }
+        if let Some(end) = f.end() {
+            actions.push((end, Action::Heal(i)));
         }
     }
-    actions.sort_by_key(|(t, _)| *t);
-    if scn.chaos.is_some() {
-        ignored.push("[chaos]: not injected in real mode".into());
-    }
-    if scn.compute.jitter > 0.0 {
-        ignored.push("[compute] jitter: every step takes step_time".into());
-    }
-    if scn.compute.step_time.is_none() {
-        ignored.push(
-            "[compute] worker_gflops: real mode computes each gradient for real and waits \
-             step_time (default 20ms) on top"
-                .into(),
-        );
-    }
+    // Heals before starts at one instant, as in the simulator.
+    actions.sort_by_key(|&(t, a)| (t, !matches!(a, Action::Heal(_) | Action::Restart(_))));
     if scn.training.target_accuracy.is_some() {
         ignored.push("[training] target_accuracy: not observed during a real run".into());
     }
@@ -141,7 +129,8 @@ trait Backend {
 pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome, String> {
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
-    let (actions, ignored) = plan(scn, opts.in_process);
+    let model = super::faults::Model::new(scn, seed);
+    let (actions, ignored) = plan(scn, model.plan());
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
         None => {
@@ -198,9 +187,17 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             cluster_file,
             events_dir.clone(),
             dir.clone(),
+            dir.join("data"),
         ))
     };
-    let result = supervise(scn, &mut *backend, &peers, &actions, origin, opts.timeout);
+    let result = supervise(
+        scn,
+        &mut *backend,
+        &peers,
+        (&actions, model.plan()),
+        origin,
+        opts.timeout,
+    );
     let outcome = result.map(|sup| {
         let initial = View::initial(scn.cluster.servers, scn.cluster.replication);
         let mut logs = vec![vec![Stamped {
@@ -217,6 +214,10 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             how.push_str(" --in-process");
         }
         how.push_str(&format!(" --seed {seed}"));
+        // Liveness counts from when the last fault healed: as planned, or
+        // when the supervisor carried it out, if later.
+        let (planned, forever) = model.plan().last_heal();
+        let heal = (!forever).then(|| planned.max(sup.last_action));
         judge(
             scn,
             &job,
@@ -231,6 +232,8 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
                 seed,
                 reproduce: how,
                 trace: opts.trace.clone(),
+                plan: Some(model.plan().clone()),
+                heal,
             },
         )
     });
@@ -243,6 +246,8 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
 
 struct Supervised {
     own: Vec<Stamped>,
+    /// When the supervisor carried out its last kill or restart.
+    last_action: Duration,
     events: Vec<Stamped>,
     reports: Vec<NodeReport>,
     end: Duration,
@@ -254,7 +259,7 @@ fn supervise(
     scn: &Scenario,
     b: &mut dyn Backend,
     peers: &BTreeMap<NodeId, SocketAddr>,
-    actions: &[(Duration, Action)],
+    (actions, faults): (&[(Duration, Action)], &crate::run::plan::Plan),
     origin: Instant,
     timeout: Duration,
 ) -> Result<Supervised, String> {
@@ -264,6 +269,7 @@ fn supervise(
         b.start(id, 0)?;
     }
     let mut own = Vec::new();
+    let mut last_action = Duration::ZERO;
     let mut next = 0;
     let workers: Vec<NodeId> = peers
         .keys()
@@ -281,8 +287,9 @@ fn supervise(
                 Action::Kill(id) if up[&id] => {
                     b.kill(id);
                     up.insert(id, false);
+                    last_action = origin.elapsed();
                     own.push(Stamped {
-                        t: origin.elapsed(),
+                        t: last_action,
                         ev: Event::Crash { node: id },
                     });
                 }
@@ -291,6 +298,28 @@ fn supervise(
                     *inc += 1;
                     b.start(id, *inc)?;
                     up.insert(id, true);
+                    last_action = origin.elapsed();
+                }
+                Action::Begin(i) => {
+                    let f = &faults.faults[i];
+                    own.push(Stamped {
+                        t: origin.elapsed(),
+                        ev: Event::FaultStart {
+                            fault: f.kind.name().into(),
+                            nodes: f.kind.nodes(),
+                            detail: f.detail(),
+                        },
+                    });
+                }
+                Action::Heal(i) => {
+                    let f = &faults.faults[i];
+                    own.push(Stamped {
+                        t: origin.elapsed(),
+                        ev: Event::FaultEnd {
+                            fault: f.kind.name().into(),
+                            nodes: f.kind.nodes(),
+                        },
+                    });
                 }
                 _ => {}
             }
@@ -331,6 +360,7 @@ fn supervise(
     let events = b.events()?;
     Ok(Supervised {
         own,
+        last_action,
         events,
         reports,
         end,
@@ -375,10 +405,12 @@ impl InProcess {
                 seed,
                 peers: Arc::new(peers),
                 origin,
-                step_time: scn.compute.fixed_step_time(),
+                step_time: scn.compute.real_step_time(),
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
+                store: None,
                 events: EventSink::Memory(log.clone()),
+                net_model: Some(Arc::new(super::faults::Model::new(scn, seed))),
             },
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),
@@ -467,6 +499,9 @@ struct Processes {
     cluster_file: PathBuf,
     events_dir: PathBuf,
     log_dir: PathBuf,
+    /// The data directory of the coordinator and of each server is
+    /// `<data_dir>/<node>`.
+    data_dir: PathBuf,
     children: BTreeMap<NodeId, ChildNode>,
     tx: mpsc::Sender<(NodeId, u32, Said)>,
     rx: mpsc::Receiver<(NodeId, u32, Said)>,
@@ -474,13 +509,20 @@ struct Processes {
 }
 
 impl Processes {
-    fn new(exe: PathBuf, cluster_file: PathBuf, events_dir: PathBuf, log_dir: PathBuf) -> Self {
+    fn new(
+        exe: PathBuf,
+        cluster_file: PathBuf,
+        events_dir: PathBuf,
+        log_dir: PathBuf,
+        data_dir: PathBuf,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         Processes {
             exe,
             cluster_file,
             events_dir,
             log_dir,
+            data_dir,
             children: BTreeMap::new(),
             tx,
             rx,
@@ -507,12 +549,18 @@ impl Backend for Processes {
         let log_path = self.log_dir.join(format!("{id}-{incarnation}.log"));
         let log = std::fs::File::create(&log_path)
             .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let mut child = std::process::Command::new(&self.exe)
-            .arg("node")
+        let mut cmd = std::process::Command::new(&self.exe);
+        cmd.arg("node")
             .arg("--cluster")
             .arg(&self.cluster_file)
             .args(["--id", &id.to_string()])
-            .args(["--incarnation", &incarnation.to_string()])
+            .args(["--incarnation", &incarnation.to_string()]);
+        // Workers keep no durable state.
+        if id.worker().is_none() {
+            cmd.arg("--data-dir")
+                .arg(self.data_dir.join(id.to_string()));
+        }
+        let mut child = cmd
             .arg("--exit-on-eof")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -3,9 +3,10 @@
 //! The same sans-IO state machines the simulator drives (`crate::core`)
 //! run here under tokio on real sockets ([`host`]), speaking length-prefixed
 //! frames ([`frame`]). A cluster file ([`cluster`]) says where each node
-//! listens; `pssim node` runs one node ([`node`]), `pssim local` a whole
-//! cluster on loopback ([`local`]); events from every node ([`events`]) are
-//! merged by time and judged by the simulator's checkers ([`judge`]).
+//! listens; `pssim node` runs one node ([`node`]), keeping its durable
+//! state in a data directory ([`store`]), `pssim local` a whole cluster on
+//! loopback ([`local`]); events from every node ([`events`]) are merged by
+//! time and judged by the simulator's checkers ([`judge`]).
 //!
 //! Real tokio (not madsim's) is used: it runs outside any madsim runtime,
 //! so this module works in the default (`--cfg madsim`) build as well as in
@@ -14,15 +15,18 @@
 //! simulator.
 //!
 //! May import: `crate::core`, `crate::ml`, `crate::scenario`, `crate::run`,
-//! `crate::check`, `crate::trace`, `crate::outcome`, tokio. Never:
+//! `crate::check`, `crate::trace`, `crate::outcome`, tokio, postcard (the
+//! state files of [`store`]). Never:
 //! `crate::sim` (hosts never import each other), madsim.
 
 pub mod alloc;
 pub mod bench;
 pub mod cluster;
 pub mod events;
+pub mod faults;
 pub mod frame;
 pub mod host;
 pub mod judge;
 pub mod local;
 pub mod node;
+pub mod store;

@@ -15,6 +15,13 @@
 //! Events go to `<events_dir>/<node>-<incarnation>.jsonl` if the cluster
 //! file names an events directory.
 //!
+//! With a data directory (`--data-dir`), the node's durable state (the
+//! coordinator's membership and view, a server's checkpoints) is written
+//! there ([`super::store`]) and an earlier life's is recovered from there
+//! at start; a state file that cannot be recovered is an error (exit code
+//! 2), never a fresh start. Without one, the state lives in memory and
+//! dies with the process.
+//!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
 //! import each other), madsim.
@@ -22,17 +29,21 @@
 use super::cluster::Cluster;
 use super::events::EventSink;
 use super::host::{self, NodeOptions};
+use super::store::Store;
 use crate::core::NodeId;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Runs node `id` (life `incarnation`) of `cluster` until it is told to
-/// finish. Errors are for the user (exit code 2).
+/// Runs node `id` (life `incarnation`) of `cluster`, keeping its durable
+/// state in `data_dir` if given, until it is told to finish. Errors are
+/// for the user (exit code 2).
 pub fn run(
     cluster: &Cluster,
     id: NodeId,
     incarnation: u32,
+    data_dir: Option<&Path>,
     exit_on_eof: bool,
 ) -> Result<(), String> {
     let addr = cluster.addr(id).ok_or_else(|| {
@@ -44,6 +55,15 @@ pub fn run(
         )
     })?;
     let scn = &cluster.scenario;
+    // Recover first: a node that cannot must not start (nor write events).
+    let (store, recovered) = match data_dir {
+        Some(dir) => {
+            let store = Store::open(dir, id, incarnation).map_err(|e| e.to_string())?;
+            let recovered = store.recover().map_err(|e| e.to_string())?;
+            (Some(Arc::new(store)), recovered)
+        }
+        None => (None, None),
+    };
     let origin = origin(cluster.origin_unix_us);
     let events = match &cluster.events_dir {
         Some(dir) => {
@@ -71,8 +91,10 @@ pub fn run(
         origin,
         step_time: cluster.step_time,
         max_frame_bytes: cluster.max_frame_bytes,
-        durable: Arc::default(),
+        durable: Arc::new(Mutex::new(recovered)),
+        store,
         events,
+        net_model: Some(Arc::new(super::faults::Model::new(scn, cluster.seed))),
     };
     let (finish_tx, mut finish_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
     std::thread::spawn(move || {

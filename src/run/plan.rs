@@ -85,21 +85,16 @@ pub struct Plan {
 impl Plan {
     /// The scenario's faults and the chaos drawn with `rng`.
     pub fn new(scn: &Scenario, rng: &mut ChaCha8Rng) -> Plan {
-        let mut faults: Vec<Planned> = scn
-            .faults
-            .iter()
-            .map(|f| Planned {
-                id: 0,
-                at: f.at,
-                kind: f.kind.clone(),
-                origin: Origin::Scenario,
-            })
-            .collect();
+        let mut faults = own_faults(scn);
         let swarm = scn.chaos.as_ref().map(|ch| {
             let (drawn, swarm) = chaos::draw(ch, &scn.cluster, &faults, rng);
             faults.extend(drawn);
             swarm
         });
+        Plan::numbered(faults, swarm)
+    }
+
+    fn numbered(mut faults: Vec<Planned>, swarm: Option<String>) -> Plan {
         faults.sort_by_key(|f| f.at);
         for (i, f) in faults.iter_mut().enumerate() {
             f.id = i as u64;
@@ -128,6 +123,19 @@ impl Plan {
         }
         (t, forever)
     }
+}
+
+/// The scenario's `[[fault]]`s, in its order.
+fn own_faults(scn: &Scenario) -> Vec<Planned> {
+    scn.faults
+        .iter()
+        .map(|f| Planned {
+            id: 0,
+            at: f.at,
+            kind: f.kind.clone(),
+            origin: Origin::Scenario,
+        })
+        .collect()
 }
 
 /// Every node of a cluster.

@@ -458,6 +458,18 @@ impl Compute {
     pub fn fixed_step_time(&self) -> Duration {
         self.step_time.unwrap_or(DEFAULT_STEP_TIME)
     }
+
+    /// What real mode waits per minibatch on top of computing it for
+    /// real: `step_time`; nothing under `worker_gflops` (the real
+    /// computation is the cost the simulator models from this machine's
+    /// calibrated rate); the default step time if neither is given.
+    pub fn real_step_time(&self) -> Duration {
+        match (self.step_time, self.worker_gflops) {
+            (Some(t), _) => t,
+            (None, Some(_)) => Duration::ZERO,
+            (None, None) => DEFAULT_STEP_TIME,
+        }
+    }
 }
 
 /// One `[[fault]]`.

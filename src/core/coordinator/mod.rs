@@ -15,7 +15,8 @@
 //!   version. While it is down, training continues on the current
 //!   membership; no one is removed or admitted.
 //!
-//! May import: `crate::core` (its sibling modules) and std only;
+//! May import: `crate::core` (its sibling modules), std, serde (derives
+//! of the durable state) only;
 //! Never: the host (`crate::sim`, `crate::net`, madsim, tokio): time is
 //! passed in, and the coordinator does no I/O of its own.
 
@@ -25,6 +26,7 @@ use super::ids::{Clock, NodeId, RangeId, WorkerId};
 use super::msg::Message;
 use super::view::{Member, Membership, View};
 use super::{Command, Durable, Timer};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,8 +60,9 @@ pub struct WorkerStatus {
 /// clocks).
 type Report = (u64, BTreeMap<WorkerId, (u32, Clock)>);
 
-/// What the coordinator keeps on durable storage.
-#[derive(Clone, Debug, PartialEq)]
+/// What the coordinator keeps on durable storage (serialized by a real
+/// host's store, `net::store`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoordinatorState {
     /// The membership.
     pub membership: Membership,
@@ -83,7 +86,7 @@ pub struct CoordinatorState {
 }
 
 /// The coordinator's durable record of one server's read leases.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseBound {
     /// The life `bound` was written for.
     pub life: u32,
