@@ -62,7 +62,7 @@ impl Hostile {
                     seq: pssim::core::Seq::default(),
                     clock: Clock(0),
                     keys: Keys::All,
-                    values: Payload::Dense(vec![1.0; 2000]),
+                    values: Payload::Dense(vec![1.0; 2000].into()),
                 }));
                 b.extend_from_slice(&push[..k % push.len()]);
                 (b, false)

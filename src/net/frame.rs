@@ -13,7 +13,10 @@
 //! Tag 1 carries the model values of big pushes, pulls, chain pushes and
 //! snapshots straight from and into the message's own vector (no
 //! per-float encoding, no intermediate buffer): the bulk of the bytes goes
-//! at memory speed. Everything else is plain serde in postcard 1 (varint integers and
+//! at memory speed. The writer sends them from the vector the message
+//! shares with the replica ([`Floats`]: a pull answer is not a copy); the
+//! reader reads them into a fresh vector without zeroing it first.
+//! Everything else is plain serde in postcard 1 (varint integers and
 //! lengths, floats as 4 little-endian bytes, enum variants by index).
 //!
 //! Version 1 was the same layout with bincode 1.3 bodies (bincode is
@@ -31,11 +34,14 @@
 //! import each other), madsim.
 
 use crate::core::codec::Payload;
+use crate::core::floats::Floats;
 use crate::core::msg::{Entry, Op, Push};
 use crate::core::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// The version byte this build writes and accepts.
 pub const VERSION: u8 = 2;
@@ -116,7 +122,7 @@ fn version_hint(v: u8) -> &'static str {
 /// The raw float vector of a frame (a bulk frame's head leaves it empty):
 /// dense payloads and snapshots. Compressed payloads are small and travel
 /// in the postcard head.
-fn floats_slot(frame: &mut Frame) -> Option<&mut Vec<f32>> {
+fn floats_slot(frame: &mut Frame) -> Option<&mut Floats> {
     match frame {
         Frame::Msg(
             Message::PushReq {
@@ -161,8 +167,9 @@ fn le_bytes(v: &[f32]) -> Cow<'_, [u8]> {
 
 /// Encodes the header and the postcard part of `frame` into `buf` (cleared
 /// first); the floats to write after it (bulk), if any, are left taken
-/// out of the frame and returned. Put them back with [`restore`].
-fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Vec<f32>> {
+/// out of the frame and returned (a shared vector: no copy). Put them back
+/// with [`restore`].
+fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Floats> {
     buf.clear();
     let bulk = floats_slot(frame)
         .filter(|v| v.len() >= BULK_MIN_FLOATS)
@@ -187,7 +194,7 @@ fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Vec<f32>> {
     bulk
 }
 
-fn restore(frame: &mut Frame, bulk: Option<Vec<f32>>) {
+fn restore(frame: &mut Frame, bulk: Option<Floats>) {
     if let (Some(v), Some(slot)) = (bulk, floats_slot(frame)) {
         *slot = v;
     }
@@ -308,7 +315,7 @@ pub fn decode(bytes: &[u8], max_frame_bytes: u32) -> Result<(Frame, usize), Fram
     let count = u64::from_le_bytes(count_bytes.try_into().expect("8"));
     bulk_layout(body.len(), head_len, count)?;
     let mut f = decode_head(TAG_BULK, &body[4..head_end])?;
-    let v: Vec<f32> = body[head_end + 8..]
+    let v: Floats = body[head_end + 8..]
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().expect("4")))
         .collect();
@@ -339,29 +346,48 @@ async fn fill<R: AsyncRead + Unpin>(
     Ok(())
 }
 
-/// The floats' memory as bytes, to read into.
-fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
-    // SAFETY: f32 is 4 plain bytes with no padding, and every bit pattern
-    // is a valid f32; the slice covers exactly the memory of `v`.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
 /// Reads `count` little-endian floats into a new vector, straight from the
-/// socket. `got_before` bytes of the frame were read already.
+/// socket: the vector's memory is not zeroed first (a 40 MB push would be
+/// written twice). `got_before` bytes of the frame were read already.
 async fn read_floats<R: AsyncRead + Unpin>(
     r: &mut R,
     count: usize,
     got_before: usize,
     want: usize,
-) -> Result<Vec<f32>, FrameError> {
-    let mut v = vec![0f32; count];
-    fill(r, as_bytes_mut(&mut v), got_before, want).await?;
+) -> Result<Floats, FrameError> {
+    let mut v = Arc::<[f32]>::new_uninit_slice(count);
+    {
+        let slots = Arc::get_mut(&mut v).expect("a new vector has one holder");
+        // SAFETY: the slice covers exactly the memory of `slots` (4 bytes a
+        // float); `MaybeUninit<u8>` has alignment 1 and, like
+        // `MaybeUninit<f32>`, may hold any (or no) value.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                slots.as_mut_ptr().cast::<MaybeUninit<u8>>(),
+                std::mem::size_of_val(slots),
+            )
+        };
+        let mut rb = ReadBuf::uninit(bytes);
+        while rb.remaining() > 0 {
+            let before = rb.filled().len();
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb)).await?;
+            if rb.filled().len() == before {
+                return Err(FrameError::Truncated {
+                    got: got_before + before,
+                    want,
+                });
+            }
+        }
+    }
+    // SAFETY: the loop above filled every byte (`ReadBuf` counts only what
+    // the reader wrote), and every bit pattern is a valid f32.
+    let mut v = unsafe { v.assume_init() };
     if cfg!(target_endian = "big") {
-        for x in &mut v {
+        for x in Arc::get_mut(&mut v).expect("still one holder") {
             *x = f32::from_bits(x.to_bits().swap_bytes());
         }
     }
-    Ok(v)
+    Ok(Floats::from(v))
 }
 
 /// Reads one frame; `Ok(None)` when the peer closed the connection between
@@ -501,6 +527,34 @@ mod tests {
                 .unwrap()
                 .is_none());
         });
+    }
+
+    #[test]
+    fn floats_serialize_as_a_vec() {
+        let v: Vec<f32> = (0..300).map(|i| i as f32 - 0.25).collect();
+        let f = Floats::from(v.clone());
+        assert_eq!(
+            postcard::to_allocvec(&f).unwrap(),
+            postcard::to_allocvec(&v).unwrap()
+        );
+        let back: Floats = postcard::from_bytes(&postcard::to_allocvec(&v).unwrap()).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn a_bulk_frame_is_written_from_the_shared_vector() {
+        let mut f = push(5000);
+        let before = floats_slot(&mut f).unwrap().clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        let n = rt
+            .block_on(write_frame(&mut out, &mut f, &mut Vec::new()))
+            .unwrap();
+        assert_eq!((n, &out), (out.len(), &encode(&f)));
+        let after = floats_slot(&mut f).unwrap();
+        assert!(Floats::ptr_eq(&before, after), "lent, not copied");
     }
 
     /// `Frame::Hello { from: worker-0, incarnation: 0 }` as builds before
