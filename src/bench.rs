@@ -262,7 +262,7 @@ pub fn run_tcp() -> Vec<Measurement> {
             "GB/s",
             "raw TCP loopback, same bytes",
             pp.raw_bps / 1e9,
-            0.5,
+            0.8,
         )],
         Err(e) => {
             eprintln!("real TCP benchmark skipped: {e}");
