@@ -227,7 +227,7 @@ pub fn apply_rate(n: u32, reps: u32) -> f64 {
             },
             clock: Clock(seq as u32),
             keys: Keys::All,
-            values: Payload::Dense(values.clone()),
+            values: Payload::Dense(values.as_slice().into()),
         };
         seq += 1;
         let t = Instant::now();

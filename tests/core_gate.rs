@@ -104,7 +104,7 @@ fn drive(workers: u32, clocks: u32, consistency: Consistency, bugs: Bugs, order:
                     },
                     clock: Clock(clock[w]),
                     keys: Keys::All,
-                    values: Payload::Dense(vec![0.5; 4]),
+                    values: Payload::Dense(vec![0.5; 4].into()),
                 }
             }
         };

@@ -38,6 +38,8 @@ enum Hostile {
     Garbage(Vec<u8>),
     /// A message before any hello.
     NoHello,
+    /// A hello as builds before postcard wrote it (version 1, bincode).
+    OldFormat,
 }
 
 impl Hostile {
@@ -60,7 +62,7 @@ impl Hostile {
                     seq: pssim::core::Seq::default(),
                     clock: Clock(0),
                     keys: Keys::All,
-                    values: Payload::Dense(vec![1.0; 2000]),
+                    values: Payload::Dense(vec![1.0; 2000].into()),
                 }));
                 b.extend_from_slice(&push[..k % push.len()]);
                 (b, false)
@@ -84,6 +86,14 @@ impl Hostile {
                 (b, false)
             }
             Hostile::NoHello => (pull, true),
+            Hostile::OldFormat => {
+                // Frame::Hello { from: worker-0, incarnation: 0 }, bincode 1.3.
+                let mut b = vec![26, 0, 0, 0, frame::VERSION_BINCODE, 0, 0, 0, 0, 0];
+                b.extend_from_slice(&8u64.to_le_bytes());
+                b.extend_from_slice(b"worker-0");
+                b.extend_from_slice(&0u32.to_le_bytes());
+                (b, true)
+            }
         }
     }
 }
@@ -99,6 +109,7 @@ fn hostile() -> impl Strategy<Value = Hostile> {
         (2u8..=255).prop_map(Hostile::BadTag),
         prop::collection::vec(any::<u8>(), 1..64).prop_map(Hostile::Garbage),
         Just(Hostile::NoHello),
+        Just(Hostile::OldFormat),
     ]
 }
 

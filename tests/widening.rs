@@ -91,7 +91,7 @@ fn push(
         seq: Seq { incarnation: 0, n },
         clock: Clock(clock),
         keys: Keys::All,
-        values: Payload::Dense(v),
+        values: Payload::Dense(v.into()),
     };
     deliver(s, NodeId::Worker(0), msg);
 }

@@ -152,6 +152,10 @@ pub enum Cmd {
         /// wall time and peak memory.
         #[arg(long)]
         scale: bool,
+        /// Run only the real TCP benchmark (push+pull of 10^7 floats through
+        /// the TCP host, against raw loopback TCP; a few seconds).
+        #[arg(long, conflicts_with = "scale")]
+        tcp: bool,
     },
     /// Measure this machine for the cost model (gradient FLOP rates,
     /// server apply rate, memory bandwidth) and print a `[compute]` block

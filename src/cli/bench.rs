@@ -1,4 +1,4 @@
-//! `pssim bench [--scale]`: performance against baselines measured in the
+//! `pssim bench [--scale | --tcp]`: performance against baselines measured in the
 //! same run.
 //!
 //! May import: anything in the library (the top layer). Never: code
@@ -9,9 +9,17 @@ use crate::scenario;
 use std::io::Write;
 use std::path::Path;
 
-/// Runs the benchmarks (or only the scale one) and prints the table.
-pub fn bench(json: Option<&Path>, scale: bool, out: &mut dyn Write) -> std::io::Result<i32> {
-    let ms = if scale {
+/// Runs the benchmarks (or only the scale one, or only the real TCP one)
+/// and prints the table.
+pub fn bench(
+    json: Option<&Path>,
+    scale: bool,
+    tcp: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
+    let ms = if tcp {
+        crate::bench::run_tcp()
+    } else if scale {
         match scenario::parse(crate::bench::SCALE_SCENARIO, "scenarios/scale.toml") {
             Ok(s) => crate::bench::run_scale(&s),
             Err(e) => return Ok(bad_input(&e)),

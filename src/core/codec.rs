@@ -12,6 +12,7 @@
 //! worker computes), std, serde, rand (a generator handed in). Never: a
 //! host (`crate::sim`, `crate::net`), madsim, tokio, a clock or I/O.
 
+use super::floats::Floats;
 use super::hasher::BufXxh3;
 use super::msg::Keys;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,9 @@ use serde::{Deserialize, Serialize};
 /// Values of a message, by position in its key order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Payload {
-    /// One float per position.
-    Dense(Vec<f32>),
+    /// One float per position (shared: a pull answer holds the replica's
+    /// vector, copied only if the replica changes while it is held).
+    Dense(Floats),
     /// Only positions `idx` (ascending) of `len`: a push's other positions
     /// are zero; a pull answer's other positions are unchanged since the
     /// reader's last pull.
@@ -61,13 +63,14 @@ const COUNT: usize = 4;
 impl Payload {
     /// An empty dense payload.
     pub fn empty() -> Payload {
-        Payload::Dense(Vec::new())
+        Payload::Dense(Floats::default())
     }
 
     /// Positions covered.
     pub fn len(&self) -> usize {
         match self {
-            Payload::Dense(v) | Payload::Kept { vals: v, .. } => v.len(),
+            Payload::Dense(v) => v.len(),
+            Payload::Kept { vals, .. } => vals.len(),
             Payload::Sparse { len, .. } | Payload::Quantized { len, .. } => *len as usize,
         }
     }
@@ -110,9 +113,8 @@ impl Payload {
     /// Calls `f(position, value)` for every position sent, ascending.
     pub fn for_each(&self, mut f: impl FnMut(usize, f32)) {
         match self {
-            Payload::Dense(v) | Payload::Kept { vals: v, .. } => {
-                v.iter().enumerate().for_each(|(i, &x)| f(i, x))
-            }
+            Payload::Dense(v) => v.iter().enumerate().for_each(|(i, &x)| f(i, x)),
+            Payload::Kept { vals, .. } => vals.iter().enumerate().for_each(|(i, &x)| f(i, x)),
             Payload::Sparse { idx, vals, .. } => {
                 for (&i, &x) in idx.iter().zip(vals) {
                     f(i as usize, x);
@@ -136,7 +138,8 @@ impl Payload {
     pub fn write_into(&self, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.len());
         match self {
-            Payload::Dense(v) | Payload::Kept { vals: v, .. } => out.copy_from_slice(v),
+            Payload::Dense(v) => out.copy_from_slice(v),
+            Payload::Kept { vals, .. } => out.copy_from_slice(vals),
             other => other.for_each(|i, x| out[i] = x),
         }
     }
@@ -262,7 +265,7 @@ impl Encoder {
         values: &[f32],
     ) -> (Keys, Payload) {
         if c.scheme == Scheme::None || values.is_empty() {
-            return (keys, Payload::Dense(values.to_vec()));
+            return (keys, Payload::Dense(values.into()));
         }
         let contiguous = values.len().saturating_sub(extra.len());
         let key = |i: usize| match &keys {
@@ -404,7 +407,7 @@ pub fn filtered(current: &[f32], held: &mut [f32], threshold: f32) -> Payload {
     }
     if 2 * idx.len() >= current.len() {
         held.copy_from_slice(current);
-        return Payload::Dense(current.to_vec());
+        return Payload::Dense(current.into());
     }
     Payload::Sparse {
         len: current.len() as u32,

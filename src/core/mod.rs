@@ -18,6 +18,7 @@ pub mod codec;
 pub mod config;
 pub mod coordinator;
 pub mod event;
+pub mod floats;
 pub mod gate;
 pub mod hasher;
 pub mod ids;

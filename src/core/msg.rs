@@ -12,6 +12,7 @@
 
 use super::codec::Payload;
 use super::config::Change;
+use super::floats::Floats;
 use super::hasher::BufXxh3;
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
@@ -109,8 +110,9 @@ pub fn membership_size(m: &Membership) -> usize {
 /// A replica's whole state, as copied to a joining server or checkpointed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RangeState {
-    /// Parameter values of the range.
-    pub params: Vec<f32>,
+    /// Parameter values of the range (shared with the replica it was
+    /// taken from until one of them changes).
+    pub params: Floats,
     /// Clock table: worker, incarnation, clocks done.
     pub table: Vec<(WorkerId, u32, Clock)>,
     /// Dedup table: worker, highest seq applied, its log index.
@@ -809,7 +811,7 @@ mod tests {
             seq: Seq::default(),
             clock: Clock(0),
             keys: Keys::All,
-            values: Payload::Dense(vec![0.0; n]),
+            values: Payload::Dense(vec![0.0; n].into()),
         };
         assert_eq!(push(1000).wire_size() - push(0).wire_size(), 4000);
     }
@@ -844,7 +846,7 @@ mod tests {
         let resp = |v: f32| Message::PullResp {
             range: 0,
             clock: Clock(1),
-            values: Payload::Dense(vec![v]),
+            values: Payload::Dense(vec![v].into()),
             schedule: Vec::new(),
             held: 0,
             base: 0,

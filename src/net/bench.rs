@@ -11,6 +11,7 @@ use super::events::EventSink;
 use super::frame::{self, Frame};
 use super::host::{self, NodeOptions};
 use crate::core::codec::Payload;
+use crate::core::floats::Floats;
 use crate::core::{Clock, Epoch, Keys, Message, NodeId, ProtocolConfig, Seq};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -120,7 +121,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
     }));
     let mut from_server: Option<TcpStream> = None;
     let mut rbuf = Vec::new();
-    let mut grad: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 1e-3).collect();
+    let grad: Floats = (0..n).map(|i| (i % 7) as f32 * 1e-3).collect();
     let mut wbuf = Vec::new();
     let mut start = Instant::now();
     for round in 0..=rounds {
@@ -138,16 +139,10 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             },
             clock,
             keys: Keys::All,
-            values: Payload::Dense(std::mem::take(&mut grad)),
+            // Shared, as a worker's push shares nothing it must copy.
+            values: Payload::Dense(grad.clone()),
         });
         frame::write_frame(&mut to_server, &mut push, &mut wbuf).await?;
-        if let Frame::Msg(Message::PushReq {
-            values: Payload::Dense(values),
-            ..
-        }) = push
-        {
-            grad = values;
-        }
         if let Some(a) = accept.take() {
             from_server = Some(a.await.map_err(std::io::Error::other)??);
         }

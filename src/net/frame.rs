@@ -4,17 +4,24 @@
 //! ┌─────────────┬─────────┬─────┬───────────────────────────────────────────┐
 //! │ len: u32 LE │ version │ tag │ body                                      │
 //! └─────────────┴─────────┴─────┴───────────────────────────────────────────┘
-//!   len counts every byte after itself
-//!   tag 0: body = bincode of `Frame`
-//!   tag 1: body = head_len: u32 LE, head: bincode of `Frame` with its float
+//!   len counts every byte after itself; version 2
+//!   tag 0: body = postcard of `Frame`
+//!   tag 1: body = head_len: u32 LE, head: postcard of `Frame` with its float
 //!          vector emptied, count: u64 LE, count f32 LE values
 //! ```
 //!
 //! Tag 1 carries the model values of big pushes, pulls, chain pushes and
 //! snapshots straight from and into the message's own vector (no
 //! per-float encoding, no intermediate buffer): the bulk of the bytes goes
-//! at memory speed. Everything else is plain serde (bincode 1.3: fixed-width
-//! little-endian integers).
+//! at memory speed. The writer sends them from the vector the message
+//! shares with the replica ([`Floats`]: a pull answer is not a copy); the
+//! reader reads them into a fresh vector without zeroing it first.
+//! Everything else is plain serde in postcard 1 (varint integers and
+//! lengths, floats as 4 little-endian bytes, enum variants by index).
+//!
+//! Version 1 was the same layout with bincode 1.3 bodies (bincode is
+//! unmaintained, RUSTSEC-2025-0141); a frame of an older build is refused by
+//! its version byte, with an error that says so.
 //!
 //! The first frame on a connection is [`Frame::Hello`], naming the sender;
 //! every later one is a [`Frame::Msg`]. A frame longer than the reader's
@@ -27,13 +34,21 @@
 //! import each other), madsim.
 
 use crate::core::codec::Payload;
+use crate::core::floats::Floats;
 use crate::core::msg::{Entry, Op, Push};
 use crate::core::{Message, NodeId};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// The version byte this build writes and accepts.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+
+/// The version of frames whose bodies are bincode 1.3 (builds before
+/// postcard): refused, and named as such in the error.
+pub const VERSION_BINCODE: u8 = 1;
 
 /// Bytes before the body: length, version and tag.
 pub const HEADER_BYTES: usize = 6;
@@ -74,7 +89,7 @@ pub enum FrameError {
         max: u32,
     },
     /// The version byte is not [`VERSION`].
-    #[error("frame version {0} (this build speaks version {VERSION})")]
+    #[error("frame version {0} (this build speaks version {VERSION}{hint})", hint = version_hint(*.0))]
     BadVersion(u8),
     /// The tag byte is neither 0 (plain) nor 1 (bulk floats).
     #[error("frame tag {0} (expected 0 or 1)")]
@@ -95,69 +110,19 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// The big float vector of a frame, if it has one worth sending in bulk.
-fn floats_mut(frame: &mut Frame) -> Option<&mut Vec<f32>> {
-    let v = floats_mut_any(frame)?;
-    (v.len() >= BULK_MIN_FLOATS).then_some(v)
-}
-
-/// The floats' memory as bytes (little-endian machines: their wire form).
-fn as_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: f32 is 4 plain bytes with no padding; the slice covers
-    // exactly the memory of `v`.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
-fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
-    // SAFETY: as above; every bit pattern is a valid f32.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
-/// Converts floats between the wire (little-endian) and this machine.
-fn fix_endianness(v: &mut [f32]) {
-    if cfg!(target_endian = "big") {
-        for x in v {
-            *x = f32::from_bits(x.to_bits().swap_bytes());
-        }
-    }
-}
-
-/// Encodes the header and the bincode part of `frame` into `buf` (cleared
-/// first); the floats to write after it (bulk), if any, are left taken
-/// out of the frame and returned. Put them back with [`restore`].
-fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Vec<f32>> {
-    buf.clear();
-    let bulk = floats_mut(frame).map(std::mem::take);
-    let tag = if bulk.is_some() { TAG_BULK } else { TAG_PLAIN };
-    buf.extend_from_slice(&[0, 0, 0, 0, VERSION, tag]);
-    if bulk.is_some() {
-        buf.extend_from_slice(&[0; 4]);
-    }
-    bincode::serialize_into(&mut *buf, &*frame).expect("every Frame serializes");
-    let mut len = buf.len() - 4;
-    if let Some(v) = &bulk {
-        let head_len = (buf.len() - HEADER_BYTES - 4) as u32;
-        buf[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&head_len.to_le_bytes());
-        buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
-        len += 8 + 4 * v.len();
-    }
-    let len = u32::try_from(len).expect("a frame fits in 4 GiB");
-    buf[..4].copy_from_slice(&len.to_le_bytes());
-    bulk
-}
-
-fn restore(frame: &mut Frame, bulk: Option<Vec<f32>>) {
-    if let Some(v) = bulk {
-        if let Some(slot) = floats_mut_any(frame) {
-            *slot = v;
-        }
+/// What a version byte other than ours most likely means.
+fn version_hint(v: u8) -> &'static str {
+    if v == VERSION_BINCODE {
+        "; version 1 is the bincode format of older pssim builds: run the same build on every node"
+    } else {
+        ""
     }
 }
 
 /// The raw float vector of a frame (a bulk frame's head leaves it empty):
 /// dense payloads and snapshots. Compressed payloads are small and travel
-/// in the bincode head.
-fn floats_mut_any(frame: &mut Frame) -> Option<&mut Vec<f32>> {
+/// in the postcard head.
+fn floats_slot(frame: &mut Frame) -> Option<&mut Floats> {
     match frame {
         Frame::Msg(
             Message::PushReq {
@@ -186,6 +151,55 @@ fn floats_mut_any(frame: &mut Frame) -> Option<&mut Vec<f32>> {
     }
 }
 
+/// The floats' wire form (little-endian): their own memory on a
+/// little-endian machine, a converted copy elsewhere.
+fn le_bytes(v: &[f32]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: f32 is 4 plain bytes with no padding; the slice covers
+        // exactly the memory of `v`, which outlives the borrow.
+        Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v))
+        })
+    } else {
+        Cow::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    }
+}
+
+/// Encodes the header and the postcard part of `frame` into `buf` (cleared
+/// first); the floats to write after it (bulk), if any, are left taken
+/// out of the frame and returned (a shared vector: no copy). Put them back
+/// with [`restore`].
+fn encode_head(frame: &mut Frame, buf: &mut Vec<u8>) -> Option<Floats> {
+    buf.clear();
+    let bulk = floats_slot(frame)
+        .filter(|v| v.len() >= BULK_MIN_FLOATS)
+        .map(std::mem::take);
+    let tag = if bulk.is_some() { TAG_BULK } else { TAG_PLAIN };
+    buf.extend_from_slice(&[0, 0, 0, 0, VERSION, tag]);
+    if bulk.is_some() {
+        buf.extend_from_slice(&[0; 4]);
+    }
+    // Serializing our own types into memory cannot fail (every length is
+    // known, every string is formatted by `Display`).
+    *buf = postcard::to_extend(&*frame, std::mem::take(buf)).expect("every Frame serializes");
+    let mut len = buf.len() - 4;
+    if let Some(v) = &bulk {
+        let head_len = (buf.len() - HEADER_BYTES - 4) as u32;
+        buf[HEADER_BYTES..HEADER_BYTES + 4].copy_from_slice(&head_len.to_le_bytes());
+        buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        len += 8 + 4 * v.len();
+    }
+    let len = u32::try_from(len).expect("a frame fits in 4 GiB");
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    bulk
+}
+
+fn restore(frame: &mut Frame, bulk: Option<Floats>) {
+    if let (Some(v), Some(slot)) = (bulk, floats_slot(frame)) {
+        *slot = v;
+    }
+}
+
 /// Writes `frame`; returns its size in bytes. `scratch` is reused between
 /// calls. The frame is unchanged afterwards (its floats are lent out).
 pub async fn write_frame<W: AsyncWrite + Unpin>(
@@ -193,13 +207,11 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     frame: &mut Frame,
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<usize> {
-    let mut bulk = encode_head(frame, scratch);
+    let bulk = encode_head(frame, scratch);
     let mut size = scratch.len();
     let mut res = w.write_all(scratch).await;
-    if let (Ok(()), Some(v)) = (&res, bulk.as_mut()) {
-        fix_endianness(v);
-        res = w.write_all(as_bytes(v)).await;
-        fix_endianness(v);
+    if let (Ok(()), Some(v)) = (&res, &bulk) {
+        res = w.write_all(&le_bytes(v)).await;
         size += 4 * v.len();
     }
     restore(frame, bulk);
@@ -210,27 +222,43 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 pub fn encode(frame: &Frame) -> Vec<u8> {
     let mut f = frame.clone();
     let mut buf = Vec::new();
-    if let Some(mut v) = encode_head(&mut f, &mut buf) {
-        fix_endianness(&mut v);
-        buf.extend_from_slice(as_bytes(&v));
+    if let Some(v) = encode_head(&mut f, &mut buf) {
+        buf.extend_from_slice(&le_bytes(&v));
     }
     buf
 }
 
 fn decode_head(tag: u8, head: &[u8]) -> Result<Frame, FrameError> {
-    use bincode::Options as _;
-    // The encoding of `bincode::serialize`, and nothing after it.
-    let frame: Frame = bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .reject_trailing_bytes()
-        .deserialize(head)
-        .map_err(|e| FrameError::Decode(e.to_string()))?;
-    let mut frame = frame;
-    if tag == TAG_BULK && floats_mut_any(&mut frame).is_none() {
-        return Err(FrameError::Decode(
-            "a bulk frame must carry dense values (push, pull answer, chain push) or a snapshot"
-                .into(),
-        ));
+    let (mut frame, rest): (Frame, _) = postcard::take_from_bytes(head).map_err(|e| {
+        FrameError::Decode(format!(
+            "{} bytes of {} are not a frame: {e}",
+            head.len(),
+            if tag == TAG_BULK { "head" } else { "body" }
+        ))
+    })?;
+    if !rest.is_empty() {
+        return Err(FrameError::Decode(format!(
+            "{} bytes after the frame's {} bytes",
+            rest.len(),
+            head.len() - rest.len()
+        )));
+    }
+    if tag == TAG_BULK {
+        match floats_slot(&mut frame) {
+            None => {
+                return Err(FrameError::Decode(
+                    "a bulk frame must carry dense values (push, pull answer, chain push) or a snapshot"
+                        .into(),
+                ))
+            }
+            Some(v) if !v.is_empty() => {
+                return Err(FrameError::Decode(format!(
+                    "a bulk frame's head carries {} floats of its own (they follow the head)",
+                    v.len()
+                )))
+            }
+            Some(_) => {}
+        }
     }
     Ok(frame)
 }
@@ -285,11 +313,12 @@ pub fn decode(bytes: &[u8], max_frame_bytes: u32) -> Result<(Frame, usize), Fram
     let head_end = 4 + head_len as usize;
     let count_bytes = body.get(head_end..head_end + 8).ok_or_else(short)?;
     let count = u64::from_le_bytes(count_bytes.try_into().expect("8"));
-    let count = bulk_layout(body.len(), head_len, count)?;
+    bulk_layout(body.len(), head_len, count)?;
     let mut f = decode_head(TAG_BULK, &body[4..head_end])?;
-    let mut v = vec![0f32; count];
-    as_bytes_mut(&mut v).copy_from_slice(&body[head_end + 8..]);
-    fix_endianness(&mut v);
+    let v: Floats = body[head_end + 8..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4")))
+        .collect();
     restore(&mut f, Some(v));
     Ok((f, total))
 }
@@ -315,6 +344,50 @@ async fn fill<R: AsyncRead + Unpin>(
         }
     }
     Ok(())
+}
+
+/// Reads `count` little-endian floats into a new vector, straight from the
+/// socket: the vector's memory is not zeroed first (a 40 MB push would be
+/// written twice). `got_before` bytes of the frame were read already.
+async fn read_floats<R: AsyncRead + Unpin>(
+    r: &mut R,
+    count: usize,
+    got_before: usize,
+    want: usize,
+) -> Result<Floats, FrameError> {
+    let mut v = Arc::<[f32]>::new_uninit_slice(count);
+    {
+        let slots = Arc::get_mut(&mut v).expect("a new vector has one holder");
+        // SAFETY: the slice covers exactly the memory of `slots` (4 bytes a
+        // float); `MaybeUninit<u8>` has alignment 1 and, like
+        // `MaybeUninit<f32>`, may hold any (or no) value.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                slots.as_mut_ptr().cast::<MaybeUninit<u8>>(),
+                std::mem::size_of_val(slots),
+            )
+        };
+        let mut rb = ReadBuf::uninit(bytes);
+        while rb.remaining() > 0 {
+            let before = rb.filled().len();
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut *r).poll_read(cx, &mut rb)).await?;
+            if rb.filled().len() == before {
+                return Err(FrameError::Truncated {
+                    got: got_before + before,
+                    want,
+                });
+            }
+        }
+    }
+    // SAFETY: the loop above filled every byte (`ReadBuf` counts only what
+    // the reader wrote), and every bit pattern is a valid f32.
+    let mut v = unsafe { v.assume_init() };
+    if cfg!(target_endian = "big") {
+        for x in Arc::get_mut(&mut v).expect("still one holder") {
+            *x = f32::from_bits(x.to_bits().swap_bytes());
+        }
+    }
+    Ok(Floats::from(v))
 }
 
 /// Reads one frame; `Ok(None)` when the peer closed the connection between
@@ -372,9 +445,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         u64::from_le_bytes(count.try_into().expect("8")),
     )?;
     let mut f = decode_head(TAG_BULK, head)?;
-    let mut v = vec![0f32; count];
-    fill(r, as_bytes_mut(&mut v), want - 4 * count, want).await?;
-    fix_endianness(&mut v);
+    let v = read_floats(r, count, want - 4 * count, want).await?;
     restore(&mut f, Some(v));
     Ok(Some(f))
 }
@@ -419,7 +490,12 @@ mod tests {
     #[test]
     fn dense_payload_costs_four_bytes_a_float() {
         assert_eq!(encode(&push(3000)).len() - encode(&push(2000)).len(), 4000);
-        assert_eq!(encode(&push(1000)).len() - encode(&push(0)).len(), 4000);
+        // Plain frames: the count is a varint (2 bytes from 128 to 16383).
+        assert_eq!(encode(&push(1000)).len() - encode(&push(500)).len(), 2000);
+        assert_eq!(
+            encode(&push(128)).len() - encode(&push(0)).len(),
+            4 * 128 + 1
+        );
     }
 
     #[test]
@@ -451,6 +527,109 @@ mod tests {
                 .unwrap()
                 .is_none());
         });
+    }
+
+    #[test]
+    fn floats_serialize_as_a_vec() {
+        let v: Vec<f32> = (0..300).map(|i| i as f32 - 0.25).collect();
+        let f = Floats::from(v.clone());
+        assert_eq!(
+            postcard::to_allocvec(&f).unwrap(),
+            postcard::to_allocvec(&v).unwrap()
+        );
+        let back: Floats = postcard::from_bytes(&postcard::to_allocvec(&v).unwrap()).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn a_bulk_frame_is_written_from_the_shared_vector() {
+        let mut f = push(5000);
+        let before = floats_slot(&mut f).unwrap().clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        let n = rt
+            .block_on(write_frame(&mut out, &mut f, &mut Vec::new()))
+            .unwrap();
+        assert_eq!((n, &out), (out.len(), &encode(&f)));
+        let after = floats_slot(&mut f).unwrap();
+        assert!(Floats::ptr_eq(&before, after), "lent, not copied");
+    }
+
+    /// `Frame::Hello { from: worker-0, incarnation: 0 }` as builds before
+    /// postcard wrote it: version 1, bincode 1.3 (a u32 variant index, the
+    /// node name as a u64 length and its bytes, a u32).
+    const BINCODE_HELLO: [u8; 30] = [
+        26, 0, 0, 0, 1, 0, // len, version 1, tag 0
+        0, 0, 0, 0, // Frame::Hello
+        8, 0, 0, 0, 0, 0, 0, 0, b'w', b'o', b'r', b'k', b'e', b'r', b'-', b'0', // from
+        0, 0, 0, 0, // incarnation
+    ];
+
+    #[test]
+    fn an_old_bincode_frame_is_refused_by_its_version() {
+        let err = decode(&BINCODE_HELLO, 1 << 20).unwrap_err();
+        assert!(matches!(err, FrameError::BadVersion(VERSION_BINCODE)));
+        let text = err.to_string();
+        assert!(
+            text.contains("version 1") && text.contains("bincode") && text.contains("version 2"),
+            "{text}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let read = rt.block_on(read_frame(
+            &mut &BINCODE_HELLO[..],
+            &mut Vec::new(),
+            1 << 20,
+        ));
+        assert!(matches!(read, Err(FrameError::BadVersion(1))));
+        // A bincode body under this version's byte is not a frame either.
+        let mut relabelled = BINCODE_HELLO;
+        relabelled[4] = VERSION;
+        let err = decode(&relabelled, 1 << 20).unwrap_err();
+        assert!(matches!(err, FrameError::Decode(_)), "{err}");
+    }
+
+    #[test]
+    fn garbage_bodies_are_refused_with_what_is_wrong() {
+        let frame = |tag: u8, body: &[u8]| {
+            let mut b = (2 + body.len() as u32).to_le_bytes().to_vec();
+            b.extend_from_slice(&[VERSION, tag]);
+            b.extend_from_slice(body);
+            b
+        };
+        let msg = |bytes: &[u8]| match decode(bytes, 1 << 20) {
+            Err(FrameError::Decode(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // A variant index no `Frame` has.
+        assert!(msg(&frame(TAG_PLAIN, &[7, 0, 0])).contains("not a frame"));
+        // A frame and a byte more.
+        let hello = encode(&Frame::Hello {
+            from: NodeId::Worker(1),
+            incarnation: 0,
+        });
+        let mut body = hello[HEADER_BYTES..].to_vec();
+        body.push(0);
+        assert!(msg(&frame(TAG_PLAIN, &body)).contains("1 bytes after the frame's"));
+        // A bulk frame whose head carries floats of its own.
+        let head = postcard::to_allocvec(&push(3)).unwrap();
+        let mut body = (head.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&head);
+        body.extend_from_slice(&0u64.to_le_bytes());
+        assert!(msg(&frame(TAG_BULK, &body)).contains("3 floats of its own"));
+        // A bulk frame of something that has no float vector.
+        let head = postcard::to_allocvec(&Frame::Hello {
+            from: NodeId::Coordinator,
+            incarnation: 0,
+        })
+        .unwrap();
+        let mut body = (head.len() as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&head);
+        body.extend_from_slice(&0u64.to_le_bytes());
+        assert!(msg(&frame(TAG_BULK, &body)).contains("must carry dense values"));
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! 37      …   body: postcard 1.x of `core::Durable`
 //! ```
 //! (integers little-endian). Postcard is maintained and its wire format is
-//! documented and frozen for 1.x; bincode 1.3, which the frames use, is
+//! documented and frozen for 1.x (the frames use it too); bincode is
 //! unmaintained (RUSTSEC-2025-0141).
 //!
 //! Reading: no file is a fresh start; any other file that is not a whole,

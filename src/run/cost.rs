@@ -114,7 +114,10 @@ mod tests {
 
     #[test]
     fn values_count_what_a_server_touches() {
-        assert_eq!(cpu_values(&push(Payload::Dense(vec![0.5; 100]))), 100);
+        assert_eq!(
+            cpu_values(&push(Payload::Dense(vec![0.5; 100].into()))),
+            100
+        );
         let sparse = Payload::Sparse {
             len: 1000,
             idx: vec![1, 7, 9],
@@ -155,7 +158,7 @@ mod tests {
             },
             clock: Clock(1),
             keys: Keys::All,
-            values: Payload::Dense(vec![0.0; 42]),
+            values: Payload::Dense(vec![0.0; 42].into()),
             lr: 0.1,
         };
         assert_eq!(cpu_values(&entry(Op::Push(p))), 42);
@@ -168,7 +171,7 @@ mod tests {
             req: 1,
             id: "server-0.0.1".into(),
             state: RangeState {
-                params: vec![0.0; 77],
+                params: vec![0.0; 77].into(),
                 table: Vec::new(),
                 dedup: Vec::new(),
                 applied: 0,
@@ -206,7 +209,7 @@ mod tests {
         // 10^6 values at 2 * 10^9 values/s: 0.5 ms.
         assert_eq!(m.cpu_time(1_000_000), Duration::from_micros(500));
         assert_eq!(
-            m.message_cpu_time(&push(Payload::Dense(vec![0.0; 2000]))),
+            m.message_cpu_time(&push(Payload::Dense(vec![0.0; 2000].into()))),
             Duration::from_micros(1)
         );
         // step_time wins over worker_gflops; the default is 20ms.

@@ -38,7 +38,7 @@ impl FinalReplica {
         let (table, dedup) = rep.table_digests();
         FinalReplica {
             range,
-            params: rep.params.clone(),
+            params: rep.params.to_vec(),
             digest: format!("{:016x}", rep.params_digest()),
             applied: rep.applied,
             applied_set: format!("{:016x}", rep.applied_digest),
@@ -149,7 +149,7 @@ pub fn finals(
         initial,
         view,
         replicas.keys().copied(),
-        |s, r| find(s, r).map(|rep| (rep.params.as_slice(), rep.widened)),
+        |s, r| find(s, r).map(|rep| (&rep.params[..], rep.widened)),
     );
     (events, params, level)
 }

@@ -31,7 +31,7 @@ impl World {
                 Some(Node::Server(srv)) => srv
                     .replicas()
                     .get(&r)
-                    .map(|rep| (rep.params.as_slice(), rep.widened)),
+                    .map(|rep| (&rep.params[..], rep.widened)),
                 _ => None,
             },
         )

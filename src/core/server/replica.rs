@@ -12,6 +12,7 @@ use super::serve::PendingPull;
 use crate::core::bugs::Bug;
 use crate::core::codec::{self, Payload};
 use crate::core::config::ProtocolConfig;
+use crate::core::floats::Floats;
 use crate::core::gate::ClockTable;
 use crate::core::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
 use crate::core::msg::{Entry, Keys, Op, RangeState};
@@ -29,8 +30,10 @@ pub struct Replica {
     pub range: RangeId,
     /// Its keys.
     pub keys: Range<u32>,
-    /// Parameter values, `params[i]` is key `keys.start + i`.
-    pub params: Vec<f32>,
+    /// Parameter values, `params[i]` is key `keys.start + i`; shared with
+    /// the pull answers and snapshots that read them (copied on the next
+    /// write if one is still held).
+    pub params: Floats,
     /// Which clocks of each worker are visible, and the members the gate
     /// counts (always those of `members`).
     pub table: ClockTable,
@@ -82,7 +85,7 @@ impl Replica {
         let keys = cfg.ranges.keys(range);
         Replica {
             range,
-            params: cfg.initial_params(keys.clone()),
+            params: cfg.initial_params(keys.clone()).into(),
             keys,
             table: ClockTable::from_membership(members),
             members: members.clone(),
@@ -201,7 +204,7 @@ impl Replica {
             &Op::Widen { level, .. } => {
                 debug_assert_eq!(level, self.widened + 1, "widenings apply in order");
                 let map = &cfg.widen.step(level).maps[self.range as usize];
-                self.params = crate::core::widen::apply(map, &self.params);
+                self.params = crate::core::widen::apply(map, &self.params).into();
                 self.widened = level;
                 // Every worker's copy has a new shape: answer in full.
                 self.sent.clear();
@@ -226,17 +229,17 @@ impl Replica {
         match (&p.keys, &p.values) {
             (Keys::All, Payload::Dense(v)) => {
                 assert_eq!(v.len(), n, "dense push of the wrong length");
-                for (x, g) in self.params.iter_mut().zip(v) {
+                for (x, g) in self.params.make_mut().iter_mut().zip(v.iter()) {
                     *x -= lr * g;
                 }
             }
             (Keys::All, v) => {
                 assert_eq!(v.len(), n, "dense push of the wrong length");
-                let params = &mut self.params;
+                let params = self.params.make_mut();
                 v.for_each(|i, g| params[i] -= lr * g);
             }
             (Keys::List(ks), v) => {
-                let (params, start) = (&mut self.params, self.keys.start);
+                let (params, start) = (self.params.make_mut(), self.keys.start);
                 v.for_each(|i, g| params[(ks[i] - start) as usize] -= lr * g);
             }
         }
@@ -287,7 +290,7 @@ impl Replica {
                         (codec::filtered(&self.params, &mut held, threshold), held)
                     }
                     // The worker does not hold our last answer: all of it.
-                    _ => (Payload::Dense(self.params.clone()), self.params.clone()),
+                    _ => (Payload::Dense(self.params.clone()), self.params.to_vec()),
                 };
                 let digest = codec::held_digest(&held);
                 self.sent.insert(worker, (digest, held));
@@ -319,4 +322,45 @@ pub fn push_hash(worker: WorkerId, seq: Seq) -> u64 {
     b[4..8].copy_from_slice(&seq.incarnation.to_le_bytes());
     b[8..].copy_from_slice(&seq.n.to_le_bytes());
     xxh3_64(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::msg::Push;
+    use crate::core::Bugs;
+
+    #[test]
+    fn a_pull_answer_shares_the_parameters_and_keeps_what_it_read() {
+        let cfg = ProtocolConfig::single_server(8);
+        let mut rep = Replica::new(0, &cfg, &Membership::initial(1));
+        let (answer, _, _) = rep.read(&Keys::All, 0, 0, 0.0, Bugs::NONE);
+        let Payload::Dense(read) = &answer else {
+            panic!("a full answer is dense: {answer:?}")
+        };
+        assert!(Floats::ptr_eq(read, &rep.params), "answered without a copy");
+        let before = read.to_vec();
+        let push = Entry {
+            index: 1,
+            op: Op::Push(Push {
+                worker: 0,
+                seq: Seq {
+                    incarnation: 0,
+                    n: 1,
+                },
+                clock: Clock(0),
+                keys: Keys::All,
+                values: Payload::Dense(vec![1.0; 8].into()),
+                lr: 0.5,
+            }),
+        };
+        assert!(rep.apply(&push, 0.5, &cfg));
+        assert_eq!(*read, before, "the answer keeps the values it read");
+        assert_eq!(rep.params[0], before[0] - 0.5, "the replica moved on");
+        assert!(!Floats::ptr_eq(read, &rep.params));
+        drop(answer);
+        let moved = rep.params.as_ptr();
+        assert!(rep.apply(&Entry { index: 2, ..push }, 0.5, &cfg));
+        assert_eq!(rep.params.as_ptr(), moved, "unshared: applied in place");
+    }
 }
