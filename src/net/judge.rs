@@ -244,6 +244,7 @@ mod tests {
                 seed: 1,
                 reproduce: "pssim local real-liveness.toml".into(),
                 trace: None,
+                plan: None,
                 heal,
             },
         );

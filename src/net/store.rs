@@ -397,7 +397,7 @@ mod tests {
         ranges.insert(
             2,
             RangeState {
-                params,
+                params: params.into(),
                 table: vec![(0, 0, Clock(7)), (3, 1, Clock(5))],
                 dedup: vec![(
                     1,
