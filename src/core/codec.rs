@@ -235,27 +235,13 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    /// Encodes the push of `values` (one per key of `keys`; `offset` is
-    /// the key of the first value of a dense push, whose keys are
-    /// consecutive) for a model of `dim` keys, adding the residual first
-    /// and keeping the new one when `c.error_feedback`. Returns the keys
-    /// and payload to send: a sparse model's top-k push sends only the
-    /// kept keys.
+    /// Encodes the push of `values` (one per key of `keys`; a dense push's
+    /// keys are `offset..` followed by `extra`, a range's appended keys
+    /// after a live widening, `crate::core::widen`) for a model of `dim`
+    /// keys, adding the residual first and keeping the new one when
+    /// `c.error_feedback`. Returns the keys and payload to send: a sparse
+    /// model's top-k push sends only the kept keys.
     pub fn encode(
-        &mut self,
-        c: &Compression,
-        dim: usize,
-        offset: usize,
-        keys: Keys,
-        values: &[f32],
-    ) -> (Keys, Payload) {
-        self.encode_widened(c, dim, offset, &[], keys, values)
-    }
-
-    /// [`Encoder::encode`] of a dense push to a range that holds appended
-    /// keys after a live widening (`crate::core::widen`): its last
-    /// `extra.len()` values are those keys'.
-    pub fn encode_widened(
         &mut self,
         c: &Compression,
         dim: usize,
@@ -479,7 +465,7 @@ mod tests {
             let mut enc = Encoder::default();
             let mut sent = [0.0f32; 4];
             for _ in 0..64 {
-                let (_, p) = enc.encode(&c, 4, 0, Keys::All, &g);
+                let (_, p) = enc.encode(&c, 4, 0, &[], Keys::All, &g);
                 p.for_each(|i, x| sent[i] += x);
             }
             if ef {
@@ -506,7 +492,7 @@ mod tests {
             ..Compression::default()
         };
         let mut enc = Encoder::default();
-        let (k, p) = enc.encode(&c, 100, 0, Keys::List(vec![3, 7]), &[0.1, -0.2]);
+        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 7]), &[0.1, -0.2]);
         assert_eq!(k, Keys::List(vec![7]));
         assert_eq!(
             p,
@@ -518,7 +504,7 @@ mod tests {
         assert_eq!(p.raw_size() - p.len() * 4, 8);
         assert_eq!(p.dropped_keys(), 1);
         // Key 3's residual joins its next gradient.
-        let (k, p) = enc.encode(&c, 100, 0, Keys::List(vec![3, 9]), &[0.1, 0.15]);
+        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 9]), &[0.1, 0.15]);
         assert_eq!(k, Keys::List(vec![3]));
         assert_eq!(
             p,

@@ -633,7 +633,7 @@ impl Worker {
             } else {
                 self.range_values(r, &self.grad)
             };
-            let (keys, values) = self.encoder.encode_widened(
+            let (keys, values) = self.encoder.encode(
                 &self.cfg.compression,
                 dim,
                 span.start,

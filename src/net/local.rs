@@ -129,7 +129,7 @@ trait Backend {
 pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome, String> {
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
-    let model = super::faults::Model::new(scn, seed);
+    let model = Arc::new(super::faults::Model::new(scn, seed));
     let (actions, ignored) = plan(scn, model.plan());
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
@@ -160,6 +160,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             peers.clone(),
             held,
             origin,
+            model.clone(),
         )?)
     } else {
         drop(held);
@@ -387,6 +388,7 @@ impl InProcess {
         peers: BTreeMap<NodeId, SocketAddr>,
         held: Vec<std::net::TcpListener>,
         origin: Instant,
+        net_model: Arc<super::faults::Model>,
     ) -> Result<InProcess, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -410,7 +412,7 @@ impl InProcess {
                 durable: Arc::default(),
                 store: None,
                 events: EventSink::Memory(log.clone()),
-                net_model: Some(Arc::new(super::faults::Model::new(scn, seed))),
+                net_model: Some(net_model),
             },
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),

@@ -453,12 +453,6 @@ impl Compute {
         }
     }
 
-    /// The fixed step time: `step_time`, or the default 20ms (what a
-    /// host that does not model FLOPs, such as real mode, waits).
-    pub fn fixed_step_time(&self) -> Duration {
-        self.step_time.unwrap_or(DEFAULT_STEP_TIME)
-    }
-
     /// What real mode waits per minibatch on top of computing it for
     /// real: `step_time`; nothing under `worker_gflops` (the real
     /// computation is the cost the simulator models from this machine's
