@@ -72,10 +72,14 @@ pub struct Matrix {
 #[derive(Clone, Debug)]
 enum Storage {
     Dense(Vec<f32>),
+    /// Binary features (every non-zero is 1, as in the synthetic sets):
+    /// `ones` is as long as the longest row, and each row's values are
+    /// its prefix (a value per non-zero was a quarter of a large set's
+    /// memory).
     Sparse {
         indptr: Vec<usize>,
         indices: Vec<u32>,
-        values: Vec<f32>,
+        ones: Vec<f32>,
     },
 }
 
@@ -92,10 +96,11 @@ impl Matrix {
             Storage::Sparse {
                 indptr,
                 indices,
-                values,
+                ones,
             } => {
                 let span = indptr[i]..indptr[i + 1];
-                Row::Sparse(&indices[span.clone()], &values[span])
+                let len = span.len();
+                Row::Sparse(&indices[span], &ones[..len])
             }
         }
     }
@@ -290,42 +295,48 @@ fn synthetic(
         .map(|j| normal(rng) * if j < head { 1.0 } else { 0.1 })
         .collect();
     let mut urn = ZipfUrn::new(features, f64::from(skew_ppm) / 1e6);
-    let mut indptr = vec![0usize];
-    let mut indices = Vec::with_capacity(examples as usize * nnz);
-    let mut margins = Vec::with_capacity(examples as usize);
+    let n = examples as usize;
+    let n_test = test_count(n);
+    // Rows are generated independently, so the first quarter is a fair,
+    // seeded test split: written straight into its own matrix (a copy
+    // of the whole set made the setup's memory peak).
+    let mut parts = [
+        (n_test, vec![0usize], Vec::new()),
+        (n - n_test, vec![0], Vec::new()),
+    ];
+    for (rows, _, indices) in parts.iter_mut() {
+        indices.reserve_exact(*rows * nnz);
+    }
+    let mut margins = Vec::with_capacity(n);
     let mut row = Vec::with_capacity(nnz);
-    for _ in 0..examples {
+    for i in 0..n {
         row.clear();
         urn.sample(nnz, rng, &mut row);
         row.sort_unstable();
         margins.push(row.iter().map(|&j| truth[j as usize]).sum::<f32>());
+        let (_, indptr, indices) = &mut parts[usize::from(i >= n_test)];
         indices.extend_from_slice(&row);
         indptr.push(indices.len());
     }
+    drop(urn);
     let mean = margins.iter().sum::<f32>() / margins.len() as f32;
     let sd = (margins.iter().map(|m| (m - mean).powi(2)).sum::<f32>() / margins.len() as f32)
         .sqrt()
         .max(1e-6);
-    let labels: Vec<u32> = margins
+    let mut labels: Vec<u32> = margins
         .iter()
         .map(|m| u32::from((m - mean) / sd + 0.3 * normal(rng) > 0.0))
         .collect();
-    let values = vec![1.0f32; indices.len()];
-    let n = examples as usize;
-    let n_test = test_count(n);
-    // Rows are generated independently, so the first quarter is a fair,
-    // seeded test split.
-    let take = |from: usize, to: usize| {
-        let base = indptr[from];
-        Matrix {
-            cols: f,
-            labels: labels[from..to].to_vec(),
-            storage: Storage::Sparse {
-                indptr: indptr[from..=to].iter().map(|p| p - base).collect(),
-                indices: indices[base..indptr[to]].to_vec(),
-                values: values[base..indptr[to]].to_vec(),
-            },
-        }
+    let [(_, test_ptr, test_idx), (_, train_ptr, train_idx)] = parts;
+    let train_labels = labels.split_off(n_test);
+    let matrix = |labels: Vec<u32>, indptr: Vec<usize>, indices: Vec<u32>| Matrix {
+        cols: f,
+        labels,
+        storage: Storage::Sparse {
+            indptr,
+            indices,
+            ones: vec![1.0; nnz],
+        },
     };
     let skew = if skew_ppm == 0 {
         String::new()
@@ -336,8 +347,8 @@ fn synthetic(
         name: format!("synthetic({features}x{examples}, {nnz} nnz/example{skew})"),
         features: f,
         classes: 2,
-        test: take(0, n_test),
-        train: take(n_test, n),
+        test: matrix(labels, test_ptr, test_idx),
+        train: matrix(train_labels, train_ptr, train_idx),
     }
 }
 

@@ -10,11 +10,14 @@
 //! features than the tail's tiny weights give up in reasonable time).
 //!
 //! Method: inverse CDF over a Fenwick (binary indexed) tree of integer
-//! weights. Weights are fixed point (`(j+1)^-s` scaled so the total fits in
-//! 62 bits, at least 1 each), so taking a feature out and putting it back
-//! is exact integer arithmetic: the tree returns to the same state after
-//! every example and the draws are bit-for-bit reproducible. Each draw,
-//! removal and restore costs `O(log n)`. The weights are computed with the
+//! weights, with blocks of 64 features as its leaves (the tree over blocks
+//! stays in cache; a block is scanned). Weights are fixed point (`(j+1)^-s`
+//! scaled so the total fits in 62 bits, at least 1 each), so taking a
+//! feature out and putting it back is exact integer arithmetic: the tree
+//! returns to the same state after every example and the draws are
+//! bit-for-bit reproducible (any exact inverse CDF draws the same feature
+//! for the same random number). Each draw, removal and restore costs
+//! `O(log n)` plus a block's scan. The weights are computed with the
 //! `libm` crate, so they are the same on every machine.
 //!
 //! `rand_distr::Zipf` (rejection-inversion) was not used: it draws with
@@ -29,16 +32,27 @@ use rand::Rng;
 /// Weighted draws without replacement from `0..n` with Zipf weights.
 #[derive(Clone, Debug)]
 pub struct ZipfUrn {
-    /// Fenwick tree: `tree[i]` (1-based) sums the weights of features
-    /// `i - lowbit(i) .. i` (0-based `i - lowbit(i)` to `i - 1`).
+    /// Every feature's current fixed-point weight: 0 while it is drawn.
+    cur: Vec<u64>,
+    /// Fenwick tree over blocks of [`BLOCK`] features: `tree[i]` (1-based)
+    /// sums the current weights of blocks `i - lowbit(i) .. i`. A draw
+    /// walks this small tree (it stays in cache) to a block, then scans
+    /// the block's weights: one random memory access per draw, where a
+    /// tree over single features cost one per level.
     tree: Vec<u64>,
     exponent: f64,
     scale: f64,
     total: u64,
+    /// Sum of the weights not drawn since the last restore (`total` less
+    /// the weights in `taken`).
+    left: u64,
     /// Features drawn since the last [`ZipfUrn::restore`], with their
     /// weights.
     taken: Vec<(u32, u64)>,
 }
+
+/// Features per leaf of the urn's tree (8 cache lines of weights).
+const BLOCK: usize = 64;
 
 impl ZipfUrn {
     /// An urn over `0..n` with exponent `s >= 0`.
@@ -48,40 +62,45 @@ impl ZipfUrn {
         let bits = 64 - u64::from(n).leading_zeros();
         let shift = 62 - bits;
         let scale = libm::ldexp(1.0, shift as i32);
-        let mut urn = ZipfUrn {
-            tree: vec![0; n as usize + 1],
-            exponent: s,
-            scale,
-            total: 0,
-            taken: Vec::new(),
-        };
+        let cur: Vec<u64> = (0..n).map(|j| fixed_weight(j, s, scale)).collect();
+        let total = cur.iter().sum();
+        let blocks = (n as usize).div_ceil(BLOCK);
+        let mut tree = vec![0u64; blocks + 1];
         // Linear-time build: each node passes its sum to its parent.
-        for j in 0..n {
-            let i = j as usize + 1;
-            urn.tree[i] += urn.weight(j);
+        for b in 0..blocks {
+            let i = b + 1;
+            tree[i] += cur[b * BLOCK..((b + 1) * BLOCK).min(cur.len())]
+                .iter()
+                .sum::<u64>();
             let parent = i + (i & i.wrapping_neg());
-            if parent <= n as usize {
-                urn.tree[parent] += urn.tree[i];
+            if parent <= blocks {
+                tree[parent] += tree[i];
             }
         }
-        urn.total = (0..n).map(|j| urn.weight(j)).sum();
-        urn
+        ZipfUrn {
+            cur,
+            tree,
+            exponent: s,
+            scale,
+            total,
+            left: total,
+            taken: Vec::new(),
+        }
     }
 
     /// Number of features.
     pub fn len(&self) -> u32 {
-        (self.tree.len() - 1) as u32
+        self.cur.len() as u32
     }
 
     /// Whether the urn has no feature (never: `new` requires one).
     pub fn is_empty(&self) -> bool {
-        self.tree.len() <= 1
+        self.cur.is_empty()
     }
 
     /// Feature `j`'s fixed-point weight.
     pub fn weight(&self, j: u32) -> u64 {
-        let w = libm::pow(f64::from(j) + 1.0, -self.exponent) * self.scale;
-        (libm::round(w) as u64).max(1)
+        fixed_weight(j, self.exponent, self.scale)
     }
 
     /// The exact probability of `j` on a fresh urn's first draw (the
@@ -91,15 +110,19 @@ impl ZipfUrn {
         self.weight(j) as f64 / self.total as f64
     }
 
-    fn add(&mut self, j: u32, delta: i64) {
-        let mut i = j as usize + 1;
+    /// Sets feature `j`'s current weight to `w` (it was `old`).
+    fn set(&mut self, j: u32, old: u64, w: u64) {
+        self.cur[j as usize] = w;
+        let mut i = j as usize / BLOCK + 1;
         while i < self.tree.len() {
-            self.tree[i] = self.tree[i].wrapping_add_signed(delta);
+            self.tree[i] = self.tree[i] - old + w;
             i += i & i.wrapping_neg();
         }
     }
 
-    /// Sum of the remaining weights.
+    /// Sum of the remaining weights, from the tree (tests compare it with
+    /// the running `left`).
+    #[cfg(test)]
     fn remaining(&self) -> u64 {
         let mut i = self.tree.len() - 1;
         let mut s = 0u64;
@@ -111,7 +134,7 @@ impl ZipfUrn {
     }
 
     /// The feature whose cumulative weight interval holds `u` (`u` below
-    /// the remaining total).
+    /// the remaining total): the block by the tree, the feature by a scan.
     fn find(&self, mut u: u64) -> u32 {
         let n = self.tree.len() - 1;
         let mut pos = 0usize;
@@ -128,20 +151,27 @@ impl ZipfUrn {
             }
             step >>= 1;
         }
-        pos as u32
+        let block = &self.cur[pos * BLOCK..((pos + 1) * BLOCK).min(self.cur.len())];
+        for (k, &w) in block.iter().enumerate() {
+            if u < w {
+                return (pos * BLOCK + k) as u32;
+            }
+            u -= w;
+        }
+        unreachable!("u is below the remaining total")
     }
 
     /// Draws one feature not drawn since the last restore, with
     /// probability proportional to its weight among those; `None` once
     /// every feature is drawn.
     pub fn draw(&mut self, rng: &mut impl Rng) -> Option<u32> {
-        let left = self.remaining();
-        if left == 0 {
+        if self.left == 0 {
             return None;
         }
-        let j = self.find(rng.gen_range(0..left));
-        let w = self.weight(j);
-        self.add(j, -(w as i64));
+        let j = self.find(rng.gen_range(0..self.left));
+        let w = self.cur[j as usize];
+        self.set(j, w, 0);
+        self.left -= w;
         self.taken.push((j, w));
         Some(j)
     }
@@ -150,8 +180,9 @@ impl ZipfUrn {
     pub fn restore(&mut self) {
         let mut taken = std::mem::take(&mut self.taken);
         for &(j, w) in &taken {
-            self.add(j, w as i64);
+            self.set(j, 0, w);
         }
+        self.left = self.total;
         taken.clear();
         self.taken = taken;
     }
@@ -168,6 +199,12 @@ impl ZipfUrn {
         }
         self.restore();
     }
+}
+
+/// `(j+1)^-s` in fixed point (`scale` is one), at least 1.
+fn fixed_weight(j: u32, s: f64, scale: f64) -> u64 {
+    let w = libm::pow(f64::from(j) + 1.0, -s) * scale;
+    (libm::round(w) as u64).max(1)
 }
 
 /// The generalized harmonic number `H(n, s) = sum_{j=1..n} j^-s`, the
@@ -217,7 +254,7 @@ mod tests {
     #[test]
     fn samples_are_distinct_and_the_urn_is_restored() {
         let mut urn = ZipfUrn::new(100, 1.5);
-        let fresh = urn.tree.clone();
+        let fresh = (urn.tree.clone(), urn.cur.clone());
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut out = Vec::new();
         for k in [1, 10, 60, 100, 150] {
@@ -227,8 +264,19 @@ mod tests {
             sorted.sort_unstable();
             sorted.dedup();
             assert_eq!(sorted.len(), out.len());
-            assert_eq!(urn.tree, fresh);
+            assert_eq!((&urn.tree, &urn.cur), (&fresh.0, &fresh.1));
         }
+        // The running sum of what is left is the tree's, draw by draw.
+        for _ in 0..100 {
+            urn.draw(&mut rng);
+            assert_eq!(urn.left, urn.remaining());
+        }
+        assert_eq!(urn.draw(&mut rng), None);
+        urn.restore();
+        assert_eq!(
+            (urn.left, &urn.tree, &urn.cur),
+            (urn.total, &fresh.0, &fresh.1)
+        );
     }
 
     /// The second draw is the first one's distribution renormalized over
@@ -254,6 +302,48 @@ mod tests {
             let p = (j as f64 + 1.0).powf(-s) / rest;
             let got = count as f64 / runs as f64;
             assert!((got - p).abs() < 0.01, "{j}: {got:.4} vs {p:.4}");
+        }
+    }
+
+    /// The blocked tree draws exactly what a plain inverse CDF over the
+    /// weights left draws, for the same random numbers (sizes on and off
+    /// the block boundary).
+    #[test]
+    fn draws_equal_a_linear_inverse_cdf() {
+        use rand::Rng;
+        for (n, s) in [
+            (1u32, 0.5),
+            (63, 1.1),
+            (64, 0.0),
+            (65, 0.7),
+            (1000, 0.667),
+            (4097, 2.0),
+        ] {
+            let mut urn = ZipfUrn::new(n, s);
+            let mut naive: Vec<u64> = (0..n).map(|j| urn.weight(j)).collect();
+            let mut a = ChaCha8Rng::seed_from_u64(u64::from(n));
+            let mut b = a.clone();
+            for round in 0..50 {
+                for _ in 0..(round % 9 + 1) {
+                    let got = urn.draw(&mut a);
+                    let left: u64 = naive.iter().sum();
+                    let want = (left > 0).then(|| {
+                        let mut u = b.gen_range(0..left);
+                        let j = naive.iter().position(|&w| {
+                            let hit = u < w;
+                            u = u.saturating_sub(w);
+                            hit
+                        });
+                        j.expect("u below the total") as u32
+                    });
+                    assert_eq!(got, want, "n {n} round {round}");
+                    if let Some(j) = want {
+                        naive[j as usize] = 0;
+                    }
+                }
+                urn.restore();
+                naive = (0..n).map(|j| urn.weight(j)).collect();
+            }
         }
     }
 
