@@ -136,6 +136,10 @@ struct Res {
     /// When its component was last planned.
     planned_at: Ns,
     mark: u32,
+    /// The planning stamp under which a wake-up was last set for it (one
+    /// per interface and planning: a component's thousands of transfers
+    /// share a few senders).
+    woken: u32,
 }
 
 /// An ordered pair's stream.
@@ -734,7 +738,11 @@ impl Flows {
                 if fl.done != Ns::MAX {
                     continue;
                 }
-                self.wakes.insert((t, fl.ports().0));
+                let out = fl.ports().0;
+                if self.res[out].woken != self.stamp {
+                    self.res[out].woken = self.stamp;
+                    self.wakes.insert((t, out));
+                }
                 if fl.at != Ns::MAX {
                     self.next_gen += 1;
                     fl.gen = self.next_gen;
