@@ -130,6 +130,9 @@ pub fn run(
         let handle = host::spawn_node(opts, listener);
         say(&format!("ready {addr}"));
         let mut status = handle.status.clone();
+        // Closed when stdin ends without `--exit-on-eof`: then only a
+        // signal finishes the node.
+        let mut stdin_open = true;
         let finish = loop {
             tokio::select! {
                 changed = status.changed() => {
@@ -139,7 +142,10 @@ pub fn run(
                     let s = *status.borrow_and_update();
                     say(&format!("status {}", serde_json::to_string(&s).expect("status serializes")));
                 }
-                finish = finish_rx.recv() => break finish == Some(true),
+                finish = finish_rx.recv(), if stdin_open => match finish {
+                    Some(finish) => break finish,
+                    None => stdin_open = false,
+                },
                 signal = signals.recv() => {
                     eprintln!("pssim {id}: {signal}: finishing");
                     break true;
