@@ -668,7 +668,7 @@ pub fn merge(dir: &EventsDir) -> Vec<Stamped> {
             }
         }
     }
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.sort_by_key(|a| a.0);
     let mut t_max = Duration::ZERO;
     keyed
         .into_iter()
