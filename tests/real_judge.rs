@@ -74,6 +74,36 @@ fn judging_a_local_runs_directory_gives_its_own_outcome() {
             assert_eq!(code, 0, "pssim judge {}: {err}", d.display());
             assert_eq!(json(&out), local, "{name} {extra:?}");
         }
+        // The judge can fail: without server-0's applies, its replicas'
+        // histories miss what the reads needed.
+        if extra.is_none() && name.contains("replicated-kill") {
+            let tampered = dir.join("tampered");
+            std::fs::create_dir_all(&tampered).unwrap();
+            for f in std::fs::read_dir(dir.join("events")).unwrap() {
+                let f = f.unwrap().path();
+                let text = std::fs::read_to_string(&f).unwrap();
+                let kept: String = text
+                    .lines()
+                    .filter(|l| {
+                        !(l.contains("\"push_applied\"") && l.contains("\"server\":\"server-0\""))
+                    })
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                assert!(
+                    kept.len() < text.len() || !f.ends_with("server-0-0.jsonl"),
+                    "server-0 applied pushes"
+                );
+                std::fs::write(tampered.join(f.file_name().unwrap()), kept).unwrap();
+            }
+            let (code, out, err) = pssim(&["judge", tampered.to_str().unwrap(), "--json"]);
+            assert_eq!(code, 1, "{out}\n{err}");
+            let o = json(&out);
+            assert_eq!(o["passed"], false);
+            assert!(
+                o["violations"].as_object().is_some_and(|v| !v.is_empty()),
+                "{o}"
+            );
+        }
         // Several lives of one node: worker-4 restarted.
         if name.contains("worker-crash-restart") {
             assert!(dir.join("events/worker-4-1.jsonl").exists());
