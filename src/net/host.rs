@@ -6,7 +6,9 @@
 //!                                 │ Input::Msg
 //!  timer tasks (tokio::time) ─────┼──► node task: core::Node ──► Commands
 //!  compute tasks ─────────────────┘        │ Send ─► writer task per peer ──TCP──► peer
-//!                                          │ Emit ─► EventSink (real elapsed time)
+//!                                          │ Emit ─► EventSink (real elapsed time,
+//!                                          │         Lamport stamp: sends tick it,
+//!                                          │         receives move it past the sender's)
 //!                                          │ Persist ─► store (data directory: survives
 //!                                          │            the process) or memory slot
 //!                                          │            (survives a kill of the task)
@@ -145,7 +147,12 @@ impl NodeHandle {
 
 /// An input for the node task.
 enum Input {
-    Msg { from: NodeId, msg: Message },
+    /// `lamport`: the sender's logical clock when it sent it.
+    Msg {
+        from: NodeId,
+        msg: Message,
+        lamport: u64,
+    },
     Timer(Timer),
     ComputeDone,
 }
@@ -269,6 +276,7 @@ async fn run(
         writers: BTreeMap::new(),
         stats: stats.clone(),
         origin: opts.origin,
+        events: opts.events.clone(),
         shaper: opts
             .net_model
             .as_ref()
@@ -292,7 +300,10 @@ async fn run(
                 let Some(input) = input else { break };
                 let now = opts.origin.elapsed();
                 match input {
-                    Input::Msg { from, msg } => node.on_message(now, from, msg, &mut out),
+                    Input::Msg { from, msg, lamport } => {
+                        opts.events.on_receive(lamport);
+                        node.on_message(now, from, msg, &mut out)
+                    }
                     Input::Timer(t) => node.on_timer(now, t, &mut out),
                     Input::ComputeDone => node.on_compute_done(now, &mut out),
                 }
@@ -407,10 +418,13 @@ struct Outbox {
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
-    /// Per peer: its writer, fed messages with the time to write them.
-    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant)>>,
+    /// Per peer: its writer, fed messages with the time to write them
+    /// and their Lamport stamps.
+    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant, u64)>>,
     stats: Arc<Mutex<Traffic>>,
     origin: Instant,
+    /// The node's events and logical clock (a send is stamped from it).
+    events: EventSink,
     /// The network model applied to what is sent (`None`: none).
     shaper: Option<super::faults::Shaper>,
 }
@@ -430,6 +444,7 @@ impl Outbox {
             tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
             wtx
         });
+        let lamport = self.events.stamp_send(self.origin.elapsed());
         let at = match &mut self.shaper {
             None => Instant::now(),
             Some(shaper) => match shaper.send(self.origin.elapsed(), to, msg.wire_size()) {
@@ -440,7 +455,7 @@ impl Outbox {
                 super::faults::Verdict::At(t) => self.origin + t,
             },
         };
-        if writer.send((msg, at)).is_err() {
+        if writer.send((msg, at, lamport)).is_err() {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
         }
     }
@@ -459,13 +474,13 @@ async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> 
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<(Message, Instant)>,
+    mut rx: mpsc::UnboundedReceiver<(Message, Instant, u64)>,
     stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
-    while let Some((msg, at)) = rx.recv().await {
+    while let Some((msg, at, lamport)) = rx.recv().await {
         // The modelled network's delivery time (in order: the shaper never
         // gives a link's message an earlier time than the one before).
         tokio::time::sleep_until(at.into()).await;
@@ -479,9 +494,9 @@ async fn write_loop(
             stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             continue;
         };
-        let mut frame = Frame::Msg(msg);
+        let mut frame = Frame::Msg { lamport, msg };
         let res = frame::write_frame(stream, &mut frame, &mut buf).await;
-        let Frame::Msg(msg) = frame else {
+        let Frame::Msg { msg, .. } = frame else {
             unreachable!("a message frame stays one")
         };
         match res {
@@ -543,7 +558,7 @@ async fn read_loop(
     let from = match hello {
         Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
         Ok(Ok(None)) => return,
-        Ok(Ok(Some(Frame::Msg(m)))) => {
+        Ok(Ok(Some(Frame::Msg { msg: m, .. }))) => {
             eprintln!(
                 "pssim {me}: connection from {peer} sent {} before its hello; closing it",
                 m.kind()
@@ -561,8 +576,8 @@ async fn read_loop(
     };
     loop {
         match frame::read_frame(&mut stream, &mut buf, max_frame_bytes).await {
-            Ok(Some(Frame::Msg(msg))) => {
-                if tx.send(Input::Msg { from, msg }).is_err() {
+            Ok(Some(Frame::Msg { lamport, msg })) => {
+                if tx.send(Input::Msg { from, msg, lamport }).is_err() {
                     return;
                 }
             }

@@ -5,8 +5,9 @@
 //! frames ([`frame`]). A cluster file ([`cluster`]) says where each node
 //! listens; `pssim node` runs one node ([`node`]), keeping its durable
 //! state in a data directory ([`store`]), `pssim local` a whole cluster on
-//! loopback ([`local`]); events from every node ([`events`]) are merged by
-//! time and judged by the simulator's checkers ([`judge`]).
+//! loopback ([`local`]); events from every node ([`events`], Lamport-stamped,
+//! one file per node life) are merged in logical order and judged by the
+//! simulator's checkers ([`judge`], `pssim judge`).
 //!
 //! Real tokio (not madsim's) is used: it runs outside any madsim runtime,
 //! so this module works in the default (`--cfg madsim`) build as well as in
