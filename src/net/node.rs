@@ -4,7 +4,9 @@
 //! finish. It talks to whoever supervises it (`pssim local`, or a person)
 //! in lines:
 //!
-//! - stdout `ready <addr>` once it listens;
+//! - stdout `ready <addr>` once it listens (a first life then waits until
+//!   every peer listens too, up to the cluster file's `startup_timeout`,
+//!   before its first step: [`super::conn::await_peers`]);
 //! - stdout `status {"done":..,"quiet":..,"epoch":..}` whenever that changes;
 //! - stdin `finish` makes it print `final {<its report as JSON>}` and exit
 //!   (a server's report holds its replicas: the parameters the run's
@@ -116,8 +118,19 @@ pub fn run(
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| format!("{id}: cannot listen on {addr}: {e}"))?;
-        let handle = host::spawn_node(opts, listener);
         say(&format!("ready {addr}"));
+        // The start-up barrier: a first life's first messages must not be
+        // dropped on peers not yet listening. The listener is bound, so
+        // peers waiting for this node get through meanwhile (their hellos
+        // wait in its accept queue). A later life joins a running cluster
+        // where a dead peer is the protocol's business: it does not wait.
+        if incarnation == 0 && !cluster.startup_timeout.is_zero() {
+            let health = super::conn::Health::new(opts.cfg.heartbeat_timeout);
+            super::conn::await_peers(id, &cluster.peers, cluster.startup_timeout, &health)
+                .await
+                .map_err(|missing| unreachable(cluster, id, &missing))?;
+        }
+        let handle = host::spawn_node(opts, listener);
         let mut status = handle.status.clone();
         loop {
             tokio::select! {
@@ -142,6 +155,26 @@ pub fn run(
     // Do not wait for timer tasks still sleeping.
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// The start-up barrier's error: which peers never accepted a connection.
+fn unreachable(
+    cluster: &Cluster,
+    id: NodeId,
+    missing: &[(NodeId, std::net::SocketAddr, String)],
+) -> String {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(peer, addr, why)| format!("{peer} at {addr} ({why})"))
+        .collect();
+    format!(
+        "{id}: start-up: {} of {} peers still unreachable after {:?} (field `startup_timeout` of {}): {}",
+        missing.len(),
+        cluster.peers.len() - 1,
+        cluster.startup_timeout,
+        cluster.path.display(),
+        list.join(", ")
+    )
 }
 
 fn say(line: &str) {
