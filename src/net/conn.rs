@@ -95,9 +95,7 @@ pub fn tune(stream: &TcpStream, h: &Health) -> io::Result<()> {
     sock.set_tcp_nodelay(true)?;
     let ka = socket2::TcpKeepalive::new().with_time(h.keepalive_idle);
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos"))]
-    let ka = ka
-        .with_interval(Duration::from_secs(1))
-        .with_retries(3);
+    let ka = ka.with_interval(Duration::from_secs(1)).with_retries(3);
     sock.set_tcp_keepalive(&ka)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     sock.set_tcp_user_timeout(Some(h.user_timeout))?;

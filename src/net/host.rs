@@ -434,7 +434,13 @@ impl Outbox {
                 from: self.me,
                 incarnation: self.incarnation,
             };
-            tasks.spawn(write_loop(hello, addr, self.health, wrx, self.stats.clone()));
+            tasks.spawn(write_loop(
+                hello,
+                addr,
+                self.health,
+                wrx,
+                self.stats.clone(),
+            ));
             wtx
         });
         let at = match &mut self.shaper {
