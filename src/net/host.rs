@@ -469,13 +469,6 @@ async fn connect(addr: SocketAddr, hello: &Frame, h: &Health) -> std::io::Result
     Ok(s)
 }
 
-/// What the writer waits for next.
-enum Next {
-    Msg(Option<(Message, Instant)>),
-    /// Its connection ended (the peer closed it, or the kernel gave up).
-    Ended,
-}
-
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
@@ -487,17 +480,19 @@ async fn write_loop(
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
     loop {
+        // The next message, or `None` if the connection ended first (the
+        // peer closed it, or the kernel gave up on it).
         let next = match &conn {
             Some(c) => tokio::select! {
-                m = rx.recv() => Next::Msg(m),
-                () = conn::ended(c) => Next::Ended,
+                m = rx.recv() => Some(m),
+                () = conn::ended(c) => None,
             },
-            None => Next::Msg(rx.recv().await),
+            None => Some(rx.recv().await),
         };
         let (msg, at) = match next {
-            Next::Msg(Some(m)) => m,
-            Next::Msg(None) => break,
-            Next::Ended => {
+            Some(Some(m)) => m,
+            Some(None) => break,
+            None => {
                 // Dial afresh for the next message rather than lose it
                 // on a dead connection.
                 conn = None;
