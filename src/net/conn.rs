@@ -209,7 +209,7 @@ const BARRIER_RETRY: Duration = Duration::from_millis(25);
 
 /// The start-up barrier: waits until every peer but `me` accepts a
 /// connection (its listener is up, so what this node sends next is not
-/// dropped), for at most `deadline`. Each probe connection is closed at
+/// dropped), for at most `deadline`. Each probe connection is reset at
 /// once; the peer's reader sees it end before a hello and forgets it.
 /// Returns how long it waited, or the peers still unreachable at the
 /// deadline, each with the last error it gave.
@@ -233,7 +233,13 @@ pub async fn await_peers(
                 }
                 let attempt = h.connect_timeout.min(end - now);
                 match tokio::time::timeout(attempt, TcpStream::connect(addr)).await {
-                    Ok(Ok(_probe)) => return Ok(()),
+                    Ok(Ok(probe)) => {
+                        // Reset, not closed: a closing side keeps its
+                        // port in TIME_WAIT for a minute, and a port
+                        // picked for a node not yet listening could be it.
+                        abort(probe);
+                        return Ok(());
+                    }
                     Ok(Err(e)) => last = e.to_string(),
                     Err(_) => last = format!("no answer within {attempt:?}"),
                 }

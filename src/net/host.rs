@@ -588,6 +588,8 @@ async fn read_loop(
     let from = match hello {
         Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
         Ok(Ok(None)) => return,
+        // A start-up barrier's probe (`conn::await_peers`): reset unsaid.
+        Ok(Err(FrameError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
         Ok(Ok(Some(Frame::Msg(m)))) => {
             eprintln!(
                 "pssim {me}: connection from {peer} sent {} before its hello; closing it",
