@@ -19,13 +19,17 @@
 //! connection to the receiver's listener (one per peer, opened on first
 //! use, hello first). A send that fails drops the message, as a real
 //! network loses it: the protocol's retries and heartbeats recover. A bad
-//! frame closes only the connection it came on. A step's durable state is
+//! frame closes only the connection it came on. A connection that stalls
+//! (unacknowledged bytes, a write making no progress, an end seen by the
+//! kernel) is closed and the next message dials again ([`super::conn`]).
+//! A step's durable state is
 //! written (and fsynced, with a store) before any of its messages or
 //! events leaves the node; a node that cannot write it stops.
 //!
 //! May import: `crate::core`, `crate::run`, `super` (net), tokio. Never:
 //! `crate::sim` (hosts never import each other), madsim.
 
+use super::conn::{self, Health};
 use super::events::EventSink;
 use super::frame::{self, Frame, FrameError};
 use super::store::Store;
@@ -48,8 +52,6 @@ use tokio::task::JoinSet;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed connection attempt, messages to that peer are dropped
 /// for this long instead of each waiting for its own attempt.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
@@ -263,13 +265,16 @@ async fn run(
     let mut tasks = JoinSet::new();
     let (tx, mut inputs) = mpsc::unbounded_channel::<Input>();
     let stats = Arc::new(Mutex::new(Traffic::default()));
+    let health = Health::new(opts.cfg.heartbeat_timeout);
     tasks.spawn(accept_loop(
         listener,
         opts.id,
         opts.max_frame_bytes,
+        health,
         tx.clone(),
     ));
     let mut outbox = Outbox {
+        health,
         me: opts.id,
         incarnation: opts.incarnation,
         peers: opts.peers.clone(),
@@ -415,6 +420,8 @@ fn execute(
 
 /// Outbound connections, one writer task per peer.
 struct Outbox {
+    /// Deadlines of the connections.
+    health: Health,
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
@@ -441,7 +448,13 @@ impl Outbox {
                 from: self.me,
                 incarnation: self.incarnation,
             };
-            tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
+            tasks.spawn(write_loop(
+                hello,
+                addr,
+                self.health,
+                wrx,
+                self.stats.clone(),
+            ));
             wtx
         });
         let lamport = self.events.stamp_send(self.origin.elapsed());
@@ -461,31 +474,51 @@ impl Outbox {
     }
 }
 
-async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> {
+/// Dials `addr` and says hello.
+async fn connect(addr: SocketAddr, hello: &Frame, h: &Health) -> std::io::Result<TcpStream> {
     use tokio::io::AsyncWriteExt;
-    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.set_nodelay(true)?;
-    s.write_all(&frame::encode(hello)).await?;
+    let mut s = conn::dial(addr, h).await?;
+    conn::Deadline::new(&mut s, h.write_stall)
+        .write_all(&frame::encode(hello))
+        .await?;
     Ok(s)
 }
 
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
+    h: Health,
     mut rx: mpsc::UnboundedReceiver<(Message, Instant, u64)>,
     stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
-    while let Some((msg, at, lamport)) = rx.recv().await {
+    loop {
+        // The next message, or `None` if the connection ended first (the
+        // peer closed it, or the kernel gave up on it).
+        let next = match &conn {
+            Some(c) => tokio::select! {
+                m = rx.recv() => Some(m),
+                () = conn::ended(c) => None,
+            },
+            None => Some(rx.recv().await),
+        };
+        let (msg, at, lamport) = match next {
+            Some(Some(m)) => m,
+            Some(None) => break,
+            None => {
+                // Dial afresh for the next message rather than lose it
+                // on a dead connection.
+                conn = None;
+                continue;
+            }
+        };
         // The modelled network's delivery time (in order: the shaper never
         // gives a link's message an earlier time than the one before).
         tokio::time::sleep_until(at.into()).await;
         if conn.is_none() && tokio::time::Instant::now() >= retry_at {
-            match connect(addr, &hello).await {
+            match connect(addr, &hello, &h).await {
                 Ok(s) => conn = Some(s),
                 Err(_) => retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF,
             }
@@ -495,7 +528,12 @@ async fn write_loop(
             continue;
         };
         let mut frame = Frame::Msg { lamport, msg };
-        let res = frame::write_frame(stream, &mut frame, &mut buf).await;
+        let res = frame::write_frame(
+            &mut conn::Deadline::new(stream, h.write_stall),
+            &mut frame,
+            &mut buf,
+        )
+        .await;
         let Frame::Msg { msg, .. } = frame else {
             unreachable!("a message frame stays one")
         };
@@ -507,7 +545,11 @@ async fn write_loop(
                 size + msg.raw_wire_size() - msg.wire_size(),
             ),
             Err(_) => {
-                conn = None;
+                // Stalled or broken: reset it, so no frame still queued on
+                // it arrives after the next connection's.
+                if let Some(c) = conn.take() {
+                    conn::abort(c);
+                }
                 stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             }
         }
@@ -522,13 +564,16 @@ async fn accept_loop(
     listener: TcpListener,
     me: NodeId,
     max_frame_bytes: u32,
+    h: Health,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let mut readers = JoinSet::new();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
+                // Keepalive and the user timeout end a half-open inbound
+                // connection whose writer vanished (its reader with it).
+                let _ = conn::tune(&stream, &h);
                 readers.spawn(read_loop(stream, peer, me, max_frame_bytes, tx.clone()));
             }
             Err(e) => {
@@ -558,6 +603,8 @@ async fn read_loop(
     let from = match hello {
         Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
         Ok(Ok(None)) => return,
+        // A start-up barrier's probe (`conn::await_peers`): reset unsaid.
+        Ok(Err(FrameError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
         Ok(Ok(Some(Frame::Msg { msg: m, .. }))) => {
             eprintln!(
                 "pssim {me}: connection from {peer} sent {} before its hello; closing it",

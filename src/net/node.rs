@@ -4,7 +4,11 @@
 //! finish. It talks to whoever supervises it (`pssim local`, or a person)
 //! in lines:
 //!
-//! - stdout `ready <addr>` once it listens;
+//! - stdout `ready <addr>` once it listens (a first life then waits until
+//!   every peer listens too, up to the cluster file's `startup_timeout`,
+//!   before its first step: [`super::conn::await_peers`]; a signal,
+//!   `finish` or, with `--exit-on-eof`, the end of stdin while it waits
+//!   stops it there, with nothing to report);
 //! - stdout `status {"done":..,"quiet":..,"epoch":..}` whenever that changes;
 //! - stdin `finish`, SIGTERM or SIGINT (Ctrl-C) make it finish: it writes
 //!   its final report (a server's report holds its replicas: the parameters
@@ -127,8 +131,37 @@ pub fn run(
             .await
             .map_err(|e| format!("{id}: cannot listen on {addr}: {e}"))?;
         let mut signals = Signals::new().map_err(|e| format!("{id}: cannot watch signals: {e}"))?;
-        let handle = host::spawn_node(opts, listener);
         say(&format!("ready {addr}"));
+        // The start-up barrier: a first life's first messages must not be
+        // dropped on peers not yet listening. The listener is bound, so
+        // peers waiting for this node get through meanwhile (their hellos
+        // wait in its accept queue). A later life joins a running cluster
+        // where a dead peer is the protocol's business: it does not wait.
+        // A signal, `finish` or (with `--exit-on-eof`) the end of stdin
+        // while it waits stops the node before its first step, with
+        // nothing to report (`pssim judge` ends that life with a crash).
+        if incarnation == 0 && !cluster.startup_timeout.is_zero() {
+            let health = super::conn::Health::new(opts.cfg.heartbeat_timeout);
+            let barrier =
+                super::conn::await_peers(id, &cluster.peers, cluster.startup_timeout, &health);
+            let why = tokio::select! {
+                waited = barrier => {
+                    waited.map_err(|missing| unreachable(cluster, id, &missing))?;
+                    None
+                }
+                signal = signals.recv() => Some(signal),
+                Some(finish) = finish_rx.recv() => {
+                    Some(if finish { "finish" } else { "end of stdin" })
+                }
+            };
+            if let Some(why) = why {
+                eprintln!(
+                    "pssim {id}: {why} while waiting for its peers: stopping before the first step (no report)"
+                );
+                return Ok(());
+            }
+        }
+        let handle = host::spawn_node(opts, listener);
         let mut status = handle.status.clone();
         // Closed when stdin ends without `--exit-on-eof`: then only a
         // signal finishes the node.
@@ -165,6 +198,26 @@ pub fn run(
     // Do not wait for timer tasks still sleeping.
     rt.shutdown_timeout(Duration::from_millis(100));
     Ok(())
+}
+
+/// The start-up barrier's error: which peers never accepted a connection.
+fn unreachable(
+    cluster: &Cluster,
+    id: NodeId,
+    missing: &[(NodeId, std::net::SocketAddr, String)],
+) -> String {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(peer, addr, why)| format!("{peer} at {addr} ({why})"))
+        .collect();
+    format!(
+        "{id}: start-up: {} of {} peers still unreachable after {:?} (field `startup_timeout` of {}): {}",
+        missing.len(),
+        cluster.peers.len() - 1,
+        cluster.startup_timeout,
+        cluster.path.display(),
+        list.join(", ")
+    )
 }
 
 fn say(line: &str) {
