@@ -361,6 +361,122 @@ fn a_hand_started_cluster_with_a_skewed_clock_is_judged_in_causal_order() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A first life waits at the start-up barrier until every peer listens
+/// (the cluster file's `startup_timeout`, 60 s by default). With no peer
+/// started, SIGTERM, SIGINT and `finish` on stdin each stop such a node at
+/// once (not after the barrier's minute), with exit code 0, no report and
+/// an events file holding only its header (`pssim judge` would end that
+/// life with a crash); `pssim judge` reads the directory.
+#[test]
+fn a_node_waiting_for_its_peers_stops_at_once_on_a_signal_or_finish() {
+    let dir = temp_dir("barrier");
+    let scenario = repo("tests/real/hand-cluster.toml");
+    let scn = pssim::scenario::load(&scenario).unwrap();
+    let (peers, held) = cluster::loopback_layout(&scn).unwrap();
+    drop(held);
+    let cluster_file = dir.join("cluster.toml");
+    cluster::write(
+        &cluster_file,
+        &Layout {
+            scenario,
+            seed: 1,
+            events_dir: Some(PathBuf::from("events")),
+            origin_unix_us: None,
+            step_time: None,
+            peers,
+        },
+    )
+    .unwrap();
+    // server-0 is stopped by SIGTERM, server-1 by SIGINT, worker-0 by
+    // `finish`; nobody else is started.
+    let how = [
+        (NodeId::Server(0), "-TERM"),
+        (NodeId::Server(1), "-INT"),
+        (NodeId::Worker(0), "finish"),
+    ];
+    let mut nodes: Vec<(NodeId, &str, Child, mpsc::Receiver<String>)> = how
+        .iter()
+        .map(|&(id, stop)| {
+            let mut child = Command::new(PSSIM)
+                .arg("node")
+                .arg("--cluster")
+                .arg(&cluster_file)
+                .args(["--id", &id.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(dir.join(format!("{id}.log"))).unwrap())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = tx.send(line);
+                }
+            });
+            (id, stop, child, rx)
+        })
+        .collect();
+    for (id, _, _, rx) in &nodes {
+        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(line.starts_with("ready "), "{id}: {line}");
+    }
+    // Well inside the barrier: every probe of the peers is refused.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    for (id, stop, child, _) in &mut nodes {
+        if *stop == "finish" {
+            use std::io::Write;
+            writeln!(child.stdin.as_mut().unwrap(), "finish").unwrap();
+        } else {
+            let ok = Command::new("kill")
+                .args([*stop, &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{id}");
+        }
+    }
+    for (id, stop, child, rx) in &mut nodes {
+        let code = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s.code();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{id} still waiting for its peers {:?} after {stop}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(code, Some(0), "{id} after {stop}");
+        let said: Vec<String> = rx.try_iter().collect();
+        assert!(
+            said.iter().all(|l| !l.starts_with("final ")),
+            "{id}: {said:?}"
+        );
+        let log = std::fs::read_to_string(dir.join(format!("{id}.log"))).unwrap();
+        assert!(
+            log.contains("while waiting for its peers: stopping before the first step"),
+            "{id}: {log}"
+        );
+    }
+    eprintln!(
+        "stopped during the start-up barrier within {:?}",
+        t.elapsed()
+    );
+    let events = pssim::net::events::read_dir(&dir.join("events")).unwrap();
+    for (id, _) in how {
+        let lives = &events.lives[&id];
+        assert_eq!(lives.len(), 1, "{id}");
+        assert!(lives[0].events.is_empty(), "{id}: {:?}", lives[0].events);
+        assert!(lives[0].report.is_none(), "{id}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Bad directories are bad input (exit code 2) with the file and line.
 #[test]
 fn judge_refuses_what_it_cannot_judge_and_says_where() {
@@ -419,6 +535,7 @@ fn node_help_shows_every_flag_and_how_to_stop_a_node() {
         "--exit-on-eof",
         "SIGTERM",
         "SIGINT",
+        "startup_timeout",
         "pssim judge",
     ] {
         assert!(

@@ -100,10 +100,14 @@ pub enum Cmd {
                       file and to stdout as `final {..}`, and exits with code 0. A node started \
                       with stdin closed (`</dev/null`, nohup, a service manager) runs until a \
                       signal. SIGKILL is a crash: no final report.\n\n\
+                      A first life (--incarnation 0) then waits until every peer listens, up to \
+                      the cluster file's startup_timeout (default 60s); `finish` or a signal \
+                      meanwhile stops it before its first step, without a report.\n\n\
                       If the cluster file names an events_dir, the node writes \
                       <events_dir>/<node>-<incarnation>.jsonl there; `pssim judge DIR` judges \
                       the directory once every node is done.\n\n\
-                      Exit codes: 0 finished, 2 bad input (cluster file, data directory)."
+                      Exit codes: 0 finished, 2 bad input (cluster file, data directory) or \
+                      peers still unreachable at startup_timeout."
     )]
     Node {
         /// The cluster file (TOML): the scenario and every node's address.
