@@ -27,7 +27,8 @@
 //! - [`check`]: properties checked over a run's events; [`trace`] feeds them.
 //! - [`run`]: what both hosts share, from a scenario to an [`outcome::Outcome`].
 //! - [`sim`]: the madsim host: nodes, network, faults, compute time.
-//! - [`net`]: real mode: the same core over TCP (`pssim node`, `pssim local`).
+//! - [`net`]: real mode: the same core over TCP (`pssim node`, `pssim local`,
+//!   `pssim judge`).
 //! - [`outcome`], [`summary`], [`plot`], [`report`]: what a run reports.
 //! - [`sweep`], [`shrink`], [`bench`]: seeds in parallel, delta debugging,
 //!   performance against same-run baselines.

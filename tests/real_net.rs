@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A message frame, stamped as a node would (any stamp is accepted).
+fn stamped(msg: Message) -> Frame {
+    Frame::Msg { lamport: 1, msg }
+}
+
 const MAX_FRAME: u32 = 1 << 20;
 const DIM: u32 = 64;
 
@@ -50,12 +55,12 @@ impl Hostile {
             from: NodeId::Worker(0),
             incarnation: 0,
         });
-        let pull = frame::encode(&Frame::Msg(pull(0)));
+        let pull = frame::encode(&stamped(pull(0)));
         match self {
             Hostile::Random(b) => (b.clone(), false),
             Hostile::Truncated(k) => {
                 let mut b = hello;
-                let push = frame::encode(&Frame::Msg(Message::PushReq {
+                let push = frame::encode(&stamped(Message::PushReq {
                     epoch: Epoch(1),
                     range: 0,
                     worker: 0,
@@ -171,7 +176,7 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
                 max_frame_bytes: MAX_FRAME,
                 durable: Arc::default(),
                 store: None,
-                events: EventSink::Discard,
+                events: EventSink::discard(),
                 net_model: None,
             },
             server_l,
@@ -185,7 +190,7 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
         }))
         .await
         .unwrap();
-        tx.write_all(&frame::encode(&Frame::Msg(pull(0))))
+        tx.write_all(&frame::encode(&stamped(pull(0))))
             .await
             .unwrap();
         // The node's answers come on its own connection to the worker.
@@ -217,9 +222,13 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
                 .expect("the node stopped answering a well-formed client")
                 .unwrap();
                 match f {
-                    Some(Frame::Msg(Message::PullResp {
-                        clock: c, values, ..
-                    })) if c.0 == clock => {
+                    Some(Frame::Msg {
+                        msg:
+                            Message::PullResp {
+                                clock: c, values, ..
+                            },
+                        ..
+                    }) if c.0 == clock => {
                         assert_eq!(values.len(), DIM as usize);
                         break;
                     }
@@ -229,7 +238,7 @@ fn a_node_keeps_serving_well_formed_clients_whatever_others_send() {
             }
             clock += 1;
             good_tx
-                .write_all(&frame::encode(&Frame::Msg(pull(clock))))
+                .write_all(&frame::encode(&stamped(pull(clock))))
                 .await
                 .unwrap();
         })
@@ -284,7 +293,7 @@ proptest! {
 
     #[test]
     fn every_cut_of_a_frame_is_truncated(n in 0usize..3000, cut in any::<prop::sample::Index>()) {
-        let f = Frame::Msg(Message::PullResp {
+        let f = stamped(Message::PullResp {
             range: 0,
             clock: Clock(3),
             values: Payload::Dense((0..n).map(|i| i as f32).collect()),

@@ -91,6 +91,24 @@ pub enum Cmd {
     /// List the planted protocol bugs (`--bug NAME`).
     Bugs,
     /// Run one node of a real cluster over TCP (see docs/real-mode.md).
+    #[command(
+        long_about = "Run one node of a real cluster over TCP (see docs/real-mode.md).\n\n\
+                      It prints `ready ADDR` once it listens and `status {..}` whenever its \
+                      status changes. It finishes on stdin `finish`, on SIGTERM (`kill PID`, \
+                      systemctl stop) or on SIGINT (Ctrl-C): it writes its final report (a \
+                      server's replicas: what the run's accuracy is computed from) to its events \
+                      file and to stdout as `final {..}`, and exits with code 0. A node started \
+                      with stdin closed (`</dev/null`, nohup, a service manager) runs until a \
+                      signal. SIGKILL is a crash: no final report.\n\n\
+                      A first life (--incarnation 0) then waits until every peer listens, up to \
+                      the cluster file's startup_timeout (default 60s); `finish` or a signal \
+                      meanwhile stops it before its first step, without a report.\n\n\
+                      If the cluster file names an events_dir, the node writes \
+                      <events_dir>/<node>-<incarnation>.jsonl there; `pssim judge DIR` judges \
+                      the directory once every node is done.\n\n\
+                      Exit codes: 0 finished, 2 bad input (cluster file, data directory) or \
+                      peers still unreachable at startup_timeout."
+    )]
     Node {
         /// The cluster file (TOML): the scenario and every node's address.
         #[arg(long, value_name = "FILE")]
@@ -112,9 +130,36 @@ pub enum Cmd {
         /// starts. Without it the state dies with the process.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// Exit when stdin closes (for a supervisor such as `pssim local`).
-        #[arg(long, hide = true)]
+        /// Exit at once, without a final report (as a crash), when stdin
+        /// reaches its end: for a supervisor that talks to the node over a
+        /// pipe (`pssim local`), so the node dies with it. Without it the end
+        /// of stdin is ignored and the node runs until `finish` or a signal.
+        #[arg(long)]
         exit_on_eof: bool,
+    },
+    /// Judge a real cluster's events directory (`pssim node`s started by
+    /// hand, or `pssim local --dir`), like `pssim local` judges its own run.
+    #[command(
+        long_about = "Judge a real cluster's events directory: the events_dir of its \
+                      cluster file (every node's <node>-<incarnation>.jsonl, copied together \
+                      if the nodes ran on different machines), or a `pssim local --dir DIR`. \
+                      The scenario and seed come from the files' headers, the final parameters \
+                      (accuracy) from the servers' final reports; events are merged in logical \
+                      order (Lamport stamps carried by every message), so skewed machine clocks \
+                      cannot put an effect before its cause. Run it once every node has finished \
+                      (a life without a final report counts as crashed). See docs/real-mode.md.\n\n\
+                      Exit codes: 0 all checks pass, 1 a check failed, 2 bad input (naming the \
+                      file and line)."
+    )]
+    Judge {
+        /// The events directory (or a directory holding `events/`).
+        dir: PathBuf,
+        /// Print the outcome as one JSON object instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Write the merged event trace (JSON Lines) to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Run a scenario's cluster for real over TCP on loopback, and judge it
     /// like a simulated run.
@@ -137,8 +182,9 @@ pub enum Cmd {
         /// Write the merged event trace (JSON Lines) to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
-        /// Keep the cluster file, events and node logs in DIR (default: a
-        /// temporary directory, removed after a successful run).
+        /// Keep the cluster file, events (DIR/events: `pssim judge DIR`
+        /// judges them again) and node logs in DIR (default: a temporary
+        /// directory, removed after a successful run).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },

@@ -8,8 +8,8 @@
 //!
 //! May import: anything in the library (this is the top layer). The
 //! simulator's commands (`run`, `sweep`, `shrink`, `bench`) exist only in
-//! the default build; the real build keeps `node`, `local`, `check`, `bugs`
-//! and `sweep merge` (it runs no simulation).
+//! the default build; the real build keeps `node`, `local`, `judge`,
+//! `check`, `bugs` and `sweep merge` (it runs no simulation).
 //!
 //! May import: anything in the library (the top layer). Never: code
 //! that belongs in a lower layer (a command only parses, calls and prints).
@@ -129,7 +129,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
             | Cmd::Bench { .. },
         ) => Ok(bad_input(
             &"this pssim is the real build (cargo build-real): it runs `pssim node`, \
-              `pssim local`, `check`, `bugs` and `sweep merge`; simulations need the \
+              `pssim local`, `judge`, `check`, `bugs` and `sweep merge`; simulations need the \
               default build (cargo build)",
         )),
         Some(Cmd::Node {
@@ -147,6 +147,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
             data_dir.as_deref(),
             exit_on_eof,
         )),
+        Some(Cmd::Judge { dir, json, trace }) => node::judge(&dir, json, trace, out),
         Some(Cmd::Local {
             file,
             in_process,

@@ -1,5 +1,6 @@
-//! Real mode's commands: `pssim node` (one node of a cluster) and
-//! `pssim local` (a whole cluster on loopback, judged like a simulation).
+//! Real mode's commands: `pssim node` (one node of a cluster),
+//! `pssim local` (a whole cluster on loopback, judged like a simulation)
+//! and `pssim judge` (a cluster's events directory, judged afterwards).
 //!
 //! May import: anything in the library (the top layer). Never: code
 //! that belongs in a lower layer (a command only parses, calls and prints).
@@ -69,6 +70,29 @@ pub fn local(
     };
     let o = match crate::net::local::run(&scn, file, opts) {
         Ok(o) => o,
+        Err(e) => return Ok(bad_input(&e)),
+    };
+    if json {
+        say!(
+            out,
+            "{}",
+            serde_json::to_string(&o).expect("outcome serializes")
+        );
+    } else {
+        say_raw!(out, "{}", crate::summary::render(&scn, &o));
+    }
+    Ok(o.exit_code())
+}
+
+/// Judges the events directory `dir` and prints its outcome.
+pub fn judge(
+    dir: &Path,
+    json: bool,
+    trace: Option<std::path::PathBuf>,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
+    let (scn, o) = match crate::net::judge::judge_dir(dir, trace) {
+        Ok(r) => r,
         Err(e) => return Ok(bad_input(&e)),
     };
     if json {

@@ -96,7 +96,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             max_frame_bytes: frame::DEFAULT_MAX_FRAME_BYTES,
             durable: Arc::default(),
             store: None,
-            events: EventSink::Discard,
+            events: EventSink::discard(),
             net_model: None,
         },
         server_l,
@@ -129,35 +129,41 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
             start = Instant::now();
         }
         let clock = Clock(round);
-        let mut push = Frame::Msg(Message::PushReq {
-            epoch: Epoch(1),
-            range: 0,
-            worker: 0,
-            seq: Seq {
-                incarnation: 0,
-                n: u64::from(round),
+        let mut push = Frame::Msg {
+            lamport: u64::from(2 * round),
+            msg: Message::PushReq {
+                epoch: Epoch(1),
+                range: 0,
+                worker: 0,
+                seq: Seq {
+                    incarnation: 0,
+                    n: u64::from(round),
+                },
+                clock,
+                keys: Keys::All,
+                // Shared, as a worker's push shares nothing it must copy.
+                values: Payload::Dense(grad.clone()),
             },
-            clock,
-            keys: Keys::All,
-            // Shared, as a worker's push shares nothing it must copy.
-            values: Payload::Dense(grad.clone()),
-        });
+        };
         frame::write_frame(&mut to_server, &mut push, &mut wbuf).await?;
         if let Some(a) = accept.take() {
             from_server = Some(a.await.map_err(std::io::Error::other)??);
         }
         let from_server = from_server.as_mut().expect("connected above");
         expect(from_server, &mut rbuf, "push_ack").await?;
-        let mut pull = Frame::Msg(Message::PullReq {
-            epoch: Epoch(1),
-            range: 0,
-            worker: 0,
-            incarnation: 0,
-            clock: Clock(round + 1),
-            keys: Keys::All,
-            schedule: 0,
-            base: 0,
-        });
+        let mut pull = Frame::Msg {
+            lamport: u64::from(2 * round + 1),
+            msg: Message::PullReq {
+                epoch: Epoch(1),
+                range: 0,
+                worker: 0,
+                incarnation: 0,
+                clock: Clock(round + 1),
+                keys: Keys::All,
+                schedule: 0,
+                base: 0,
+            },
+        };
         frame::write_frame(&mut to_server, &mut pull, &mut wbuf).await?;
         let values = expect(from_server, &mut rbuf, "pull_resp").await?;
         assert_eq!(values, n as usize, "a pull answers every key");
@@ -172,7 +178,7 @@ async fn host_rounds(n: u32, rounds: u32) -> std::io::Result<Duration> {
 async fn expect(s: &mut TcpStream, buf: &mut Vec<u8>, kind: &str) -> std::io::Result<usize> {
     loop {
         match frame::read_frame(s, buf, u32::MAX).await {
-            Ok(Some(Frame::Msg(m))) if m.kind() == kind => {
+            Ok(Some(Frame::Msg { msg: m, .. })) if m.kind() == kind => {
                 return Ok(match m {
                     Message::PullResp { values, .. } => values.len(),
                     _ => 0,

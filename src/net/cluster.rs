@@ -8,6 +8,7 @@
 //! origin_unix_us = 1732540000000000  # optional: the cluster's time zero (event stamps)
 //! max_frame_bytes = 268435456   # optional: largest frame a node accepts (default 256 MiB)
 //! step_time = "5ms"             # optional: compute time per minibatch (default: the scenario's)
+//! startup_timeout = "60s"       # optional: how long a first life waits for its peers (default 60 s; "0s": not at all)
 //!
 //! [nodes]
 //! coordinator = "10.0.0.1:7000"
@@ -48,6 +49,7 @@ struct File {
     origin_unix_us: Option<u64>,
     max_frame_bytes: Option<u32>,
     step_time: Option<String>,
+    startup_timeout: Option<String>,
     nodes: Nodes,
 }
 
@@ -78,9 +80,18 @@ pub struct Cluster {
     pub max_frame_bytes: u32,
     /// Compute time per minibatch.
     pub step_time: Duration,
+    /// How long a node's first life waits, before its first step, until
+    /// every peer accepts connections (the start-up barrier,
+    /// [`super::conn::await_peers`]); zero: it does not wait. Default
+    /// [`DEFAULT_STARTUP_TIMEOUT`].
+    pub startup_timeout: Duration,
     /// Every node's address.
     pub peers: BTreeMap<NodeId, SocketAddr>,
 }
+
+/// How long a node waits for its peers at start unless the cluster file
+/// says otherwise: time for an operator to start every node by hand.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Cluster {
     /// Reads and validates a cluster file.
@@ -148,6 +159,14 @@ impl Cluster {
                 ))
             })?,
         };
+        let startup_timeout = match &f.startup_timeout {
+            None => DEFAULT_STARTUP_TIMEOUT,
+            Some(s) => humantime::parse_duration(s).map_err(|e| {
+                err(format!(
+                    "field `startup_timeout`: {s:?}: {e} (expected a duration such as \"60s\", or \"0s\" not to wait)"
+                ))
+            })?,
+        };
         Ok(Cluster {
             path: path.to_path_buf(),
             seed: f.seed.unwrap_or(scn.seed),
@@ -155,6 +174,7 @@ impl Cluster {
             origin_unix_us: f.origin_unix_us,
             max_frame_bytes,
             step_time,
+            startup_timeout,
             scenario_path,
             scenario: scn,
             peers,

@@ -4,7 +4,7 @@
 //! ┌─────────────┬─────────┬─────┬───────────────────────────────────────────┐
 //! │ len: u32 LE │ version │ tag │ body                                      │
 //! └─────────────┴─────────┴─────┴───────────────────────────────────────────┘
-//!   len counts every byte after itself; version 2
+//!   len counts every byte after itself; version 3
 //!   tag 0: body = postcard of `Frame`
 //!   tag 1: body = head_len: u32 LE, head: postcard of `Frame` with its float
 //!          vector emptied, count: u64 LE, count f32 LE values
@@ -20,11 +20,15 @@
 //! lengths, floats as 4 little-endian bytes, enum variants by index).
 //!
 //! Version 1 was the same layout with bincode 1.3 bodies (bincode is
-//! unmaintained, RUSTSEC-2025-0141); a frame of an older build is refused by
-//! its version byte, with an error that says so.
+//! unmaintained, RUSTSEC-2025-0141); version 2 had postcard bodies whose
+//! messages carried no Lamport stamp. A frame of an older build is refused
+//! by its version byte, with an error that says so.
 //!
 //! The first frame on a connection is [`Frame::Hello`], naming the sender;
-//! every later one is a [`Frame::Msg`]. A frame longer than the reader's
+//! every later one is a [`Frame::Msg`], stamped with the sender's logical
+//! clock ([`super::events`]: the receiver's clock moves past it, so the
+//! events a message causes are ordered after the events that preceded its
+//! sending, whatever the machines' wall clocks say). A frame longer than the reader's
 //! limit, cut short, with another version or tag, or a body that does not
 //! decode is a [`FrameError`]: the reader closes that connection (and only
 //! that one).
@@ -44,7 +48,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// The version byte this build writes and accepts.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
+
+/// The version of frames whose messages carry no Lamport stamp (builds
+/// before `pssim judge`): refused, and named as such in the error.
+pub const VERSION_UNSTAMPED: u8 = 2;
 
 /// The version of frames whose bodies are bincode 1.3 (builds before
 /// postcard): refused, and named as such in the error.
@@ -74,7 +82,13 @@ pub enum Frame {
         incarnation: u32,
     },
     /// A protocol message from the sender named by the hello.
-    Msg(Message),
+    Msg {
+        /// The sender's logical clock when it sent the message
+        /// ([`super::events::EventSink::stamp_send`]).
+        lamport: u64,
+        /// The message.
+        msg: Message,
+    },
 }
 
 /// Why a frame could not be read.
@@ -114,6 +128,8 @@ pub enum FrameError {
 fn version_hint(v: u8) -> &'static str {
     if v == VERSION_BINCODE {
         "; version 1 is the bincode format of older pssim builds: run the same build on every node"
+    } else if v == VERSION_UNSTAMPED {
+        "; version 2 is the format of older pssim builds, without Lamport stamps: run the same build on every node"
     } else {
         ""
     }
@@ -124,29 +140,34 @@ fn version_hint(v: u8) -> &'static str {
 /// in the postcard head.
 fn floats_slot(frame: &mut Frame) -> Option<&mut Floats> {
     match frame {
-        Frame::Msg(
-            Message::PushReq {
-                values: Payload::Dense(values),
-                ..
-            }
-            | Message::PullResp {
-                values: Payload::Dense(values),
-                ..
-            }
-            | Message::ChainPush {
-                entry:
-                    Entry {
-                        op:
-                            Op::Push(Push {
-                                values: Payload::Dense(values),
-                                ..
-                            }),
-                        ..
-                    },
-                ..
-            },
-        ) => Some(values),
-        Frame::Msg(Message::Snapshot { state, .. }) => Some(&mut state.params),
+        Frame::Msg {
+            msg:
+                Message::PushReq {
+                    values: Payload::Dense(values),
+                    ..
+                }
+                | Message::PullResp {
+                    values: Payload::Dense(values),
+                    ..
+                }
+                | Message::ChainPush {
+                    entry:
+                        Entry {
+                            op:
+                                Op::Push(Push {
+                                    values: Payload::Dense(values),
+                                    ..
+                                }),
+                            ..
+                        },
+                    ..
+                },
+            ..
+        } => Some(values),
+        Frame::Msg {
+            msg: Message::Snapshot { state, .. },
+            ..
+        } => Some(&mut state.params),
         _ => None,
     }
 }
@@ -456,18 +477,21 @@ mod tests {
     use crate::core::{Clock, Epoch, Keys, Seq};
 
     fn push(n: usize) -> Frame {
-        Frame::Msg(Message::PushReq {
-            epoch: Epoch(3),
-            range: 1,
-            worker: 2,
-            seq: Seq {
-                incarnation: 1,
-                n: 7,
+        Frame::Msg {
+            lamport: 1_700_000_000_123 + n as u64,
+            msg: Message::PushReq {
+                epoch: Epoch(3),
+                range: 1,
+                worker: 2,
+                seq: Seq {
+                    incarnation: 1,
+                    n: 7,
+                },
+                clock: Clock(5),
+                keys: Keys::All,
+                values: Payload::Dense((0..n).map(|i| i as f32 * 0.5).collect()),
             },
-            clock: Clock(5),
-            keys: Keys::All,
-            values: Payload::Dense((0..n).map(|i| i as f32 * 0.5).collect()),
-        })
+        }
     }
 
     #[test]
@@ -573,7 +597,7 @@ mod tests {
         assert!(matches!(err, FrameError::BadVersion(VERSION_BINCODE)));
         let text = err.to_string();
         assert!(
-            text.contains("version 1") && text.contains("bincode") && text.contains("version 2"),
+            text.contains("version 1") && text.contains("bincode") && text.contains("version 3"),
             "{text}"
         );
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -590,6 +614,51 @@ mod tests {
         relabelled[4] = VERSION;
         let err = decode(&relabelled, 1 << 20).unwrap_err();
         assert!(matches!(err, FrameError::Decode(_)), "{err}");
+    }
+
+    #[test]
+    fn an_unstamped_version_2_frame_is_refused_by_its_version() {
+        // A version-2 hello: the same postcard body, the old version byte.
+        let mut old = encode(&Frame::Hello {
+            from: NodeId::Worker(0),
+            incarnation: 0,
+        });
+        old[4] = VERSION_UNSTAMPED;
+        let err = decode(&old, 1 << 20).unwrap_err();
+        assert!(matches!(err, FrameError::BadVersion(VERSION_UNSTAMPED)));
+        let text = err.to_string();
+        assert!(
+            text.contains("version 2") && text.contains("Lamport") && text.contains("version 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_lamport_stamp_round_trips_and_costs_a_varint() {
+        let stamped = |lamport| {
+            encode(&Frame::Msg {
+                lamport,
+                msg: Message::PushReq {
+                    epoch: Epoch(1),
+                    range: 0,
+                    worker: 0,
+                    seq: Seq {
+                        incarnation: 0,
+                        n: 0,
+                    },
+                    clock: Clock(0),
+                    keys: Keys::All,
+                    values: Payload::Dense(Floats::from(vec![1.0f32])),
+                },
+            })
+        };
+        for l in [0, 1, 127, 128, u64::from(u32::MAX), u64::MAX] {
+            let bytes = stamped(l);
+            let (back, _) = decode(&bytes, 1 << 20).unwrap();
+            assert!(matches!(back, Frame::Msg { lamport, .. } if lamport == l));
+        }
+        // An hour of microseconds is 5 bytes of varint.
+        assert_eq!(stamped(3_600_000_000).len() - stamped(0).len(), 4);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //!                                 │ Input::Msg
 //!  timer tasks (tokio::time) ─────┼──► node task: core::Node ──► Commands
 //!  compute tasks ─────────────────┘        │ Send ─► writer task per peer ──TCP──► peer
-//!                                          │ Emit ─► EventSink (real elapsed time)
+//!                                          │ Emit ─► EventSink (real elapsed time,
+//!                                          │         Lamport stamp: sends tick it,
+//!                                          │         receives move it past the sender's)
 //!                                          │ Persist ─► store (data directory: survives
 //!                                          │            the process) or memory slot
 //!                                          │            (survives a kill of the task)
@@ -17,13 +19,17 @@
 //! connection to the receiver's listener (one per peer, opened on first
 //! use, hello first). A send that fails drops the message, as a real
 //! network loses it: the protocol's retries and heartbeats recover. A bad
-//! frame closes only the connection it came on. A step's durable state is
+//! frame closes only the connection it came on. A connection that stalls
+//! (unacknowledged bytes, a write making no progress, an end seen by the
+//! kernel) is closed and the next message dials again ([`super::conn`]).
+//! A step's durable state is
 //! written (and fsynced, with a store) before any of its messages or
 //! events leaves the node; a node that cannot write it stops.
 //!
 //! May import: `crate::core`, `crate::run`, `super` (net), tokio. Never:
 //! `crate::sim` (hosts never import each other), madsim.
 
+use super::conn::{self, Health};
 use super::events::EventSink;
 use super::frame::{self, Frame, FrameError};
 use super::store::Store;
@@ -46,8 +52,6 @@ use tokio::task::JoinSet;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failed connection attempt, messages to that peer are dropped
 /// for this long instead of each waiting for its own attempt.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
@@ -145,7 +149,12 @@ impl NodeHandle {
 
 /// An input for the node task.
 enum Input {
-    Msg { from: NodeId, msg: Message },
+    /// `lamport`: the sender's logical clock when it sent it.
+    Msg {
+        from: NodeId,
+        msg: Message,
+        lamport: u64,
+    },
     Timer(Timer),
     ComputeDone,
 }
@@ -256,19 +265,23 @@ async fn run(
     let mut tasks = JoinSet::new();
     let (tx, mut inputs) = mpsc::unbounded_channel::<Input>();
     let stats = Arc::new(Mutex::new(Traffic::default()));
+    let health = Health::new(opts.cfg.heartbeat_timeout);
     tasks.spawn(accept_loop(
         listener,
         opts.id,
         opts.max_frame_bytes,
+        health,
         tx.clone(),
     ));
     let mut outbox = Outbox {
+        health,
         me: opts.id,
         incarnation: opts.incarnation,
         peers: opts.peers.clone(),
         writers: BTreeMap::new(),
         stats: stats.clone(),
         origin: opts.origin,
+        events: opts.events.clone(),
         shaper: opts
             .net_model
             .as_ref()
@@ -292,7 +305,10 @@ async fn run(
                 let Some(input) = input else { break };
                 let now = opts.origin.elapsed();
                 match input {
-                    Input::Msg { from, msg } => node.on_message(now, from, msg, &mut out),
+                    Input::Msg { from, msg, lamport } => {
+                        opts.events.on_receive(lamport);
+                        node.on_message(now, from, msg, &mut out)
+                    }
                     Input::Timer(t) => node.on_timer(now, t, &mut out),
                     Input::ComputeDone => node.on_compute_done(now, &mut out),
                 }
@@ -404,13 +420,18 @@ fn execute(
 
 /// Outbound connections, one writer task per peer.
 struct Outbox {
+    /// Deadlines of the connections.
+    health: Health,
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
-    /// Per peer: its writer, fed messages with the time to write them.
-    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant)>>,
+    /// Per peer: its writer, fed messages with the time to write them
+    /// and their Lamport stamps.
+    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant, u64)>>,
     stats: Arc<Mutex<Traffic>>,
     origin: Instant,
+    /// The node's events and logical clock (a send is stamped from it).
+    events: EventSink,
     /// The network model applied to what is sent (`None`: none).
     shaper: Option<super::faults::Shaper>,
 }
@@ -427,9 +448,16 @@ impl Outbox {
                 from: self.me,
                 incarnation: self.incarnation,
             };
-            tasks.spawn(write_loop(hello, addr, wrx, self.stats.clone()));
+            tasks.spawn(write_loop(
+                hello,
+                addr,
+                self.health,
+                wrx,
+                self.stats.clone(),
+            ));
             wtx
         });
+        let lamport = self.events.stamp_send(self.origin.elapsed());
         let at = match &mut self.shaper {
             None => Instant::now(),
             Some(shaper) => match shaper.send(self.origin.elapsed(), to, msg.wire_size()) {
@@ -440,37 +468,57 @@ impl Outbox {
                 super::faults::Verdict::At(t) => self.origin + t,
             },
         };
-        if writer.send((msg, at)).is_err() {
+        if writer.send((msg, at, lamport)).is_err() {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
         }
     }
 }
 
-async fn connect(addr: SocketAddr, hello: &Frame) -> std::io::Result<TcpStream> {
+/// Dials `addr` and says hello.
+async fn connect(addr: SocketAddr, hello: &Frame, h: &Health) -> std::io::Result<TcpStream> {
     use tokio::io::AsyncWriteExt;
-    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.set_nodelay(true)?;
-    s.write_all(&frame::encode(hello)).await?;
+    let mut s = conn::dial(addr, h).await?;
+    conn::Deadline::new(&mut s, h.write_stall)
+        .write_all(&frame::encode(hello))
+        .await?;
     Ok(s)
 }
 
 async fn write_loop(
     hello: Frame,
     addr: SocketAddr,
-    mut rx: mpsc::UnboundedReceiver<(Message, Instant)>,
+    h: Health,
+    mut rx: mpsc::UnboundedReceiver<(Message, Instant, u64)>,
     stats: Arc<Mutex<Traffic>>,
 ) {
     let mut conn: Option<TcpStream> = None;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
-    while let Some((msg, at)) = rx.recv().await {
+    loop {
+        // The next message, or `None` if the connection ended first (the
+        // peer closed it, or the kernel gave up on it).
+        let next = match &conn {
+            Some(c) => tokio::select! {
+                m = rx.recv() => Some(m),
+                () = conn::ended(c) => None,
+            },
+            None => Some(rx.recv().await),
+        };
+        let (msg, at, lamport) = match next {
+            Some(Some(m)) => m,
+            Some(None) => break,
+            None => {
+                // Dial afresh for the next message rather than lose it
+                // on a dead connection.
+                conn = None;
+                continue;
+            }
+        };
         // The modelled network's delivery time (in order: the shaper never
         // gives a link's message an earlier time than the one before).
         tokio::time::sleep_until(at.into()).await;
         if conn.is_none() && tokio::time::Instant::now() >= retry_at {
-            match connect(addr, &hello).await {
+            match connect(addr, &hello, &h).await {
                 Ok(s) => conn = Some(s),
                 Err(_) => retry_at = tokio::time::Instant::now() + RECONNECT_BACKOFF,
             }
@@ -479,9 +527,14 @@ async fn write_loop(
             stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             continue;
         };
-        let mut frame = Frame::Msg(msg);
-        let res = frame::write_frame(stream, &mut frame, &mut buf).await;
-        let Frame::Msg(msg) = frame else {
+        let mut frame = Frame::Msg { lamport, msg };
+        let res = frame::write_frame(
+            &mut conn::Deadline::new(stream, h.write_stall),
+            &mut frame,
+            &mut buf,
+        )
+        .await;
+        let Frame::Msg { msg, .. } = frame else {
             unreachable!("a message frame stays one")
         };
         match res {
@@ -492,7 +545,11 @@ async fn write_loop(
                 size + msg.raw_wire_size() - msg.wire_size(),
             ),
             Err(_) => {
-                conn = None;
+                // Stalled or broken: reset it, so no frame still queued on
+                // it arrives after the next connection's.
+                if let Some(c) = conn.take() {
+                    conn::abort(c);
+                }
                 stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             }
         }
@@ -507,13 +564,16 @@ async fn accept_loop(
     listener: TcpListener,
     me: NodeId,
     max_frame_bytes: u32,
+    h: Health,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let mut readers = JoinSet::new();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
+                // Keepalive and the user timeout end a half-open inbound
+                // connection whose writer vanished (its reader with it).
+                let _ = conn::tune(&stream, &h);
                 readers.spawn(read_loop(stream, peer, me, max_frame_bytes, tx.clone()));
             }
             Err(e) => {
@@ -543,7 +603,9 @@ async fn read_loop(
     let from = match hello {
         Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
         Ok(Ok(None)) => return,
-        Ok(Ok(Some(Frame::Msg(m)))) => {
+        // A start-up barrier's probe (`conn::await_peers`): reset unsaid.
+        Ok(Err(FrameError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+        Ok(Ok(Some(Frame::Msg { msg: m, .. }))) => {
             eprintln!(
                 "pssim {me}: connection from {peer} sent {} before its hello; closing it",
                 m.kind()
@@ -561,8 +623,8 @@ async fn read_loop(
     };
     loop {
         match frame::read_frame(&mut stream, &mut buf, max_frame_bytes).await {
-            Ok(Some(Frame::Msg(msg))) => {
-                if tx.send(Input::Msg { from, msg }).is_err() {
+            Ok(Some(Frame::Msg { lamport, msg })) => {
+                if tx.send(Input::Msg { from, msg, lamport }).is_err() {
                     return;
                 }
             }

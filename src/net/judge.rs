@@ -8,10 +8,15 @@
 //! healed, every live unfinished worker starts a clock at least once per
 //! the scenario's `[check] liveness` window.
 //!
+//! [`judge_dir`] is `pssim judge DIR`: it reads an events directory
+//! ([`super::events`]: every node life's file, and the supervisor's if
+//! `pssim local` ran the cluster), merges it in logical order and judges
+//! it; `pssim local` judges its own directory the same way.
+//!
 //! May import: `crate::run`, `crate::core`, `crate::outcome`,
 //! `crate::scenario`, `crate::trace`, `super` (net). Never: `crate::sim`.
 
-use super::events::Stamped;
+use super::events::{self, EventsDir, Stamped};
 use super::host::NodeReport;
 
 use crate::core::{Event, Job, NodeId, View};
@@ -24,13 +29,137 @@ use crate::run::sample::Sample;
 use crate::scenario::Scenario;
 use crate::trace::Recorder;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// What a real run does not honour of a scenario (the outcome's
+/// `not_simulated`).
+pub fn not_honoured(scn: &Scenario) -> Vec<String> {
+    let mut ignored = vec![
+        "[check] deterministic: not judged in real mode (the OS schedules threads and \
+         sockets: two real runs of one seed interleave differently)"
+            .to_string(),
+    ];
+    if scn.training.target_accuracy.is_some() {
+        ignored.push("[training] target_accuracy: not observed during a real run".into());
+    }
+    ignored
+}
+
+/// Judges the events directory `dir` (or `dir/events`): the scenario and
+/// seed come from the files' headers, the parameters from the servers'
+/// final reports. Without a supervisor's file (a cluster started by hand)
+/// the run counts as finished unless a worker reported without being done,
+/// the servers as quiet if every one that reported was on the
+/// coordinator's last view with nothing left to copy, its end as its last
+/// event, and the last fault as healed at the latest of the scenario's
+/// plan and the crashes and restarts the files show. Errors are bad input
+/// (naming the file).
+pub fn judge_dir(dir: &Path, trace: Option<PathBuf>) -> Result<(Scenario, Outcome), String> {
+    let d = events::read_dir(dir)?;
+    let scn = crate::scenario::parse(&d.header.scenario, &d.header.scenario_file).map_err(|e| {
+        format!(
+            "{}: the scenario in the files' headers does not parse: {e}",
+            d.dir.display()
+        )
+    })?;
+    check_nodes(&scn, &d)?;
+    let seed = d.header.seed;
+    let job = crate::run::setup::job(&scn);
+    let merged = events::merge(&d);
+    let plan = super::faults::Model::new(&scn, seed).plan().clone();
+    let last = |id: &NodeId| d.lives.get(id).and_then(|ls| ls.last());
+    let reports: Vec<NodeReport> = d
+        .lives
+        .keys()
+        .filter_map(|id| last(id)?.report.clone())
+        .collect();
+    let end_record = d.supervisor.as_ref().and_then(|s| s.end.clone());
+    let t_last = merged.last().map_or(Duration::ZERO, |s| s.t);
+    let run = match end_record {
+        Some(e) => RealRun {
+            events: merged,
+            reports,
+            end: Duration::from_micros(e.end_us),
+            wall_s: e.wall_s,
+            stopped: if e.stopped == "finished" {
+                "finished"
+            } else {
+                "max_time"
+            },
+            quiet: e.quiet,
+            not_simulated: not_honoured(&scn),
+            seed,
+            reproduce: e.reproduce,
+            trace,
+            plan: Some(plan),
+            heal: e.heal_us.map(Duration::from_micros),
+        },
+        None => {
+            let unfinished = reports
+                .iter()
+                .any(|r| r.id.worker().is_some() && !r.status.done);
+            let epoch = last(&NodeId::Coordinator)
+                .and_then(|f| f.report.as_ref())
+                .map(|r| r.status.epoch);
+            let quiet = reports
+                .iter()
+                .filter(|r| r.id.server().is_some())
+                .all(|r| r.status.quiet && epoch.is_none_or(|e| e == r.status.epoch));
+            let (planned, forever) = plan.last_heal();
+            let by_hand = merged
+                .iter()
+                .filter(|s| matches!(s.ev, Event::Crash { .. } | Event::Restart { .. }))
+                .map(|s| s.t)
+                .max()
+                .unwrap_or_default();
+            RealRun {
+                events: merged,
+                reports,
+                end: t_last,
+                wall_s: t_last.as_secs_f64(),
+                stopped: if unfinished { "max_time" } else { "finished" },
+                quiet,
+                not_simulated: not_honoured(&scn),
+                seed,
+                reproduce: format!("pssim judge {}", dir.display()),
+                trace,
+                plan: Some(plan),
+                heal: (!forever).then(|| planned.max(by_hand)),
+            }
+        }
+    };
+    let o = judge(&scn, &job, run);
+    Ok((scn, o))
+}
+
+/// Every file's node is one of the scenario's.
+fn check_nodes(scn: &Scenario, d: &EventsDir) -> Result<(), String> {
+    let c = &scn.cluster;
+    for (id, ls) in &d.lives {
+        let ok = match *id {
+            NodeId::Coordinator => true,
+            NodeId::Server(i) => i < c.servers,
+            NodeId::Worker(i) => i < c.workers,
+        };
+        if !ok {
+            return Err(format!(
+                "{}:1: field `header.node`: {id} is not a node of scenario {:?} ({} servers, {} workers)",
+                ls[0].path.display(),
+                scn.name,
+                c.servers,
+                c.workers
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// How a real run ended, for [`judge`].
 #[derive(Debug)]
 pub struct RealRun {
-    /// Every event, merged by time.
+    /// Every event, merged in logical order ([`events::merge`]), with
+    /// non-decreasing times.
     pub events: Vec<Stamped>,
     /// The final reports of the nodes alive at the end.
     pub reports: Vec<NodeReport>,
@@ -228,8 +357,11 @@ mod tests {
         .expect("a valid scenario");
         let job = crate::run::setup::job(&scn);
         let steady: Vec<u64> = (1..=20).map(|i| i * 100).collect();
-        let events =
-            super::super::events::merge(vec![progress(0, worker0_ms), progress(1, &steady)]);
+        let mut events: Vec<Stamped> = progress(0, worker0_ms)
+            .into_iter()
+            .chain(progress(1, &steady))
+            .collect();
+        events.sort_by_key(|s| s.t);
         let o = judge(
             &scn,
             &job,

@@ -8,18 +8,21 @@
 //! incarnation, which recovers the node's durable state: from its data
 //! directory `<dir>/data/<node>` for a process, from memory for a task),
 //! waits until every worker has finished and the servers are quiet, asks
-//! every node for its final report, merges the events by time and hands
-//! them to [`judge`] with the time the last fault healed (for liveness).
+//! every node for its final report, then judges the events directory as
+//! `pssim judge` does ([`super::judge::judge_dir`]): every node's life
+//! writes `<dir>/events/<node>-<incarnation>.jsonl` (its final report
+//! last), and the supervisor `<dir>/events/supervisor-0.jsonl` (the faults it
+//! began and healed, the lives it killed, how and when the run ended,
+//! when the last fault healed: for liveness).
 //!
 //! May import: `crate::core`, `crate::run`, `crate::scenario`,
 //! `crate::outcome`, `super` (net), tokio. Never: `crate::sim` (hosts never
 //! import each other), madsim.
 
 use super::cluster::{self, Layout};
-use super::events::{self, EventSink, Stamped};
+use super::events::{EventSink, Header, RunEnd};
 use super::host::{self, NodeHandle, NodeOptions, NodeReport, Status};
-use super::judge::{judge, RealRun};
-use crate::core::{Durable, Event, NodeId, View};
+use crate::core::{Durable, Event, NodeId};
 use crate::outcome::Outcome;
 use crate::scenario::{FaultKind, Scenario};
 use std::collections::BTreeMap;
@@ -79,13 +82,8 @@ enum Action {
 /// directory), network faults and stragglers every node's transport
 /// applies — and the rest it ignores (said in the outcome's
 /// `not_simulated`).
-fn plan(scn: &Scenario, faults: &crate::run::plan::Plan) -> (Vec<(Duration, Action)>, Vec<String>) {
+fn plan(faults: &crate::run::plan::Plan) -> Vec<(Duration, Action)> {
     let mut actions = Vec::new();
-    let mut ignored = vec![
-        "[check] deterministic: not judged in real mode (the OS schedules threads and \
-         sockets: two real runs of one seed interleave differently)"
-            .to_string(),
-    ];
     for (i, f) in faults.faults.iter().enumerate() {
         // As the simulator records them: `fault_start` then the crash;
         // the restart then `fault_end`.
@@ -102,10 +100,7 @@ fn plan(scn: &Scenario, faults: &crate::run::plan::Plan) -> (Vec<(Duration, Acti
     }
     // Heals before starts at one instant, as in the simulator.
     actions.sort_by_key(|&(t, a)| (t, !matches!(a, Action::Heal(_) | Action::Restart(_))));
-    if scn.training.target_accuracy.is_some() {
-        ignored.push("[training] target_accuracy: not observed during a real run".into());
-    }
-    (actions, ignored)
+    actions
 }
 
 /// Runs the nodes of a cluster; the supervisor's view of them.
@@ -118,10 +113,9 @@ trait Backend {
     fn poll(&mut self, dt: Duration);
     /// A live node's last status.
     fn status(&self, id: NodeId) -> Option<Status>;
-    /// Stops every live node and collects their reports.
-    fn finish(&mut self) -> Result<Vec<NodeReport>, String>;
-    /// Every node's events, merged by time.
-    fn events(&mut self) -> Result<Vec<Stamped>, String>;
+    /// Stops every live node; each writes its final report to its events
+    /// file. An error names the nodes that did not report.
+    fn finish(&mut self) -> Result<(), String>;
 }
 
 /// Runs a scenario's cluster on loopback and judges it. `source` names the
@@ -130,7 +124,7 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
     let wall = Instant::now();
     let seed = opts.seed.unwrap_or(scn.seed);
     let model = Arc::new(super::faults::Model::new(scn, seed));
-    let (actions, ignored) = plan(scn, model.plan());
+    let actions = plan(model.plan());
     let (temp, dir) = match &opts.dir {
         Some(d) => (false, d.clone()),
         None => {
@@ -145,6 +139,20 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
     let events_dir = dir.join("events");
     std::fs::create_dir_all(&events_dir)
         .map_err(|e| format!("cannot create {}: {e}", events_dir.display()))?;
+    // A directory used before: its events files are another run's.
+    for f in std::fs::read_dir(&events_dir)
+        .map_err(|e| format!("{}: {e}", events_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+    {
+        std::fs::remove_file(&f).map_err(|e| format!("cannot remove {}: {e}", f.display()))?;
+    }
+    let header = |node: &str, incarnation: u32| {
+        let mut h = Header::new(node, incarnation, seed, scn);
+        h.scenario_file = source.display().to_string();
+        h
+    };
+    let supervisor = EventSink::create(&events_dir, &header("supervisor", 0))?;
     let (peers, held) = cluster::loopback_layout(scn)
         .map_err(|e| format!("cannot find free loopback ports: {e}"))?;
     let origin = Instant::now();
@@ -157,10 +165,10 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
             scn,
             &job,
             seed,
-            peers.clone(),
-            held,
+            (peers.clone(), held),
             origin,
             model.clone(),
+            (events_dir.clone(), header("", 0)),
         )?)
     } else {
         drop(held);
@@ -186,7 +194,6 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
         Box::new(Processes::new(
             exe,
             cluster_file,
-            events_dir.clone(),
             dir.clone(),
             dir.join("data"),
         ))
@@ -196,20 +203,11 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
         &mut *backend,
         &peers,
         (&actions, model.plan()),
-        origin,
+        (origin, &supervisor),
         opts.timeout,
     );
-    let outcome = result.map(|sup| {
-        let initial = View::initial(scn.cluster.servers, scn.cluster.replication);
-        let mut logs = vec![vec![Stamped {
-            t: Duration::ZERO,
-            ev: Event::View {
-                epoch: initial.epoch,
-                chains: initial.chains,
-            },
-        }]];
-        logs.push(sup.own);
-        logs.push(sup.events);
+    drop(backend);
+    let outcome = result.and_then(|sup| {
         let mut how = format!("pssim local {}", source.display());
         if opts.in_process {
             how.push_str(" --in-process");
@@ -219,26 +217,16 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
         // when the supervisor carried it out, if later.
         let (planned, forever) = model.plan().last_heal();
         let heal = (!forever).then(|| planned.max(sup.last_action));
-        judge(
-            scn,
-            &job,
-            RealRun {
-                events: events::merge(logs),
-                reports: sup.reports,
-                end: sup.end,
-                wall_s: wall.elapsed().as_secs_f64(),
-                stopped: sup.stopped,
-                quiet: sup.quiet,
-                not_simulated: ignored,
-                seed,
-                reproduce: how,
-                trace: opts.trace.clone(),
-                plan: Some(model.plan().clone()),
-                heal,
-            },
-        )
+        supervisor.end(&RunEnd {
+            end_us: sup.end.as_micros() as u64,
+            wall_s: wall.elapsed().as_secs_f64(),
+            stopped: sup.stopped.to_string(),
+            quiet: sup.quiet,
+            heal_us: heal.map(|h| h.as_micros() as u64),
+            reproduce: how,
+        })?;
+        super::judge::judge_dir(&events_dir, opts.trace.clone()).map(|(_, o)| o)
     });
-    drop(backend);
     if temp && outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -246,11 +234,8 @@ pub fn run(scn: &Scenario, source: &Path, opts: &LocalOptions) -> Result<Outcome
 }
 
 struct Supervised {
-    own: Vec<Stamped>,
     /// When the supervisor carried out its last kill or restart.
     last_action: Duration,
-    events: Vec<Stamped>,
-    reports: Vec<NodeReport>,
     end: Duration,
     stopped: &'static str,
     quiet: bool,
@@ -261,7 +246,7 @@ fn supervise(
     b: &mut dyn Backend,
     peers: &BTreeMap<NodeId, SocketAddr>,
     (actions, faults): (&[(Duration, Action)], &crate::run::plan::Plan),
-    origin: Instant,
+    (origin, log): (Instant, &EventSink),
     timeout: Duration,
 ) -> Result<Supervised, String> {
     let mut incarnation: BTreeMap<NodeId, u32> = peers.keys().map(|&id| (id, 0)).collect();
@@ -269,7 +254,6 @@ fn supervise(
     for &id in peers.keys() {
         b.start(id, 0)?;
     }
-    let mut own = Vec::new();
     let mut last_action = Duration::ZERO;
     let mut next = 0;
     let workers: Vec<NodeId> = peers
@@ -289,10 +273,13 @@ fn supervise(
                     b.kill(id);
                     up.insert(id, false);
                     last_action = origin.elapsed();
-                    own.push(Stamped {
-                        t: last_action,
-                        ev: Event::Crash { node: id },
-                    });
+                    // Which life died, and when (the merge closes that
+                    // life's events with a crash at this time).
+                    log.record_life(
+                        last_action,
+                        Some(incarnation[&id]),
+                        &Event::Crash { node: id },
+                    );
                 }
                 Action::Restart(id) if !up[&id] => {
                     let inc = incarnation.get_mut(&id).expect("every node has an entry");
@@ -303,24 +290,24 @@ fn supervise(
                 }
                 Action::Begin(i) => {
                     let f = &faults.faults[i];
-                    own.push(Stamped {
-                        t: origin.elapsed(),
-                        ev: Event::FaultStart {
+                    log.record(
+                        origin,
+                        Event::FaultStart {
                             fault: f.kind.name().into(),
                             nodes: f.kind.nodes(),
                             detail: f.detail(),
                         },
-                    });
+                    );
                 }
                 Action::Heal(i) => {
                     let f = &faults.faults[i];
-                    own.push(Stamped {
-                        t: origin.elapsed(),
-                        ev: Event::FaultEnd {
+                    log.record(
+                        origin,
+                        Event::FaultEnd {
                             fault: f.kind.name().into(),
                             nodes: f.kind.nodes(),
                         },
-                    });
+                    );
                 }
                 _ => {}
             }
@@ -357,13 +344,9 @@ fn supervise(
         b.poll(Duration::from_millis(5));
     }
     let quiet = quiet(b);
-    let reports = b.finish()?;
-    let events = b.events()?;
+    b.finish()?;
     Ok(Supervised {
-        own,
         last_action,
-        events,
-        reports,
         end,
         stopped,
         quiet,
@@ -377,7 +360,11 @@ struct InProcess {
     nodes: BTreeMap<NodeId, NodeHandle>,
     durable: BTreeMap<NodeId, Arc<Mutex<Option<Durable>>>>,
     listeners: BTreeMap<NodeId, std::net::TcpListener>,
-    log: Arc<Mutex<Vec<Stamped>>>,
+    /// The events directory, and the header every life's file starts with
+    /// (its node and incarnation filled in).
+    events: (PathBuf, Header),
+    /// Each live node's events file.
+    sinks: BTreeMap<NodeId, EventSink>,
 }
 
 impl InProcess {
@@ -385,16 +372,16 @@ impl InProcess {
         scn: &Scenario,
         job: &Arc<crate::core::Job>,
         seed: u64,
-        peers: BTreeMap<NodeId, SocketAddr>,
-        held: Vec<std::net::TcpListener>,
+        // The nodes' addresses, and listeners holding them.
+        (peers, held): (BTreeMap<NodeId, SocketAddr>, Vec<std::net::TcpListener>),
         origin: Instant,
         net_model: Arc<super::faults::Model>,
+        events: (PathBuf, Header),
     ) -> Result<InProcess, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
         let cfg = crate::run::setup::protocol_config(scn, job, seed, crate::core::Bugs::NONE);
         let listeners = peers.keys().copied().zip(held).collect();
         Ok(InProcess {
@@ -411,13 +398,14 @@ impl InProcess {
                 max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
                 durable: Arc::default(),
                 store: None,
-                events: EventSink::Memory(log.clone()),
+                events: EventSink::discard(),
                 net_model: Some(net_model),
             },
             nodes: BTreeMap::new(),
             durable: BTreeMap::new(),
             listeners,
-            log,
+            events,
+            sinks: BTreeMap::new(),
         })
     }
 }
@@ -434,10 +422,18 @@ impl Backend for InProcess {
             None => self.rt.block_on(tokio::net::TcpListener::bind(addr)),
         }
         .map_err(|e| format!("{id}: cannot listen on {addr}: {e}"))?;
+        let header = Header {
+            node: id.to_string(),
+            incarnation,
+            ..self.events.1.clone()
+        };
+        let events = EventSink::create(&self.events.0, &header)?;
+        self.sinks.insert(id, events.clone());
         let opts = NodeOptions {
             id,
             incarnation,
             durable: self.durable.entry(id).or_default().clone(),
+            events,
             ..self.base.clone()
         };
         self.nodes.insert(id, host::spawn_node(opts, listener));
@@ -459,25 +455,19 @@ impl Backend for InProcess {
         self.nodes.get(&id).map(|h| *h.status.borrow())
     }
 
-    fn finish(&mut self) -> Result<Vec<NodeReport>, String> {
+    fn finish(&mut self) -> Result<(), String> {
         let nodes = std::mem::take(&mut self.nodes);
+        let sinks = &self.sinks;
         self.rt.block_on(async {
-            let mut reports = Vec::new();
             for (id, h) in nodes {
                 match h.finish().await {
-                    Some(r) => reports.push(r),
+                    Some(r) => sinks[&id].final_report(&r)?,
                     None => return Err(format!("{id} died before reporting")),
                 }
                 let _ = h.task.await;
             }
-            Ok(reports)
+            Ok(())
         })
-    }
-
-    fn events(&mut self) -> Result<Vec<Stamped>, String> {
-        Ok(std::mem::take(
-            &mut *self.log.lock().unwrap_or_else(|e| e.into_inner()),
-        ))
     }
 }
 
@@ -499,7 +489,6 @@ struct ChildNode {
 struct Processes {
     exe: PathBuf,
     cluster_file: PathBuf,
-    events_dir: PathBuf,
     log_dir: PathBuf,
     /// The data directory of the coordinator and of each server is
     /// `<data_dir>/<node>`.
@@ -507,22 +496,16 @@ struct Processes {
     children: BTreeMap<NodeId, ChildNode>,
     tx: mpsc::Sender<(NodeId, u32, Said)>,
     rx: mpsc::Receiver<(NodeId, u32, Said)>,
+    /// The nodes that said `final` (their report is in their events file).
     finals: BTreeMap<NodeId, NodeReport>,
 }
 
 impl Processes {
-    fn new(
-        exe: PathBuf,
-        cluster_file: PathBuf,
-        events_dir: PathBuf,
-        log_dir: PathBuf,
-        data_dir: PathBuf,
-    ) -> Self {
+    fn new(exe: PathBuf, cluster_file: PathBuf, log_dir: PathBuf, data_dir: PathBuf) -> Self {
         let (tx, rx) = mpsc::channel();
         Processes {
             exe,
             cluster_file,
-            events_dir,
             log_dir,
             data_dir,
             children: BTreeMap::new(),
@@ -624,7 +607,7 @@ impl Backend for Processes {
         self.children.get(&id).map(|c| c.status.unwrap_or_default())
     }
 
-    fn finish(&mut self) -> Result<Vec<NodeReport>, String> {
+    fn finish(&mut self) -> Result<(), String> {
         for c in self.children.values_mut() {
             if let Some(stdin) = c.stdin.as_mut() {
                 let _ = stdin.write_all(b"finish\n").and_then(|()| stdin.flush());
@@ -655,21 +638,7 @@ impl Backend for Processes {
                 self.log_dir.display()
             ));
         }
-        Ok(std::mem::take(&mut self.finals).into_values().collect())
-    }
-
-    fn events(&mut self) -> Result<Vec<Stamped>, String> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.events_dir)
-            .map_err(|e| format!("{}: {e}", self.events_dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
-        let logs = files
-            .iter()
-            .map(|f| events::read_jsonl(f))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(events::merge(logs))
+        Ok(())
     }
 }
 

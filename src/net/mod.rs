@@ -2,11 +2,13 @@
 //!
 //! The same sans-IO state machines the simulator drives (`crate::core`)
 //! run here under tokio on real sockets ([`host`]), speaking length-prefixed
-//! frames ([`frame`]). A cluster file ([`cluster`]) says where each node
+//! frames ([`frame`]) on connections that notice when they stall
+//! ([`conn`]). A cluster file ([`cluster`]) says where each node
 //! listens; `pssim node` runs one node ([`node`]), keeping its durable
 //! state in a data directory ([`store`]), `pssim local` a whole cluster on
-//! loopback ([`local`]); events from every node ([`events`]) are merged by
-//! time and judged by the simulator's checkers ([`judge`]).
+//! loopback ([`local`]); events from every node ([`events`], Lamport-stamped,
+//! one file per node life) are merged in logical order and judged by the
+//! simulator's checkers ([`judge`], `pssim judge`).
 //!
 //! Real tokio (not madsim's) is used: it runs outside any madsim runtime,
 //! so this module works in the default (`--cfg madsim`) build as well as in
@@ -16,12 +18,13 @@
 //!
 //! May import: `crate::core`, `crate::ml`, `crate::scenario`, `crate::run`,
 //! `crate::check`, `crate::trace`, `crate::outcome`, tokio, postcard (the
-//! state files of [`store`]). Never:
+//! state files of [`store`]), socket2 (connection options, [`conn`]). Never:
 //! `crate::sim` (hosts never import each other), madsim.
 
 pub mod alloc;
 pub mod bench;
 pub mod cluster;
+pub mod conn;
 pub mod events;
 pub mod faults;
 pub mod frame;
