@@ -198,6 +198,11 @@ pub enum Cmd {
         /// wall time and peak memory.
         #[arg(long)]
         scale: bool,
+        /// With --scale: the larger point instead, scenarios/scale.toml
+        /// with 1,024 workers, 64 servers and 100 clocks (about 20 minutes
+        /// on one core): how far one machine goes.
+        #[arg(long, requires = "scale")]
+        large: bool,
         /// Run only the real TCP benchmark (push+pull of 10^7 floats through
         /// the TCP host, against raw loopback TCP; a few seconds).
         #[arg(long, conflicts_with = "scale")]

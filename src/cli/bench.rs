@@ -1,4 +1,4 @@
-//! `pssim bench [--scale | --tcp]`: performance against baselines measured in the
+//! `pssim bench [--scale [--large] | --tcp]`: performance against baselines measured in the
 //! same run.
 //!
 //! May import: anything in the library (the top layer). Never: code
@@ -14,6 +14,7 @@ use std::path::Path;
 pub fn bench(
     json: Option<&Path>,
     scale: bool,
+    large: bool,
     tcp: bool,
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {
@@ -21,7 +22,12 @@ pub fn bench(
         crate::bench::run_tcp()
     } else if scale {
         match scenario::parse(crate::bench::SCALE_SCENARIO, "scenarios/scale.toml") {
-            Ok(s) => crate::bench::run_scale(&s),
+            Ok(mut s) => {
+                if large {
+                    crate::bench::make_large(&mut s);
+                }
+                crate::bench::run_scale(&s)
+            }
             Err(e) => return Ok(bad_input(&e)),
         }
     } else {

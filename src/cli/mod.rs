@@ -119,7 +119,12 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> std::io::Result<i32> {
         Some(Cmd::Bugs) => check::bugs(out),
         Some(Cmd::Calibrate { model }) => calibrate::calibrate(model, out),
         #[cfg(madsim)]
-        Some(Cmd::Bench { json, scale, tcp }) => bench::bench(json.as_deref(), scale, tcp, out),
+        Some(Cmd::Bench {
+            json,
+            scale,
+            large,
+            tcp,
+        }) => bench::bench(json.as_deref(), scale, large, tcp, out),
         #[cfg(not(madsim))]
         None
         | Some(
