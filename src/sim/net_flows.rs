@@ -614,7 +614,11 @@ impl Flows {
         let mut comp_res = std::mem::take(&mut self.comp_res);
         comp.clear();
         comp_res.clear();
-        // The component: resources and flows, transitively.
+        // The component: resources and flows, transitively — but not
+        // through incremental transfers: their component is planned
+        // incrementally already, and only what joins it needs planning
+        // (a search through it would cost its size at every send).
+        let mut saw_inc = false;
         while let Some(r) = seeds.pop() {
             if self.res[r].mark == stamp {
                 continue;
@@ -625,6 +629,10 @@ impl Flows {
             for k in 0..self.res[r].live.len() {
                 let f = self.res[r].live[k];
                 let fl = &mut self.flows[f as usize];
+                if fl.inc {
+                    saw_inc = true;
+                    continue;
+                }
                 if fl.mark == stamp {
                     continue;
                 }
@@ -638,7 +646,7 @@ impl Flows {
         // A large component (or one that holds incremental transfers) is
         // planned incrementally: its future would be replayed at every
         // send into it, at about the square of its size.
-        if comp.len() > self.horizon_flows || comp.iter().any(|&f| self.flows[f as usize].inc) {
+        if saw_inc || comp.len() > self.horizon_flows {
             self.inc_plan(now, &comp, &comp_res, changed);
             self.comp = comp;
             self.comp_res = comp_res;

@@ -66,9 +66,9 @@ impl Flows {
         self.pairs[self.pair(fl.from, fl.to)].queue.front() == Some(&f)
     }
 
-    /// Takes over the component `comp` (interfaces `comp_res`) at `now`:
-    /// its transfers not planned incrementally yet are from now on, and
-    /// every one that may send joins the re-fill.
+    /// Takes over the transfers `comp` (not planned incrementally yet; on
+    /// the interfaces `comp_res`) at `now`: they are from now on, and every
+    /// one that may send joins the re-fill.
     pub(super) fn inc_plan(
         &mut self,
         now: Ns,
