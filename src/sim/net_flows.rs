@@ -525,6 +525,21 @@ impl Flows {
         });
     }
 
+    /// Hands over flow `f`'s new predicted delivery `at` (`Ns::MAX`: void,
+    /// a later one follows) under a new prediction number.
+    fn predict(&mut self, f: u32, at: Ns, changed: &mut Vec<Delivery>) {
+        self.next_gen += 1;
+        let fl = &mut self.flows[f as usize];
+        fl.gen = self.next_gen;
+        fl.at = at;
+        changed.push(Delivery {
+            id: fl.id,
+            to: node_of(self.servers, fl.to as usize),
+            at: dur(at),
+            gen: fl.gen,
+        });
+    }
+
     /// Moves resource `r`'s planned use before `now` into the past.
     fn commit(&mut self, r: usize, now: Ns) {
         let mut k = 0;
@@ -773,15 +788,7 @@ impl Flows {
                     cur.3 = at;
                     cur.2 += 1;
                     if at != fl.at {
-                        self.next_gen += 1;
-                        fl.gen = self.next_gen;
-                        fl.at = at;
-                        changed.push(Delivery {
-                            id: fl.id,
-                            to: node_of(self.servers, fl.to as usize),
-                            at: dur(at),
-                            gen: fl.gen,
-                        });
+                        self.predict(l.flow, at, changed);
                     }
                 } else {
                     fl.bits_left = (fl.bits_left - l.rate * dt).max(0.0);
@@ -954,6 +961,39 @@ mod tests {
         NodeId::Worker(i)
     }
 
+    /// Random interface capacities for 4 servers and 8 workers (most at
+    /// the default).
+    fn random_caps(rng: &mut rand_chacha::ChaCha8Rng) -> BTreeMap<NodeId, f64> {
+        use rand::Rng;
+        let mut caps = BTreeMap::new();
+        for n in (0..4).map(s).chain((0..8).map(w)) {
+            if rng.gen_bool(0.3) {
+                caps.insert(n, f64::from(rng.gen_range(1..20)) * 1e8);
+            }
+        }
+        caps
+    }
+
+    /// Sends message `id` at `now` between a random server and worker,
+    /// with a random size, latency, slow link and late start.
+    fn random_send(
+        f: &mut Flows,
+        rng: &mut rand_chacha::ChaCha8Rng,
+        now: Duration,
+        id: u64,
+    ) -> Option<Delivery> {
+        use rand::Rng;
+        let (x, y) = (s(rng.gen_range(0..4)), w(rng.gen_range(0..8)));
+        let (from, to) = if rng.gen_bool(0.5) { (x, y) } else { (y, x) };
+        let bits = f64::from(rng.gen_range(1..400_000));
+        let latency = Duration::from_nanos(rng.gen_range(0..100_000));
+        let link = rng
+            .gen_bool(0.2)
+            .then(|| f64::from(rng.gen_range(1..10)) * 1e8);
+        let start = now + Duration::from_nanos(rng.gen_range(0..3) * 7_919);
+        f.send(now, id, from, to, bits, latency, link, start)
+    }
+
     /// A network of 4 servers and 8 workers at 1 Gbps, no latency.
     fn flows() -> Flows {
         Flows::new(4, 8, GBPS, &BTreeMap::new())
@@ -1025,17 +1065,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         for seed in 0..300u64 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let mut caps = BTreeMap::new();
-            for i in 0..4 {
-                if rng.gen_bool(0.3) {
-                    caps.insert(s(i), f64::from(rng.gen_range(1..20)) * 1e8);
-                }
-            }
-            for i in 0..8 {
-                if rng.gen_bool(0.3) {
-                    caps.insert(w(i), f64::from(rng.gen_range(1..20)) * 1e8);
-                }
-            }
+            let caps = random_caps(&mut rng);
             let run = |star: bool| {
                 let mut f = Flows::new(4, 8, GBPS, &caps);
                 f.stars = star;
@@ -1049,15 +1079,7 @@ mod tests {
                     f.wake(now, &mut out);
                     for _ in 0..rng.gen_range(1..7) {
                         id += 1;
-                        let (x, y) = (s(rng.gen_range(0..4)), w(rng.gen_range(0..8)));
-                        let (from, to) = if rng.gen_bool(0.5) { (x, y) } else { (y, x) };
-                        let bits = f64::from(rng.gen_range(1..400_000));
-                        let latency = Duration::from_nanos(rng.gen_range(0..100_000));
-                        let link = rng
-                            .gen_bool(0.2)
-                            .then(|| f64::from(rng.gen_range(1..10)) * 1e8);
-                        let start = now + Duration::from_nanos(rng.gen_range(0..3) * 7_919);
-                        out.extend(f.send(now, id, from, to, bits, latency, link, start));
+                        out.extend(random_send(&mut f, &mut rng, now, id));
                     }
                     f.flush(now, &mut out);
                 }
@@ -1082,17 +1104,7 @@ mod tests {
         let mut changes = 0usize;
         for seed in 0..400u64 {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-            let mut caps = BTreeMap::new();
-            for i in 0..4 {
-                if rng.gen_bool(0.3) {
-                    caps.insert(s(i), f64::from(rng.gen_range(1..20)) * 1e8);
-                }
-            }
-            for i in 0..8 {
-                if rng.gen_bool(0.3) {
-                    caps.insert(w(i), f64::from(rng.gen_range(1..20)) * 1e8);
-                }
-            }
+            let caps = random_caps(&mut rng);
             let run = |horizon: usize| {
                 let mut f = Flows::new(4, 8, GBPS, &caps);
                 f.horizon_flows = horizon;
@@ -1115,15 +1127,7 @@ mod tests {
                     }
                     for _ in 0..rng.gen_range(1..9) {
                         id += 1;
-                        let (x, y) = (s(rng.gen_range(0..4)), w(rng.gen_range(0..8)));
-                        let (from, to) = if rng.gen_bool(0.5) { (x, y) } else { (y, x) };
-                        let bits = f64::from(rng.gen_range(1..400_000));
-                        let latency = Duration::from_nanos(rng.gen_range(0..100_000));
-                        let link = rng
-                            .gen_bool(0.2)
-                            .then(|| f64::from(rng.gen_range(1..10)) * 1e8);
-                        let start = now + Duration::from_nanos(rng.gen_range(0..3) * 7_919);
-                        out.extend(f.send(now, id, from, to, bits, latency, link, start));
+                        out.extend(random_send(&mut f, &mut rng, now, id));
                     }
                     f.flush(now, &mut out);
                 }

@@ -27,7 +27,7 @@
 //!
 //! May import: `super` (the flow planner). Never: a host.
 
-use super::{dur, nanos, node_of, secs, Delivery, Flows, Ns};
+use super::{nanos, secs, Delivery, Flows, Ns};
 
 /// Relative slack under which an interface counts as saturated.
 const SATURATED: f64 = 1e-9;
@@ -102,18 +102,12 @@ impl Flows {
             fl.fin = Ns::MAX;
             fl.t_rate = now;
             fl.done = Ns::MAX;
-            if fl.at != Ns::MAX {
+            let announced = fl.at != Ns::MAX;
+            if announced {
                 // Its planned delivery is void: it is announced when it ends.
-                self.next_gen += 1;
-                fl.gen = self.next_gen;
-                fl.at = Ns::MAX;
-                changed.push(Delivery {
-                    id: fl.id,
-                    to: node_of(self.servers, fl.to as usize),
-                    at: Delivery::VOID,
-                    gen: fl.gen,
-                });
+                self.predict(f, Ns::MAX, changed);
             }
+            let fl = &self.flows[f as usize];
             if head {
                 if fl.start <= now {
                     joins.push(f);
@@ -179,18 +173,9 @@ impl Flows {
             fl.bits_left = 0.0;
             fl.rate = 0.0;
             fl.fin = Ns::MAX;
-            let at = (t + fl.latency).max(self.pairs[p].last_at);
-            self.next_gen += 1;
-            fl.gen = self.next_gen;
-            fl.at = at;
-            changed.push(Delivery {
-                id: fl.id,
-                to: node_of(self.servers, fl.to as usize),
-                at: dur(at),
-                gen: fl.gen,
-            });
-            at
+            (t + fl.latency).max(self.pairs[p].last_at)
         };
+        self.predict(f, at, changed);
         let pair = &mut self.pairs[p];
         debug_assert_eq!(pair.queue.front(), Some(&f));
         pair.queue.pop_front();
