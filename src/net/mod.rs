@@ -3,7 +3,7 @@
 //! The same sans-IO state machines the simulator drives (`crate::core`)
 //! run here under tokio on real sockets ([`host`]), speaking length-prefixed
 //! frames ([`frame`]) on connections that notice when they stall
-//! ([`conn`]). A cluster file ([`cluster`]) says where each node
+//! ([`conn`]), and heartbeats as datagrams ([`datagram`]). A cluster file ([`cluster`]) says where each node
 //! listens; `pssim node` runs one node ([`node`]), keeping its durable
 //! state in a data directory ([`store`]), `pssim local` a whole cluster on
 //! loopback ([`local`]); events from every node ([`events`], Lamport-stamped,
@@ -25,6 +25,7 @@ pub mod alloc;
 pub mod bench;
 pub mod cluster;
 pub mod conn;
+pub mod datagram;
 pub mod events;
 pub mod faults;
 pub mod frame;
