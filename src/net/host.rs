@@ -17,9 +17,10 @@
 //!
 //! Every node listens on its address; a node sends on its own outbound
 //! connection to the receiver's listener (one per peer, opened on first
-//! use, hello first). Heartbeats go as UDP datagrams instead, to the
-//! receiver's address, from the node's own (the [`datagram`] section). A send that fails drops the message, as a real
-//! network loses it: the protocol's retries and heartbeats recover. A bad
+//! use, hello first). Heartbeats go as UDP datagrams instead, from and to
+//! the nodes' addresses ([`super::datagram`]). A send that fails drops the
+//! message, as a real network loses it: the protocol's retries and
+//! heartbeats recover. A bad
 //! frame closes only the connection it came on. A connection that stalls
 //! (unacknowledged bytes, a write making no progress, an end seen by the
 //! kernel) is closed and the next message dials again ([`super::conn`]).
@@ -151,6 +152,9 @@ impl NodeHandle {
 }
 
 /// An input for the node task.
+// Messages are nearly every input: boxing them would cost an allocation
+// each for the few timers it saves.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     /// `lamport`: the sender's logical clock when it sent it. `after`:
     /// `None` for a message read from a connection; for a datagram, the
