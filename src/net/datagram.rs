@@ -32,7 +32,11 @@
 //! So a heartbeat is late only when its sender's own messages to the same
 //! node are: a server's rare control messages to the coordinator
 //! (`JoinReady`, `Prepared`, `MembershipAck`), never a worker's (it sends
-//! the coordinator heartbeats only).
+//! the coordinator heartbeats only). To keep that wait short, a node's
+//! connection to the coordinator gives up sooner than the others
+//! ([`control_health`]): a message TCP has not delivered within two
+//! heartbeat intervals is dropped with its connection (the protocol sends
+//! it again), and the heartbeats behind it go on.
 //!
 //! Format: the hello frame, then the message frame ([`super::frame`]),
 //! then `after` (8 bytes, little-endian). A node whose UDP port cannot be
@@ -42,6 +46,7 @@
 //! (net), tokio. Never: `crate::sim` (hosts never import each other),
 //! madsim.
 
+use super::conn::Health;
 use super::frame::{self, Frame, FrameError};
 use crate::core::{Message, NodeId};
 use crate::run::metrics::Traffic;
@@ -156,6 +161,24 @@ pub fn send(udp: &UdpSocket, bytes: &[u8], to: SocketAddr, msg: &Message, stats:
         // Heartbeats are never compressed: raw = wire, as on a connection.
         Ok(n) => st.count(msg, n, n + msg.raw_wire_size() - msg.wire_size()),
         Err(_) => st.dropped += 1,
+    }
+}
+
+/// The deadlines of a connection to the coordinator when heartbeats go as
+/// datagrams: `TCP_USER_TIMEOUT` and the write stall at two heartbeat
+/// intervals (at least 100 ms, at most the usual heartbeat timeout), so a
+/// control message stuck behind retransmissions holds its sender's
+/// heartbeats (module header) for at most that long, well within the
+/// coordinator's timeout. The connection carries only small control
+/// messages; one retransmission (0.2 s) fits.
+pub fn control_health(usual: Health, heartbeat_interval: Duration) -> Health {
+    let d = (2 * heartbeat_interval)
+        .max(Duration::from_millis(100))
+        .min(usual.user_timeout);
+    Health {
+        user_timeout: d,
+        write_stall: d,
+        ..usual
     }
 }
 

@@ -297,6 +297,7 @@ async fn run(
     ));
     let mut outbox = Outbox {
         health,
+        to_coordinator: datagram::control_health(health, opts.cfg.heartbeat_interval),
         me: opts.id,
         incarnation: opts.incarnation,
         peers: opts.peers.clone(),
@@ -448,6 +449,9 @@ fn execute(
 struct Outbox {
     /// Deadlines of the connections.
     health: Health,
+    /// Deadlines of the connection to the coordinator, with datagrams
+    /// ([`datagram::control_health`]).
+    to_coordinator: Health,
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
@@ -490,10 +494,15 @@ impl Outbox {
                 incarnation: self.incarnation,
             };
             let settled = Arc::new(AtomicU64::new(0));
+            let health = if to == NodeId::Coordinator && self.udp.is_some() {
+                self.to_coordinator
+            } else {
+                self.health
+            };
             tasks.spawn(write_loop(
                 hello,
                 addr,
-                self.health,
+                health,
                 wrx,
                 self.stats.clone(),
                 settled.clone(),
