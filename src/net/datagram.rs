@@ -35,8 +35,8 @@
 //! the coordinator heartbeats only). To keep that wait short, a node's
 //! connection to the coordinator gives up sooner than the others
 //! ([`control_health`]): a message TCP has not delivered within two
-//! heartbeat intervals is dropped with its connection (the protocol sends
-//! it again), and the heartbeats behind it go on.
+//! heartbeat intervals (at least 250 ms) is dropped with its connection
+//! (the protocol sends it again), and the heartbeats behind it go on.
 //!
 //! Format: the hello frame, then the message frame ([`super::frame`]),
 //! then `after` (8 bytes, little-endian). A node whose UDP port cannot be
@@ -166,14 +166,14 @@ pub fn send(udp: &UdpSocket, bytes: &[u8], to: SocketAddr, msg: &Message, stats:
 
 /// The deadlines of a connection to the coordinator when heartbeats go as
 /// datagrams: `TCP_USER_TIMEOUT` and the write stall at two heartbeat
-/// intervals (at least 100 ms, at most the usual heartbeat timeout), so a
-/// control message stuck behind retransmissions holds its sender's
-/// heartbeats (module header) for at most that long, well within the
-/// coordinator's timeout. The connection carries only small control
-/// messages; one retransmission (0.2 s) fits.
+/// intervals, at least 250 ms (TCP's first retransmission, 0.2 s, fits)
+/// and at most the usual (the heartbeat timeout), so a control message
+/// stuck behind retransmissions holds its sender's heartbeats (module
+/// header) for at most that long, within the coordinator's timeout. The
+/// connection carries only small control messages.
 pub fn control_health(usual: Health, heartbeat_interval: Duration) -> Health {
     let d = (2 * heartbeat_interval)
-        .max(Duration::from_millis(100))
+        .max(Duration::from_millis(250))
         .min(usual.user_timeout);
     Health {
         user_timeout: d,
