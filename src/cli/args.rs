@@ -100,6 +100,9 @@ pub enum Cmd {
                       file and to stdout as `final {..}`, and exits with code 0. A node started \
                       with stdin closed (`</dev/null`, nohup, a service manager) runs until a \
                       signal. SIGKILL is a crash: no final report.\n\n\
+                      It listens on its address over TCP and, for heartbeats, over UDP on the \
+                      same port (both must be open between the nodes; a node that cannot bind \
+                      UDP sends its heartbeats over TCP).\n\n\
                       A first life (--incarnation 0) then waits until every peer listens, up to \
                       the cluster file's startup_timeout (default 60s); `finish` or a signal \
                       meanwhile stops it before its first step, without a report.\n\n\

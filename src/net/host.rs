@@ -17,8 +17,10 @@
 //!
 //! Every node listens on its address; a node sends on its own outbound
 //! connection to the receiver's listener (one per peer, opened on first
-//! use, hello first). A send that fails drops the message, as a real
-//! network loses it: the protocol's retries and heartbeats recover. A bad
+//! use, hello first). Heartbeats go as UDP datagrams instead, from and to
+//! the nodes' addresses ([`super::datagram`]). A send that fails drops the
+//! message, as a real network loses it: the protocol's retries and
+//! heartbeats recover. A bad
 //! frame closes only the connection it came on. A connection that stalls
 //! (unacknowledged bytes, a write making no progress, an end seen by the
 //! kernel) is closed and the next message dials again ([`super::conn`]).
@@ -30,6 +32,7 @@
 //! `crate::sim` (hosts never import each other), madsim.
 
 use super::conn::{self, Health};
+use super::datagram::{self, Order};
 use super::events::EventSink;
 use super::frame::{self, Frame, FrameError};
 use super::store::Store;
@@ -44,9 +47,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
@@ -148,12 +152,21 @@ impl NodeHandle {
 }
 
 /// An input for the node task.
+// Messages are nearly every input: boxing them would cost an allocation
+// each for the few timers it saves.
+#[allow(clippy::large_enum_variant)]
 enum Input {
-    /// `lamport`: the sender's logical clock when it sent it.
+    /// `lamport`: the sender's logical clock when it sent it. `after`:
+    /// `None` for a message read from a connection; for a datagram, the
+    /// stamp of the last message the sender had handed to its connection
+    /// to this node and not known lost (0: none), which must be delivered
+    /// first ([`Order`]).
     Msg {
         from: NodeId,
+        incarnation: u32,
         msg: Message,
         lamport: u64,
+        after: Option<u64>,
     },
     Timer(Timer),
     ComputeDone,
@@ -266,6 +279,15 @@ async fn run(
     let (tx, mut inputs) = mpsc::unbounded_channel::<Input>();
     let stats = Arc::new(Mutex::new(Traffic::default()));
     let health = Health::new(opts.cfg.heartbeat_timeout);
+    let udp = datagram::bind(&listener, opts.id).await;
+    if let Some(u) = &udp {
+        tasks.spawn(udp_loop(
+            u.clone(),
+            opts.id,
+            opts.max_frame_bytes,
+            tx.clone(),
+        ));
+    }
     tasks.spawn(accept_loop(
         listener,
         opts.id,
@@ -275,10 +297,12 @@ async fn run(
     ));
     let mut outbox = Outbox {
         health,
+        to_coordinator: datagram::control_health(health, opts.cfg.heartbeat_interval),
         me: opts.id,
         incarnation: opts.incarnation,
         peers: opts.peers.clone(),
         writers: BTreeMap::new(),
+        udp,
         stats: stats.clone(),
         origin: opts.origin,
         events: opts.events.clone(),
@@ -288,6 +312,7 @@ async fn run(
             .map(|m| m.shaper(opts.id, opts.incarnation)),
     };
     let mut node = boot(&opts);
+    let mut order = Order::default();
     if opts.incarnation > 0 {
         opts.events
             .record(opts.origin, Event::Restart { node: opts.id });
@@ -305,9 +330,11 @@ async fn run(
                 let Some(input) = input else { break };
                 let now = opts.origin.elapsed();
                 match input {
-                    Input::Msg { from, msg, lamport } => {
-                        opts.events.on_receive(lamport);
-                        node.on_message(now, from, msg, &mut out)
+                    Input::Msg { from, incarnation, msg, lamport, after } => {
+                        for (msg, lamport) in order.admit((from, incarnation), msg, lamport, after) {
+                            opts.events.on_receive(lamport);
+                            node.on_message(now, from, msg, &mut out);
+                        }
                     }
                     Input::Timer(t) => node.on_timer(now, t, &mut out),
                     Input::ComputeDone => node.on_compute_done(now, &mut out),
@@ -422,18 +449,36 @@ fn execute(
 struct Outbox {
     /// Deadlines of the connections.
     health: Health,
+    /// Deadlines of the connection to the coordinator, with datagrams
+    /// ([`datagram::control_health`]).
+    to_coordinator: Health,
     me: NodeId,
     incarnation: u32,
     peers: Arc<BTreeMap<NodeId, SocketAddr>>,
     /// Per peer: its writer, fed messages with the time to write them
     /// and their Lamport stamps.
-    writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, Instant, u64)>>,
+    writers: BTreeMap<NodeId, Writer>,
+    /// The node's datagram socket (`None`: heartbeats go on the
+    /// connections too).
+    udp: Option<Arc<UdpSocket>>,
     stats: Arc<Mutex<Traffic>>,
     origin: Instant,
     /// The node's events and logical clock (a send is stamped from it).
     events: EventSink,
     /// The network model applied to what is sent (`None`: none).
     shaper: Option<super::faults::Shaper>,
+}
+
+/// One peer's writer task, as the outbox sees it.
+struct Writer {
+    /// Messages with the time to write them and their Lamport stamps.
+    tx: mpsc::UnboundedSender<(Message, Instant, u64)>,
+    /// The stamp of the last message handed to it.
+    handed: u64,
+    /// Set by the writer: every message stamped up to this one is either
+    /// delivered or lost for good (dropped, or on a connection it reset or
+    /// saw end).
+    settled: Arc<AtomicU64>,
 }
 
 impl Outbox {
@@ -448,14 +493,25 @@ impl Outbox {
                 from: self.me,
                 incarnation: self.incarnation,
             };
+            let settled = Arc::new(AtomicU64::new(0));
+            let health = if to == NodeId::Coordinator && self.udp.is_some() {
+                self.to_coordinator
+            } else {
+                self.health
+            };
             tasks.spawn(write_loop(
                 hello,
                 addr,
-                self.health,
+                health,
                 wrx,
                 self.stats.clone(),
+                settled.clone(),
             ));
-            wtx
+            Writer {
+                tx: wtx,
+                handed: 0,
+                settled,
+            }
         });
         let lamport = self.events.stamp_send(self.origin.elapsed());
         let at = match &mut self.shaper {
@@ -468,8 +524,30 @@ impl Outbox {
                 super::faults::Verdict::At(t) => self.origin + t,
             },
         };
-        if writer.send((msg, at, lamport)).is_err() {
+        if let (Some(udp), true) = (&self.udp, datagram::carries(&msg)) {
+            // Behind whatever this peer's connection may still deliver.
+            let after = if writer.handed > writer.settled.load(Ordering::Acquire) {
+                writer.handed
+            } else {
+                0
+            };
+            let bytes = datagram::encode(self.me, self.incarnation, lamport, after, &msg);
+            if at <= Instant::now() {
+                // At once: a datagram never waits behind anything.
+                datagram::send(udp, &bytes, addr, &msg, &self.stats);
+            } else {
+                let (udp, stats) = (udp.clone(), self.stats.clone());
+                tasks.spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    datagram::send(&udp, &bytes, addr, &msg, &stats);
+                });
+            }
+            return;
+        }
+        if writer.tx.send((msg, at, lamport)).is_err() {
             self.stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+        } else {
+            writer.handed = lamport;
         }
     }
 }
@@ -490,8 +568,11 @@ async fn write_loop(
     h: Health,
     mut rx: mpsc::UnboundedReceiver<(Message, Instant, u64)>,
     stats: Arc<Mutex<Traffic>>,
+    settled: Arc<AtomicU64>,
 ) {
     let mut conn: Option<TcpStream> = None;
+    // The stamp of the last message written on `conn`.
+    let mut on_conn = 0;
     let mut retry_at = tokio::time::Instant::now();
     let mut buf = Vec::new();
     loop {
@@ -509,8 +590,9 @@ async fn write_loop(
             Some(None) => break,
             None => {
                 // Dial afresh for the next message rather than lose it
-                // on a dead connection.
+                // on a dead connection. What it still held is lost.
                 conn = None;
+                settled.fetch_max(on_conn, Ordering::Release);
                 continue;
             }
         };
@@ -525,6 +607,7 @@ async fn write_loop(
         }
         let Some(stream) = conn.as_mut() else {
             stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
+            settled.fetch_max(lamport, Ordering::Release);
             continue;
         };
         let mut frame = Frame::Msg { lamport, msg };
@@ -539,17 +622,21 @@ async fn write_loop(
         };
         match res {
             // Raw: the real frame plus what compression saved (as modelled).
-            Ok(size) => stats.lock().unwrap_or_else(|e| e.into_inner()).count(
-                &msg,
-                size,
-                size + msg.raw_wire_size() - msg.wire_size(),
-            ),
+            Ok(size) => {
+                on_conn = lamport;
+                stats.lock().unwrap_or_else(|e| e.into_inner()).count(
+                    &msg,
+                    size,
+                    size + msg.raw_wire_size() - msg.wire_size(),
+                )
+            }
             Err(_) => {
                 // Stalled or broken: reset it, so no frame still queued on
                 // it arrives after the next connection's.
                 if let Some(c) = conn.take() {
                     conn::abort(c);
                 }
+                settled.fetch_max(lamport, Ordering::Release);
                 stats.lock().unwrap_or_else(|e| e.into_inner()).dropped += 1;
             }
         }
@@ -600,8 +687,8 @@ async fn read_loop(
         frame::read_frame(&mut stream, &mut buf, max_frame_bytes),
     )
     .await;
-    let from = match hello {
-        Ok(Ok(Some(Frame::Hello { from, .. }))) => from,
+    let (from, incarnation) = match hello {
+        Ok(Ok(Some(Frame::Hello { from, incarnation }))) => (from, incarnation),
         Ok(Ok(None)) => return,
         // A start-up barrier's probe (`conn::await_peers`): reset unsaid.
         Ok(Err(FrameError::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
@@ -624,7 +711,14 @@ async fn read_loop(
     loop {
         match frame::read_frame(&mut stream, &mut buf, max_frame_bytes).await {
             Ok(Some(Frame::Msg { lamport, msg })) => {
-                if tx.send(Input::Msg { from, msg, lamport }).is_err() {
+                let input = Input::Msg {
+                    from,
+                    incarnation,
+                    msg,
+                    lamport,
+                    after: None,
+                };
+                if tx.send(input).is_err() {
                     return;
                 }
             }
@@ -641,6 +735,49 @@ async fn read_loop(
         }
         if buf.capacity() > 1 << 20 {
             buf = Vec::new();
+        }
+    }
+}
+
+/// Reads the node's datagrams: each a heartbeat with its sender and stamps
+/// ([`datagram::decode`]); anything else is ignored (the first few said on
+/// stderr).
+async fn udp_loop(
+    udp: Arc<UdpSocket>,
+    me: NodeId,
+    max_frame_bytes: u32,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut buf = vec![0u8; datagram::MAX_BYTES];
+    let mut complaints = 0u32;
+    loop {
+        let (n, peer) = match udp.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(_) => {
+                // ICMP errors of earlier sends surface here: not fatal.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        match datagram::decode(&buf[..n], max_frame_bytes) {
+            Ok(d) => {
+                let input = Input::Msg {
+                    from: d.from,
+                    incarnation: d.incarnation,
+                    msg: d.msg,
+                    lamport: d.lamport,
+                    after: Some(d.after),
+                };
+                if tx.send(input).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if complaints < 10 {
+                    complaints += 1;
+                    eprintln!("pssim {me}: datagram from {peer} ignored: {e}");
+                }
+            }
         }
     }
 }
