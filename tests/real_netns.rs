@@ -339,45 +339,7 @@ fn a_partition_made_by_the_kernel_heals_within_two_heartbeat_timeouts() {
     if loss > 0 {
         lab.filter(lossy, &random_drop(loss)).unwrap();
     }
-    let (tx, rx) = mpsc::channel::<(NodeId, Said)>();
-    let mut stdins: BTreeMap<NodeId, ChildStdin> = BTreeMap::new();
-    for &id in &ids {
-        let log = std::fs::File::create(dir.join(format!("{id}.log"))).unwrap();
-        let mut child = Command::new("nsenter")
-            .args(["-t", &lab.holders[&id].id().to_string(), "-U", "-n", "--"])
-            .arg(&bin)
-            .arg("node")
-            .arg("--cluster")
-            .arg(&cluster_file)
-            .args(["--id", &id.to_string(), "--exit-on-eof"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        stdins.insert(id, child.stdin.take().unwrap());
-        let out = child.stdout.take().unwrap();
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let said = if let Some(j) = line.strip_prefix("status ") {
-                    serde_json::from_str(j).ok().map(Said::Status)
-                } else if let Some(j) = line.strip_prefix("final ") {
-                    serde_json::from_str(j)
-                        .ok()
-                        .map(|r| Said::Final(Box::new(r)))
-                } else {
-                    None
-                };
-                if let Some(s) = said {
-                    let _ = tx.send((id, s));
-                }
-            }
-            let _ = tx.send((id, Said::Closed));
-        });
-        lab.nodes.insert(id, child);
-    }
+    let (rx, mut stdins) = start_nodes(&mut lab, &ids, &dir, &cluster_file, &bin);
 
     // Cut server-1 off 1.5 s into the run, heal it `partition_s` later,
     // then wait for the workers to finish and the servers to be quiet.
