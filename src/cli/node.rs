@@ -68,18 +68,27 @@ pub fn local(
         Ok(s) => s,
         Err(e) => return Ok(bad_input(&e)),
     };
-    let o = match crate::net::local::run(&scn, file, opts) {
-        Ok(o) => o,
-        Err(e) => return Ok(bad_input(&e)),
-    };
+    match crate::net::local::run(&scn, file, opts) {
+        Ok(o) => print_outcome(&scn, &o, json, out),
+        Err(e) => Ok(bad_input(&e)),
+    }
+}
+
+/// Prints a real run's outcome (JSON or the summary); its exit code.
+fn print_outcome(
+    scn: &crate::scenario::Scenario,
+    o: &crate::outcome::Outcome,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
     if json {
         say!(
             out,
             "{}",
-            serde_json::to_string(&o).expect("outcome serializes")
+            serde_json::to_string(o).expect("outcome serializes")
         );
     } else {
-        say_raw!(out, "{}", crate::summary::render(&scn, &o));
+        say_raw!(out, "{}", crate::summary::render(scn, o));
     }
     Ok(o.exit_code())
 }
@@ -91,18 +100,8 @@ pub fn judge(
     trace: Option<std::path::PathBuf>,
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {
-    let (scn, o) = match crate::net::judge::judge_dir(dir, trace) {
-        Ok(r) => r,
-        Err(e) => return Ok(bad_input(&e)),
-    };
-    if json {
-        say!(
-            out,
-            "{}",
-            serde_json::to_string(&o).expect("outcome serializes")
-        );
-    } else {
-        say_raw!(out, "{}", crate::summary::render(&scn, &o));
+    match crate::net::judge::judge_dir(dir, trace) {
+        Ok((scn, o)) => print_outcome(&scn, &o, json, out),
+        Err(e) => Ok(bad_input(&e)),
     }
-    Ok(o.exit_code())
 }
