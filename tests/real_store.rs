@@ -160,3 +160,25 @@ fn a_later_life_started_by_hand_recovers_the_state_file() {
     assert!(stdout.contains("final "), "{stdout}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_data_directory_in_use_is_refused_and_freed_when_its_holder_ends() {
+    let dir = temp_dir("locked");
+    let cluster = cluster_file(&dir);
+    let data = dir.join("data");
+    // Another life holds the directory (here: this process).
+    let holder = Store::open(&data, NodeId::Coordinator, 0).unwrap();
+    let (code, stdout, stderr) = coordinator(&cluster, &data, 1);
+    assert_eq!(code, Some(2), "stdout {stdout:?} stderr {stderr:?}");
+    assert!(!stdout.contains("ready"), "{stdout}");
+    assert!(
+        stderr.contains(store::LOCK_NAME) && stderr.contains("locked by another process"),
+        "{stderr}"
+    );
+    // Once it ends, the next life starts.
+    drop(holder);
+    let (code, stdout, stderr) = coordinator(&cluster, &data, 1);
+    assert_eq!(code, Some(0), "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("final "), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -8,7 +8,9 @@
 //! `durable.pssim.tmp`, is fsynced, renamed over the old file, and the
 //! directory is fsynced. A crash at any point leaves the old state or the
 //! new one, never a mix; a temporary file left by a crash is never read
-//! (and is removed when the next life opens the directory). A durable
+//! (and is removed when the next life opens the directory). The directory
+//! serves one running life at a time: `durable.pssim.lock` is locked while
+//! a store lives. A durable
 //! state is one value that is always replaced whole, so a file and a
 //! rename give all the atomicity needed; an embedded database (redb, sled)
 //! would add a dependency and a file format of its own for a store with a
@@ -48,6 +50,9 @@ use xxhash_rust::xxh3::Xxh3;
 pub const FILE_NAME: &str = "durable.pssim";
 /// Where a write goes before it is renamed over [`FILE_NAME`].
 const TEMP_NAME: &str = "durable.pssim.tmp";
+/// Locked (exclusively, by the operating system) while a node holds the
+/// directory: a second process on it would interleave two lives' writes.
+pub const LOCK_NAME: &str = "durable.pssim.lock";
 /// The first bytes of every state file.
 pub const MAGIC: [u8; 8] = *b"PSSIMDUR";
 /// The file format this version writes and reads.
@@ -60,6 +65,15 @@ const CHECKSUM_AT: usize = 29;
 /// What is wrong with a data directory or its state file.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Another process holds the directory (its lock file is locked).
+    #[error(
+        "{path}: locked by another process: a node's data directory serves one running life at \
+         a time (stop the other `pssim node`, or give this one its own --data-dir)"
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// An operating-system error (permissions, disk full, ...).
     #[error("{path}: {source}")]
     Io {
@@ -163,11 +177,15 @@ pub struct Store {
     dir: PathBuf,
     node: NodeId,
     incarnation: u32,
+    /// The directory's lock file, locked while this store lives (the
+    /// operating system releases it when the process ends, killed or not).
+    _lock: std::fs::File,
 }
 
 impl Store {
     /// Opens (creating it if needed) the data directory `dir` of life
-    /// `incarnation` of `node`, and removes a temporary file an earlier
+    /// `incarnation` of `node`, locks it ([`LOCK_NAME`]: an error if
+    /// another process holds it), and removes a temporary file an earlier
     /// life's crash left.
     pub fn open(dir: &Path, node: NodeId, incarnation: u32) -> Result<Store, StoreError> {
         let io = |source| StoreError::Io {
@@ -175,6 +193,28 @@ impl Store {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::Io {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: lock_path })
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    path: lock_path,
+                    source,
+                })
+            }
+        }
         let temp = dir.join(TEMP_NAME);
         match std::fs::remove_file(&temp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -189,6 +229,7 @@ impl Store {
             dir: dir.to_path_buf(),
             node,
             incarnation,
+            _lock: lock,
         })
     }
 
@@ -466,8 +507,18 @@ mod tests {
         first.write(&a).unwrap();
         first.write(&b).unwrap();
         assert!(!dir.join(TEMP_NAME).exists());
+        // One running life at a time.
+        let e = Store::open(&dir, s, 1).unwrap_err();
+        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("durable.pssim.lock: locked by another process"),
+            "{e}"
+        );
+        drop(first);
         let next = Store::open(&dir, s, 1).unwrap();
         assert_eq!(next.recover().unwrap(), Some(b.clone()));
+        drop(next);
         // The life that wrote it may not (nor an earlier one).
         let e = Store::open(&dir, s, 0).unwrap().recover().unwrap_err();
         assert!(
