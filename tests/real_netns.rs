@@ -307,34 +307,12 @@ fn a_partition_made_by_the_kernel_heals_within_two_heartbeat_timeouts() {
 
     let dir = std::env::temp_dir().join(format!("pssim-netns-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let events_dir = dir.join("events");
-    std::fs::create_dir_all(&events_dir).unwrap();
     let origin = Instant::now();
     let origin_us = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_micros();
-    let addr = |i: usize| format!("\"{SUBNET}.{}:{PORT}\"", i + 1);
-    let list = |pred: fn(&NodeId) -> bool| {
-        (0..ids.len())
-            .filter(|&i| pred(&ids[i]))
-            .map(addr)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let cluster_file = dir.join("cluster.toml");
-    std::fs::write(
-        &cluster_file,
-        format!(
-            "scenario = {SCENARIO:?}\nevents_dir = {:?}\norigin_unix_us = {origin_us}\n\n[nodes]\n\
-             coordinator = {}\nservers = [{}]\nworkers = [{}]\n",
-            events_dir.display().to_string(),
-            addr(0),
-            list(|n| n.server().is_some()),
-            list(|n| n.worker().is_some()),
-        ),
-    )
-    .unwrap();
+    let cluster_file = write_cluster(&dir, SCENARIO, &ids, origin_us);
 
     if loss > 0 {
         lab.filter(lossy, &random_drop(loss)).unwrap();
@@ -409,7 +387,7 @@ fn a_partition_made_by_the_kernel_heals_within_two_heartbeat_timeouts() {
     lab.nodes.clear();
 
     // In logical order, as `pssim judge` merges them.
-    let merged = events::merge(&events::read_dir(&events_dir).unwrap());
+    let merged = events::merge(&events::read_dir(&dir.join("events")).unwrap());
     let dropped: u64 = reports.iter().map(|r| r.stats.dropped).sum();
     let job = pssim::run::setup::job(&scn);
     let outcome = judge(
@@ -552,15 +530,10 @@ fn start_nodes(
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                let said = if let Some(j) = line.strip_prefix("status ") {
-                    serde_json::from_str(j).ok().map(Said::Status)
-                } else if let Some(j) = line.strip_prefix("final ") {
-                    serde_json::from_str(j)
-                        .ok()
-                        .map(|r| Said::Final(Box::new(r)))
-                } else {
-                    None
-                };
+                let said = pssim::net::node::said(&line).map(|s| match s {
+                    pssim::net::node::Said::Status(st) => Said::Status(st),
+                    pssim::net::node::Said::Final(r) => Said::Final(r),
+                });
                 if let Some(s) = said {
                     let _ = tx.send((id, s));
                 }

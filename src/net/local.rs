@@ -557,15 +557,10 @@ impl Backend for Processes {
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let said = if let Some(j) = line.strip_prefix("status ") {
-                    serde_json::from_str(j).ok().map(Said::Status)
-                } else if let Some(j) = line.strip_prefix("final ") {
-                    serde_json::from_str(j)
-                        .ok()
-                        .map(|r| Said::Final(Box::new(r)))
-                } else {
-                    None
-                };
+                let said = super::node::said(&line).map(|s| match s {
+                    super::node::Said::Status(st) => Said::Status(st),
+                    super::node::Said::Final(r) => Said::Final(r),
+                });
                 if let Some(s) = said {
                     if tx.send((id, incarnation, s)).is_err() {
                         return;

@@ -220,6 +220,29 @@ fn unreachable(
     )
 }
 
+/// What a node says on one line of its stdout (the lines above).
+#[derive(Debug)]
+pub enum Said {
+    /// `status {..}`: its progress changed.
+    Status(host::Status),
+    /// `final {..}`: its final report.
+    Final(Box<host::NodeReport>),
+}
+
+/// A supervisor's reading of one stdout line of a node: `None` for any
+/// other line (`ready ..`, or one that does not parse).
+pub fn said(line: &str) -> Option<Said> {
+    if let Some(j) = line.strip_prefix("status ") {
+        serde_json::from_str(j).ok().map(Said::Status)
+    } else if let Some(j) = line.strip_prefix("final ") {
+        serde_json::from_str(j)
+            .ok()
+            .map(|r| Said::Final(Box::new(r)))
+    } else {
+        None
+    }
+}
+
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
