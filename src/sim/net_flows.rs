@@ -229,7 +229,6 @@ pub struct Flows {
     // Re-fill scratch buffers.
     pf: Vec<u32>,
     pq: Vec<usize>,
-    bnds: Vec<usize>,
     dirty: Vec<usize>,
     prate: Vec<f64>,
     act: Vec<u32>,
@@ -291,7 +290,6 @@ impl Flows {
             istamp: 0,
             pf: Vec::new(),
             pq: Vec::new(),
-            bnds: Vec::new(),
             dirty: Vec::new(),
             prate: Vec::new(),
 

@@ -226,18 +226,13 @@ impl Flows {
         let st = self.istamp;
         let mut pf = std::mem::take(&mut self.pf);
         let mut queue = std::mem::take(&mut self.pq);
-        let mut bnds = std::mem::take(&mut self.bnds);
         pf.clear();
         queue.clear();
-        bnds.clear();
         for &r in seeds {
-            if self.res[r].full != st {
-                self.res[r].full = st;
-                queue.push(r);
-            }
+            self.refill_whole(r, st, &mut queue);
         }
         for &f in joins {
-            self.add_to_fill(f, st, &mut pf, &mut queue, &mut bnds);
+            self.add_to_fill(f, st, &mut pf, &mut queue);
         }
         loop {
             while let Some(r) = queue.pop() {
@@ -245,7 +240,7 @@ impl Flows {
                     let g = self.res[r].live[k];
                     let gl = &self.flows[g as usize];
                     if gl.alive && gl.rate > 0.0 && gl.pmark != st {
-                        self.add_to_fill(g, st, &mut pf, &mut queue, &mut bnds);
+                        self.add_to_fill(g, st, &mut pf, &mut queue);
                     }
                 }
             }
@@ -254,10 +249,7 @@ impl Flows {
                 break;
             }
             for r in bound {
-                if self.res[r].full != st {
-                    self.res[r].full = st;
-                    queue.push(r);
-                }
+                self.refill_whole(r, st, &mut queue);
             }
         }
         // Apply: a transfer whose rate moved gets its bits brought up to
@@ -291,21 +283,22 @@ impl Flows {
         self.dirty = dirty;
         self.pf = pf;
         self.pq = queue;
-        self.bnds = bnds;
         // No void entry on top: the host wakes for the first.
         self.next_event();
     }
 
+    /// Interface `r` is re-filled whole (all its transfers) in the re-fill
+    /// stamped `st`: queued for its transfers once.
+    fn refill_whole(&mut self, r: usize, st: u32, queue: &mut Vec<usize>) {
+        if self.res[r].full != st {
+            self.res[r].full = st;
+            queue.push(r);
+        }
+    }
+
     /// Puts transfer `g` into the re-fill stamped `st`: each of its
     /// interfaces is re-filled whole if saturated, a boundary otherwise.
-    fn add_to_fill(
-        &mut self,
-        g: u32,
-        st: u32,
-        pf: &mut Vec<u32>,
-        queue: &mut Vec<usize>,
-        bnds: &mut Vec<usize>,
-    ) {
+    fn add_to_fill(&mut self, g: u32, st: u32, pf: &mut Vec<u32>, queue: &mut Vec<usize>) {
         self.flows[g as usize].pmark = st;
         pf.push(g);
         let (out, inn) = self.flows[g as usize].ports();
@@ -315,14 +308,12 @@ impl Flows {
                 continue;
             }
             if self.saturated(r) {
-                self.res[r].full = st;
-                queue.push(r);
+                self.refill_whole(r, st, queue);
                 continue;
             }
             if self.res[r].bnd != st {
                 self.res[r].bnd = st;
                 self.res[r].pold = 0.0;
-                bnds.push(r);
             }
             self.res[r].pold += rate;
         }
