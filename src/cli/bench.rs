@@ -22,12 +22,7 @@ pub fn bench(
         crate::bench::run_tcp()
     } else if scale {
         match scenario::parse(crate::bench::SCALE_SCENARIO, "scenarios/scale.toml") {
-            Ok(mut s) => {
-                if large {
-                    crate::bench::make_large(&mut s);
-                }
-                crate::bench::run_scale(&s)
-            }
+            Ok(s) => crate::bench::run_scale(&s, large),
             Err(e) => return Ok(bad_input(&e)),
         }
     } else {
