@@ -19,18 +19,14 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// A cluster file for `scenarios/default.toml` on loopback addresses
-/// (nothing listens: the nodes tested here stop before they would).
+/// A cluster file for `scenarios/default.toml` on free loopback ports
+/// (each test its own: the tests of this file run in parallel, and a
+/// fixed port range let two coordinators race for one port).
 fn cluster_file(dir: &Path) -> PathBuf {
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.toml");
     let scn = pssim::scenario::load(&scenario).unwrap();
-    let nodes = std::iter::once(NodeId::Coordinator)
-        .chain((0..scn.cluster.servers).map(NodeId::Server))
-        .chain((0..scn.cluster.workers).map(NodeId::Worker));
-    let peers: BTreeMap<_, _> = (47000u16..)
-        .zip(nodes)
-        .map(|(port, id)| (id, format!("127.0.0.1:{port}").parse().unwrap()))
-        .collect();
+    let (peers, held) = cluster::loopback_layout(&scn).unwrap();
+    drop(held);
     let path = dir.join("cluster.toml");
     cluster::write(
         &path,
