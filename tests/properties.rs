@@ -236,10 +236,15 @@ fn run(scn: &Scenario, seed: u64, bugs: Bugs) -> Outcome {
     .outcome
 }
 
-/// Writes a failing scenario where a user can run it, and says how.
+/// Writes a failing scenario where a user can run it, and says how. With
+/// a planted bug every failure is expected (each step of shrinking is
+/// one), so none is written: the temporary directory kept dozens of files
+/// per test run.
 fn report(scn: &Scenario, o: &Outcome, bugs: Bugs) -> String {
     let path = std::env::temp_dir().join(format!("pssim-failing-{}.toml", o.trace_hash));
-    let _ = std::fs::write(&path, scn.to_toml());
+    if bugs == Bugs::NONE {
+        let _ = std::fs::write(&path, scn.to_toml());
+    }
     let mut repro = format!("pssim run {} --seed {}", path.display(), o.seed);
     for b in bugs.iter() {
         repro.push_str(&format!(" --bug {b}"));

