@@ -377,13 +377,7 @@ impl Model {
             return;
         }
         // (key, slot index); biases get no slot (index u32::MAX).
-        let nonzeros: usize = rows
-            .iter()
-            .map(|&i| match data.row(i as usize) {
-                Row::Dense(x) => x.len(),
-                Row::Sparse(idx, _) => idx.len(),
-            })
-            .sum();
+        let nonzeros = data.warm(rows);
         let mut pairs: Vec<u64> = Vec::with_capacity((nonzeros + 1) * self.outputs);
         for &i in rows {
             match data.row(i as usize) {
@@ -538,6 +532,7 @@ impl Model {
         if rows.is_empty() {
             return 0.0;
         }
+        data.warm(rows);
         let scale = 1.0 / rows.len() as f32;
         let bias: Vec<usize> = (0..self.outputs)
             .map(|o| params.pos(self.key(o, self.features)))
