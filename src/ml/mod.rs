@@ -4,8 +4,8 @@
 //! randomness of their own beyond seeded generators.
 //!
 //! May import: `crate::ml`, std, rand, smartcore (the data sets), libm
-//! (bit-identical math). Never:
-//! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
+//! (bit-identical math), radsort (a minibatch's keys). Never: the
+//! protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 pub mod data;
 pub mod mlp;

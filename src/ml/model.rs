@@ -41,8 +41,9 @@
 //! scenario parser already rejects a perceptron on synthetic data), and
 //! [`Model::gradient`] panics on sparse rows.
 //!
-//! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
-//! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
+//! May import: `crate::ml`, std, rand, smartcore (the data sets), radsort
+//! (a minibatch's keys). Never: the protocol (`crate::core`), a host
+//! (`crate::sim`, `crate::net`).
 
 use super::data::{Matrix, Row};
 use super::mlp::{Activation, Affine, Mlp};
@@ -372,7 +373,9 @@ impl Model {
     ) {
         keys.clear();
         slots.clear();
-        if self.net.is_some() {
+        // A dense row touches every key (a matrix is all dense or all
+        // sparse), as does every row of a perceptron.
+        if self.net.is_some() || (!data.is_sparse() && !rows.is_empty()) {
             keys.extend(0..self.dim());
             return;
         }
