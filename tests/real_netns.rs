@@ -287,10 +287,7 @@ enum Said {
 #[test]
 fn a_partition_made_by_the_kernel_heals_within_two_heartbeat_timeouts() {
     let scn = pssim::scenario::load(Path::new(SCENARIO)).unwrap();
-    let ids: Vec<NodeId> = std::iter::once(NodeId::Coordinator)
-        .chain((0..scn.cluster.servers).map(NodeId::Server))
-        .chain((0..scn.cluster.workers).map(NodeId::Worker))
-        .collect();
+    let ids = pssim::run::plan::all_nodes(scn.cluster.servers, scn.cluster.workers);
     let mut lab = match Lab::new(&ids) {
         Ok(l) => l,
         Err(why) => {
@@ -653,10 +650,7 @@ fn lossy_links_remove_no_live_node_and_a_killed_one_in_time() {
     )
     .unwrap();
     let scn = pssim::scenario::load(&scenario).unwrap();
-    let ids: Vec<NodeId> = std::iter::once(NodeId::Coordinator)
-        .chain((0..scn.cluster.servers).map(NodeId::Server))
-        .chain((0..scn.cluster.workers).map(NodeId::Worker))
-        .collect();
+    let ids = pssim::run::plan::all_nodes(scn.cluster.servers, scn.cluster.workers);
     let mut lab = match Lab::new(&ids) {
         Ok(l) => l,
         Err(why) => {

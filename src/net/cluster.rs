@@ -255,12 +255,9 @@ pub fn write(path: &Path, l: &Layout) -> std::io::Result<()> {
 pub fn loopback_layout(
     scn: &Scenario,
 ) -> std::io::Result<(BTreeMap<NodeId, SocketAddr>, Vec<std::net::TcpListener>)> {
-    let ids = std::iter::once(NodeId::Coordinator)
-        .chain((0..scn.cluster.servers).map(NodeId::Server))
-        .chain((0..scn.cluster.workers).map(NodeId::Worker));
     let mut peers = BTreeMap::new();
     let mut held = Vec::new();
-    for id in ids {
+    for id in crate::run::plan::all_nodes(scn.cluster.servers, scn.cluster.workers) {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         peers.insert(id, l.local_addr()?);
         held.push(l);

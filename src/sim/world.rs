@@ -218,10 +218,8 @@ impl World {
         log: Collector,
         seed: u64,
     ) -> World {
-        let ids = std::iter::once(NodeId::Coordinator)
-            .chain((0..cfg.servers).map(NodeId::Server))
-            .chain((0..cfg.workers).map(NodeId::Worker));
-        let slots = ids
+        let slots = crate::run::plan::all_nodes(cfg.servers, cfg.workers)
+            .into_iter()
             .map(|id| Slot {
                 id,
                 madsim_id: None,
