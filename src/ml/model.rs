@@ -383,18 +383,13 @@ impl Model {
         let nonzeros = data.warm(rows);
         let mut pairs: Vec<u64> = Vec::with_capacity((nonzeros + 1) * self.outputs);
         for &i in rows {
-            match data.row(i as usize) {
-                Row::Dense(_) => {
-                    keys.extend(0..self.dim());
-                    return;
-                }
-                Row::Sparse(idx, _) => {
-                    for o in 0..self.outputs {
-                        for &j in idx {
-                            let slot = pairs.len() as u64;
-                            pairs.push(u64::from(self.key(o, j as usize)) << 32 | slot);
-                        }
-                    }
+            let Row::Sparse(idx, _) = data.row(i as usize) else {
+                unreachable!("a matrix's rows are all dense or all sparse");
+            };
+            for o in 0..self.outputs {
+                for &j in idx {
+                    let slot = pairs.len() as u64;
+                    pairs.push(u64::from(self.key(o, j as usize)) << 32 | slot);
                 }
             }
         }
