@@ -14,6 +14,7 @@ pub mod accuracy;
 pub mod changes;
 pub mod determinism;
 pub mod intervals;
+pub mod life_map;
 pub mod lineage;
 pub mod liveness;
 pub mod log_matching;

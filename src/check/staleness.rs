@@ -39,6 +39,7 @@
 //! events only.
 
 use super::intervals::IntervalSet;
+use super::life_map::{IdMap, LifeMap};
 use super::lineage::Lineage;
 use super::staleness_index::{Held, Known, Life, StalenessIndex};
 use super::{Report, Violation, Violations};
@@ -100,9 +101,9 @@ impl Coverage {
 
     /// The membership is about to change: the reads so far count for the
     /// workers that are members until now.
-    fn settle(&mut self, members: &BTreeMap<WorkerId, u32>) {
+    fn settle(&mut self, members: &IdMap<u32>) {
         for (range, read) in std::mem::take(&mut self.current) {
-            for &w in members.keys() {
+            for (w, _) in members.iter() {
                 let e = self.settled.get(&(range, w)).copied();
                 if let Some(b) = best(e, Some(read)) {
                     self.settled.insert((range, w), b);
@@ -126,14 +127,14 @@ impl Coverage {
 #[derive(Debug)]
 pub struct StalenessCheck {
     /// Members now (worker index; any life of it counts).
-    members: BTreeMap<WorkerId, u32>,
+    members: IdMap<u32>,
     /// Per replica: what its state holds.
     applied: Lineage<Held>,
     /// Per (range, life): clocks applied at some replica, or acknowledged,
     /// so far.
     known: Known,
     /// Per (range, life): clocks acknowledged so far.
-    acked: BTreeMap<(RangeId, Life), IntervalSet>,
+    acked: IdMap<LifeMap<IntervalSet>>,
     /// Per replica: what a read asks of it, kept in step.
     index: StalenessIndex,
     /// Per (range, worker): the read a late push is judged against.
@@ -162,10 +163,16 @@ impl StalenessCheck {
     /// assumed members until the first such event, for traces without them.
     pub fn new(workers: u32) -> StalenessCheck {
         StalenessCheck {
-            members: (0..workers).map(|w| (w, 0)).collect(),
+            members: {
+                let mut m = IdMap::default();
+                for w in 0..workers {
+                    m.insert(w, 0);
+                }
+                m
+            },
             applied: Lineage::default(),
-            known: Known::new(),
-            acked: BTreeMap::new(),
+            known: Known::default(),
+            acked: IdMap::default(),
             index: StalenessIndex::default(),
             covered: Coverage::default(),
             candidates: Vec::new(),
@@ -194,7 +201,7 @@ impl StalenessCheck {
             }
             Event::WorkerRemoved { worker, .. } => {
                 self.covered.settle(&self.members);
-                self.members.remove(&worker);
+                self.members.remove(worker);
             }
             Event::Final { server, range, .. } => self.finals.push((server, range)),
             Event::PushApplied {
@@ -207,16 +214,16 @@ impl StalenessCheck {
             } => {
                 let life = (worker, seq.incarnation);
                 let k = u64::from(clock.0);
-                self.applied
-                    .get_mut(server, range)
-                    .state
-                    .entry(life)
-                    .or_default()
-                    .insert(k);
+                // (`first_known` does not look at what replicas hold.)
                 let first = self.first_known(t, range, life, clock, server);
-                let held = &self.applied.get_mut(server, range).state;
-                self.index
-                    .applied(server, range, life, k, held, &self.known[&(range, life)]);
+                let held = &mut self.applied.get_mut(server, range).state;
+                held.entry(life).insert(k);
+                let known = self
+                    .known
+                    .get(range)
+                    .and_then(|m| m.get(&life))
+                    .expect("first_known records it");
+                self.index.applied(server, range, life, k, held, known);
                 if first {
                     self.index.became_known(range, life, k, &self.applied);
                 }
@@ -229,8 +236,8 @@ impl StalenessCheck {
             } => {
                 let life = (worker, seq.incarnation);
                 self.acked
-                    .entry((range, life))
-                    .or_default()
+                    .get_or_insert_with(range, LifeMap::new)
+                    .entry(life)
                     .insert(u64::from(clock.0));
                 // An acknowledged push counts even if no replica applied it.
                 if self.first_known(t, range, life, clock, NodeId::Worker(worker)) {
@@ -245,7 +252,7 @@ impl StalenessCheck {
                 clock,
                 bound,
             } => {
-                if !self.members.contains_key(&worker) {
+                if self.members.get(worker).is_none() {
                     // The bound is promised to members.
                     return;
                 }
@@ -281,11 +288,16 @@ impl StalenessCheck {
         at: NodeId,
     ) -> bool {
         let k = u64::from(clock.0);
-        if !self.known.entry((range, life)).or_default().insert(k) {
+        if !self
+            .known
+            .get_or_insert_with(range, LifeMap::new)
+            .entry(life)
+            .insert(k)
+        {
             return false;
         }
         let worker = life.0;
-        let member = self.members.contains_key(&worker);
+        let member = self.members.get(worker).is_some();
         if let Some((last_needed, read)) = self.covered.get(range, worker, member) {
             if k <= last_needed {
                 self.candidates.push((
@@ -322,7 +334,7 @@ impl StalenessCheck {
         let misses = self
             .index
             .summary(read.server, range, &held.state, &self.known)
-            .misses(last_needed, |w| members.contains_key(&w));
+            .misses(last_needed, |w| members.get(w).is_some());
         if !misses {
             #[cfg(test)]
             {
@@ -337,13 +349,12 @@ impl StalenessCheck {
         let empty = IntervalSet::default();
         let mut deferred = Vec::new();
         let mut first_acked = None;
-        for &w in self.members.keys() {
+        let (known, acked) = (self.known.get(range), self.acked.get(range));
+        for (w, _) in self.members.iter() {
             // Every life of `w` with pushes to this range known so far.
-            for (&(_, (_, life)), known) in
-                self.known.range((range, (w, 0))..=(range, (w, u32::MAX)))
-            {
+            for &(life, ref known) in known.map_or(&[][..], |m| m.lives(w)) {
                 let have = held.state.get(&(w, life)).unwrap_or(&empty);
-                let acked = self.acked.get(&(range, (w, life))).unwrap_or(&empty);
+                let acked = acked.and_then(|m| m.get(&(w, life))).unwrap_or(&empty);
                 for (a, b) in known.spans() {
                     let b = b.min(last_needed + 1);
                     if a >= b {
@@ -392,7 +403,7 @@ impl StalenessCheck {
         let seen = self
             .index
             .summary(server, range, &rep.state, &self.known)
-            .least_prefix(|w| members.contains_key(&w))
+            .least_prefix(|w| members.get(w).is_some())
             .map_or(c, |end| end.min(c));
         *self.behind.entry((reader, (c - seen) as u32)).or_default() += 1;
     }
@@ -425,7 +436,8 @@ impl StalenessCheck {
     /// Whether a push counts: acknowledged, or in a final replica's state.
     fn counts(&self, range: RangeId, life: Life, k: u64) -> bool {
         self.acked
-            .get(&(range, life))
+            .get(range)
+            .and_then(|m| m.get(&life))
             .is_some_and(|s| s.contains(k))
             || self.finals.iter().any(|&(s, r)| {
                 r == range

@@ -20,19 +20,21 @@
 //! events only.
 
 use super::intervals::IntervalSet;
+use super::life_map::{IdMap, LifeMap};
 use super::lineage::Lineage;
 use crate::core::{Event, NodeId, RangeId, WorkerId};
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One worker life: (worker, incarnation).
 pub type Life = (WorkerId, u32);
 
 /// Per replica: per worker life, the clocks applied.
-pub type Held = BTreeMap<Life, IntervalSet>;
+pub type Held = LifeMap<IntervalSet>;
 
-/// Per (range, life): clocks known (applied at some replica, or
+/// Per range, per life: clocks known (applied at some replica, or
 /// acknowledged).
-pub type Known = BTreeMap<(RangeId, Life), IntervalSet>;
+pub type Known = IdMap<LifeMap<IntervalSet>>;
 
 /// The summaries of the replicas reads asked about.
 #[derive(Debug, Default)]
@@ -45,14 +47,18 @@ pub struct StalenessIndex {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Per life with a clock known but not held here: the least such clock.
-    missing: BTreeMap<Life, u64>,
+    missing: LifeMap<u64>,
     /// The same, by clock.
     missing_order: BTreeSet<(u64, Life)>,
     /// Per worker whose latest life here holds something: the end of the
     /// first run of clocks it holds.
-    prefix: BTreeMap<WorkerId, u64>,
-    /// The same, by clock.
-    prefix_order: BTreeSet<(u64, WorkerId)>,
+    prefix: IdMap<u64>,
+    /// The same, by clock: the workers (in id order) whose run ends there.
+    /// The ends of a run's workers lie within a few clocks of each other,
+    /// so this has a few entries where a set of `(end, worker)` had one per
+    /// worker, and moving a worker costs two small lookups, not two walks
+    /// of a tree of every worker.
+    prefix_order: BTreeMap<u64, SmallVec<[WorkerId; 8]>>,
 }
 
 /// The least clock of `known` not in `held`.
@@ -65,8 +71,8 @@ fn first_missing(known: &IntervalSet, held: Option<&IntervalSet>) -> Option<u64>
 
 /// Where the first run of clocks of `worker`'s latest life in `held` ends.
 fn latest_prefix(held: &Held, worker: WorkerId) -> Option<u64> {
-    held.range((worker, 0)..=(worker, u32::MAX))
-        .next_back()
+    held.lives(worker)
+        .last()
         .and_then(|(_, set)| set.spans().next())
         .map(|(_, end)| end)
 }
@@ -75,11 +81,11 @@ impl Summary {
     /// The summary of a replica holding `held`, for range `range`.
     fn build(range: RangeId, held: &Held, known: &Known) -> Summary {
         let mut s = Summary::default();
-        for (&(_, life), set) in known.range((range, (0, 0))..=(range, (WorkerId::MAX, u32::MAX))) {
+        for (life, set) in known.get(range).into_iter().flat_map(LifeMap::iter) {
             s.set_missing(life, first_missing(set, held.get(&life)));
         }
         let mut latest: BTreeMap<WorkerId, &IntervalSet> = BTreeMap::new();
-        for (&(w, _), set) in held {
+        for ((w, _), set) in held.iter() {
             latest.insert(w, set);
         }
         for (w, set) in latest {
@@ -99,12 +105,28 @@ impl Summary {
     }
 
     fn set_prefix(&mut self, worker: WorkerId, end: Option<u64>) {
-        if let Some(old) = self.prefix.remove(&worker) {
-            self.prefix_order.remove(&(old, worker));
+        let old = match end {
+            Some(e) => self.prefix.insert(worker, e),
+            None => self.prefix.remove(worker),
+        };
+        if old == end {
+            return;
+        }
+        if let Some(old) = old {
+            let ws = self
+                .prefix_order
+                .get_mut(&old)
+                .expect("a worker's prefix is in the order");
+            let at = ws.binary_search(&worker).expect("listed at its end");
+            ws.remove(at);
+            if ws.is_empty() {
+                self.prefix_order.remove(&old);
+            }
         }
         if let Some(e) = end {
-            self.prefix.insert(worker, e);
-            self.prefix_order.insert((e, worker));
+            let ws = self.prefix_order.entry(e).or_default();
+            let at = ws.binary_search(&worker).unwrap_err();
+            ws.insert(at, worker);
         }
     }
 
@@ -122,8 +144,8 @@ impl Summary {
     pub fn least_prefix(&self, is_member: impl Fn(WorkerId) -> bool) -> Option<u64> {
         self.prefix_order
             .iter()
-            .find(|&&(_, w)| is_member(w))
-            .map(|&(end, _)| end)
+            .find(|(_, ws)| ws.iter().any(|&w| is_member(w)))
+            .map(|(&end, _)| end)
     }
 }
 
@@ -255,9 +277,10 @@ mod tests {
         let mut held = Held::new();
         held.insert((0, 0), set(&[0, 1, 2, 3]));
         held.insert((1, 0), set(&[0]));
-        let mut known = Known::new();
-        known.insert((0, (0, 0)), set(&[0, 1, 2, 3]));
-        known.insert((0, (1, 0)), set(&[0, 1, 2]));
+        let mut known = Known::default();
+        let k0 = known.get_or_insert_with(0, LifeMap::new);
+        k0.insert((0, 0), set(&[0, 1, 2, 3]));
+        k0.insert((1, 0), set(&[0, 1, 2]));
         let s = Summary::build(0, &held, &known);
         assert!(s.misses(1, |_| true));
         assert!(!s.misses(0, |_| true));
