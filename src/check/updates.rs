@@ -17,15 +17,15 @@
 //! events only.
 
 use super::intervals::IntervalSet;
+use super::life_map::IdMap;
 use super::lineage::Lineage;
 use super::{Report, Violation, Violations};
 use crate::core::{Clock, Event, NodeId, RangeId, Seq, WorkerId};
-use std::collections::BTreeMap;
 
 /// Applied pushes of one replica's state.
 #[derive(Clone, Debug, Default)]
 struct Applied {
-    pushes: BTreeMap<WorkerId, IntervalSet>,
+    pushes: IdMap<IntervalSet>,
     duplicates: u64,
     first_duplicate: Option<(WorkerId, Clock)>,
 }
@@ -34,7 +34,8 @@ struct Applied {
 #[derive(Debug)]
 pub struct UpdatesCheck {
     ranges: u32,
-    acked: BTreeMap<(RangeId, WorkerId), IntervalSet>,
+    /// Per range, per worker.
+    acked: IdMap<IdMap<IntervalSet>>,
     applied: Lineage<Applied>,
     finals: Vec<(NodeId, RangeId)>,
 }
@@ -66,7 +67,7 @@ impl UpdatesCheck {
     pub fn new(ranges: u32) -> UpdatesCheck {
         UpdatesCheck {
             ranges,
-            acked: BTreeMap::new(),
+            acked: IdMap::default(),
             applied: Lineage::default(),
             finals: Vec::new(),
         }
@@ -85,7 +86,11 @@ impl UpdatesCheck {
                 ..
             } => {
                 let st = &mut self.applied.get_mut(server, range).state;
-                if !st.pushes.entry(worker).or_default().insert(key(seq, clock)) {
+                if !st
+                    .pushes
+                    .get_or_insert_with(worker, IntervalSet::default)
+                    .insert(key(seq, clock))
+                {
                     st.duplicates += 1;
                     st.first_duplicate.get_or_insert((worker, clock));
                 }
@@ -97,8 +102,8 @@ impl UpdatesCheck {
                 clock,
             } => {
                 self.acked
-                    .entry((range, worker))
-                    .or_default()
+                    .get_or_insert_with(range, IdMap::default)
+                    .get_or_insert_with(worker, IntervalSet::default)
                     .insert(key(seq, clock));
             }
             Event::Final { server, range, .. } => self.finals.push((server, range)),
@@ -114,8 +119,9 @@ impl UpdatesCheck {
         for range in 0..self.ranges {
             let acked: Vec<(WorkerId, &IntervalSet)> = self
                 .acked
-                .range((range, 0)..=(range, WorkerId::MAX))
-                .map(|(&(_, w), s)| (w, s))
+                .get(range)
+                .into_iter()
+                .flat_map(IdMap::iter)
                 .collect();
             acked_total += acked.iter().map(|(_, s)| s.len()).sum::<u64>();
             let finals: Vec<NodeId> = self
@@ -139,7 +145,7 @@ impl UpdatesCheck {
                 let mut missing = 0;
                 let mut example = None;
                 for (w, set) in &acked {
-                    let have = rep.and_then(|a| a.pushes.get(w)).unwrap_or(&empty);
+                    let have = rep.and_then(|a| a.pushes.get(*w)).unwrap_or(&empty);
                     let m = set.count_missing_from(have);
                     if m > 0 && example.is_none() {
                         let first = set
