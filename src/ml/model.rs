@@ -530,7 +530,7 @@ impl Model {
         if rows.is_empty() {
             return 0.0;
         }
-        data.warm(rows);
+        data.warm_lengths(rows);
         let scale = 1.0 / rows.len() as f32;
         let bias: Vec<usize> = (0..self.outputs)
             .map(|o| params.pos(self.key(o, self.features)))
