@@ -135,10 +135,12 @@ impl Matrix {
     }
 
     /// Number of entries of `rows`, as [`Matrix::warm`] counts them, reading
-    /// only where each row starts and ends (for a loop that needs the rows'
-    /// lengths and not their indices: the row offsets of randomly drawn
-    /// rows miss the cache too, and these loads overlap).
+    /// only each row's label and where it starts and ends (for a loop that
+    /// needs the rows' labels and lengths and not their indices: these of
+    /// randomly drawn rows miss the cache too, and here the loads overlap).
     pub fn warm_lengths(&self, rows: &[u32]) -> usize {
+        let labels = rows.iter().fold(0u32, |x, &i| x ^ self.labels[i as usize]);
+        std::hint::black_box(labels);
         match &self.storage {
             Storage::Dense(_) => rows.len() * self.cols,
             Storage::Sparse { indptr, .. } => rows
