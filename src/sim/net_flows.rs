@@ -152,6 +152,8 @@ struct Res {
     /// rate).
     open: Option<(Ns, Ns, f64)>,
     mark: u32,
+    /// Its place in the component being planned.
+    local: u32,
     /// Its incremental transfers' summed rate ([`inc`]).
     load: f64,
     /// Re-fill stamps ([`inc`]): re-filled whole, a boundary, its use
@@ -172,20 +174,58 @@ struct Pair {
     last_at: Ns,
 }
 
-/// A flow as the planner sees it.
+/// A flow as the planner sees it: what a pass over the transmitting
+/// flows needs, so that the passes leave the large [`Flow`] alone.
 #[derive(Clone, Copy, Debug)]
 struct Live {
     flow: u32,
     /// Its pair's cursor.
     cursor: u32,
-    out: usize,
-    inn: usize,
+    /// Its interfaces, by their place in the component
+    /// ([`Res::local`]).
+    out: u32,
+    inn: u32,
+    /// Its [`Flow::cap`].
+    cap: f64,
+    /// Bits left (its [`Flow::bits_left`] keeps those at the planning's
+    /// start).
+    bits: f64,
     rate: f64,
+    /// The rate of its last planned segment (`NaN`: none yet).
+    seg: f64,
     /// When it finishes at that rate.
     fin: Ns,
     frozen: bool,
-    /// Held to this round's share.
-    hit: bool,
+}
+
+/// A pair's cursor in [`Flows::plan`].
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    /// Its next flow to send (its place in the planner's order) and the
+    /// end of its flows.
+    next: u32,
+    end: u32,
+    /// When that next flow may start.
+    start: Ns,
+    /// Its last delivery.
+    last_at: Ns,
+}
+
+/// An interface of a component being planned.
+#[derive(Clone, Copy, Debug)]
+struct LocalRes {
+    /// Which ([`Flows::res`]).
+    r: usize,
+    cap: f64,
+    /// In a filling: capacity left, unfrozen users, fair share.
+    left: f64,
+    count: u32,
+    fair: f64,
+    /// Summed rate of its users.
+    sum: f64,
+    /// Its last planned use, `(from, to, bits per second)`, not in its
+    /// [`Res::plan`] yet (a zero rate: none).
+    open: (Ns, Ns, f64),
 }
 
 /// The flows in the network.
@@ -209,13 +249,14 @@ pub struct Flows {
     comp_res: Vec<usize>,
     work: Vec<usize>,
     order: Vec<u32>,
-    pos: Vec<(u32, u32, u32, Ns)>,
+    pos: Vec<Cursor>,
     live: Vec<Live>,
-    saved: Vec<f64>,
+    spare: Vec<Live>,
+    lres: Vec<LocalRes>,
     /// Components of more transfers are planned incrementally ([`inc`]).
     horizon_flows: usize,
     /// Whether a star (every transfer through one interface, each other
-    /// interface used by one) is filled by [`Flows::fill_star`]; off only
+    /// interface used by one) is filled by [`fill_star`]; off only
     /// in a test that compares both.
     stars: bool,
     /// Incremental transfers' next changes: `(end, flow, its event
@@ -284,7 +325,8 @@ impl Flows {
             order: Vec::new(),
             pos: Vec::new(),
             live: Vec::new(),
-            saved: Vec::new(),
+            spare: Vec::new(),
+            lres: Vec::new(),
             events: std::collections::BTreeSet::new(),
             inc_seeds: Vec::new(),
             istamp: 0,
@@ -638,6 +680,7 @@ impl Flows {
             }
             self.res[r].mark = stamp;
             self.collect(r, now);
+            self.res[r].local = comp_res.len() as u32;
             comp_res.push(r);
             for k in 0..self.res[r].live.len() {
                 let f = self.res[r].live[k];
@@ -671,10 +714,8 @@ impl Flows {
             self.commit(r, now);
             self.res[r].plan.clear();
         }
-        let mut saved = std::mem::take(&mut self.saved);
-        saved.clear();
         // Per pair in the component: its flows in order (`order`) and a
-        // cursor: `(first, end, next to send, last delivery)`.
+        // cursor ([`Cursor`]).
         let mut order = std::mem::take(&mut self.order);
         let mut pos = std::mem::take(&mut self.pos);
         order.clear();
@@ -683,16 +724,32 @@ impl Flows {
             let fl = &mut self.flows[f as usize];
             fl.bits_left = fl.left_at(now);
             fl.done = Ns::MAX;
-            saved.push(fl.bits_left);
             fl.segs.clear();
             let p = fl.from as usize * self.nodes + fl.to as usize;
             let pair = &self.pairs[p];
             if pair.queue.front() == Some(&f) {
                 let first = order.len() as u32;
                 order.extend(pair.queue.iter().copied());
-                pos.push((first, order.len() as u32, first, pair.last_at));
+                pos.push(Cursor {
+                    next: first,
+                    end: order.len() as u32,
+                    start: fl.start,
+                    last_at: pair.last_at,
+                });
             }
         }
+        // The component's interfaces, by their place in `comp_res`.
+        let mut lres = std::mem::take(&mut self.lres);
+        lres.clear();
+        lres.extend(comp_res.iter().map(|&r| LocalRes {
+            r,
+            cap: self.res[r].cap,
+            left: 0.0,
+            count: 0,
+            fair: 0.0,
+            sum: 0.0,
+            open: (0, 0, 0.0),
+        }));
         // The commonest shape: a star (a node's sends of one instant to
         // idle receivers, or an incast), whose fill needs only the shared
         // interface.
@@ -701,36 +758,38 @@ impl Flows {
                 .iter()
                 .copied()
                 .find(|&r| self.res[r].live.len() == comp.len())
+                .map(|r| self.res[r].cap)
         } else {
             None
         };
+        // Who transmits from `t`, in the order of their pairs' cursors. It
+        // changes only as flows finish (a pair's next one takes its place
+        // or waits for its start) and as waiting ones reach their start
+        // (`next_start`, the earliest: then it is built again).
         let mut live = std::mem::take(&mut self.live);
+        let mut spare = std::mem::take(&mut self.spare);
+        live.clear();
         let mut t = now;
+        let mut next_start = now;
         loop {
-            // Who transmits from `t`, and when the next waiting one may start.
-            live.clear();
-            let mut next_start = Ns::MAX;
-            for (c, &(_, end, k, _)) in pos.iter().enumerate() {
-                if k == end {
-                    continue;
+            if t >= next_start {
+                next_start = Ns::MAX;
+                spare.clear();
+                let mut j = 0;
+                for (c, cur) in pos.iter().enumerate() {
+                    if cur.next == cur.end {
+                        continue;
+                    }
+                    if let Some(&l) = live.get(j).filter(|l| l.cursor == c as u32) {
+                        spare.push(l);
+                        j += 1;
+                    } else if cur.start > t {
+                        next_start = next_start.min(cur.start);
+                    } else {
+                        spare.push(self.live_entry(order[cur.next as usize], c as u32));
+                    }
                 }
-                let f = order[k as usize];
-                let fl = &self.flows[f as usize];
-                if fl.start > t {
-                    next_start = next_start.min(fl.start);
-                } else {
-                    let (out, inn) = fl.ports();
-                    live.push(Live {
-                        flow: f,
-                        cursor: c as u32,
-                        out,
-                        inn,
-                        rate: 0.0,
-                        fin: Ns::MAX,
-                        frozen: false,
-                        hit: false,
-                    });
-                }
+                std::mem::swap(&mut live, &mut spare);
             }
             if live.is_empty() {
                 if next_start == Ns::MAX {
@@ -740,93 +799,126 @@ impl Flows {
                 continue;
             }
             match star {
-                Some(r) => self.fill_star(&mut live, r),
-                None => self.fill(&mut live),
+                Some(cap) => fill_star(&mut live, cap),
+                None => fill(&mut live, &mut lres),
             }
-            // The next change: a finish or a start.
+            // The next change: a finish or a start; and each interface's
+            // summed rate (in the order of `live`).
             let mut next = next_start;
+            for x in lres.iter_mut() {
+                x.sum = 0.0;
+            }
             for l in live.iter_mut() {
-                let fl = &mut self.flows[l.flow as usize];
-                l.fin = t + nanos(fl.bits_left / l.rate);
+                l.fin = t + nanos(l.bits / l.rate);
                 next = next.min(l.fin);
-                if fl.segs.last().is_none_or(|s| s.1 != l.rate) {
-                    fl.segs.push((t, l.rate));
+                if l.seg != l.rate {
+                    self.flows[l.flow as usize].segs.push((t, l.rate));
+                    l.seg = l.rate;
                 }
+                lres[l.out as usize].sum += l.rate;
+                lres[l.inn as usize].sum += l.rate;
             }
             // Record the interfaces' use over [t, next).
-            for l in &live {
-                self.left[l.out] = 0.0;
-                self.left[l.inn] = 0.0;
-            }
-            for l in &live {
-                self.left[l.out] += l.rate;
-                self.left[l.inn] += l.rate;
-            }
-            for l in &live {
-                for r in [l.out, l.inn] {
-                    let rate = std::mem::take(&mut self.left[r]);
-                    if rate > 0.0 {
-                        let plan = &mut self.res[r].plan;
-                        match plan.last_mut() {
-                            Some(last) if last.1 == t && last.2 == rate => last.1 = next,
-                            _ => plan.push((t, next, rate)),
+            for x in lres.iter_mut() {
+                if x.sum > 0.0 {
+                    if x.open.1 == t && x.open.2 == x.sum {
+                        x.open.1 = next;
+                    } else {
+                        if x.open.2 > 0.0 {
+                            self.res[x.r].plan.push(x.open);
                         }
+                        x.open = (t, next, x.sum);
                     }
                 }
             }
-            // Advance to `next`: some finish, the rest have sent their part.
+            // Advance to `next`: some finish (their pair's next flow takes
+            // their place, or waits for its start), the rest have sent
+            // their part.
             let dt = secs(next.saturating_sub(t));
-            for l in &live {
-                let fl = &mut self.flows[l.flow as usize];
-                if l.fin <= next {
-                    let cur = &mut pos[l.cursor as usize];
-                    fl.done = next;
-                    fl.bits_left = 0.0;
-                    let at = (next + fl.latency).max(cur.3);
-                    cur.3 = at;
-                    cur.2 += 1;
-                    if at != fl.at {
-                        self.predict(l.flow, at, changed);
-                    }
-                } else {
-                    fl.bits_left = (fl.bits_left - l.rate * dt).max(0.0);
+            live.retain_mut(|l| {
+                if l.fin > next {
+                    l.bits = (l.bits - l.rate * dt).max(0.0);
+                    l.frozen = false;
+                    return true;
                 }
-            }
+                let cur = &mut pos[l.cursor as usize];
+                let fl = &mut self.flows[l.flow as usize];
+                fl.done = next;
+                let at = (next + fl.latency).max(cur.last_at);
+                cur.last_at = at;
+                cur.next += 1;
+                if at != fl.at {
+                    self.predict(l.flow, at, changed);
+                }
+                if cur.next == cur.end {
+                    return false;
+                }
+                let g = order[cur.next as usize];
+                cur.start = self.flows[g as usize].start;
+                if cur.start > next {
+                    next_start = next_start.min(cur.start);
+                    return false;
+                }
+                *l = self.live_entry(g, l.cursor);
+                true
+            });
             t = next;
+        }
+        for x in &lres {
+            if x.open.2 > 0.0 {
+                self.res[x.r].plan.push(x.open);
+            }
         }
         self.order = order;
         self.pos = pos;
-        // Back to the bits left at `now`, for the next planning.
-        for (&f, &bits) in comp.iter().zip(&saved) {
-            self.flows[f as usize].bits_left = bits;
-        }
-        self.saved = saved;
+        self.lres = lres;
         self.live = live;
+        self.spare = spare;
         self.comp = comp;
         self.comp_res = comp_res;
     }
 
-    /// [`Flows::fill`] of a star: every flow goes through `shared`, and
-    /// each has its other interface to itself. That interface never holds
-    /// a flow below its own cap (a flow's cap is at most either
-    /// interface's capacity), so only `shared` and the caps matter; the
-    /// same operations in the same order as [`Flows::fill`], so the same
-    /// rates to the bit.
-    fn fill_star(&mut self, live: &mut [Live], shared: usize) {
-        let mut left = self.res[shared].cap;
-        let mut count = live.len() as u32;
-        let mut unfrozen = live.len();
-        while unfrozen > 0 {
-            let fair = left / f64::from(count);
-            let mut share = f64::INFINITY;
-            for l in live.iter().filter(|l| !l.frozen) {
-                share = share.min(fair.min(self.flows[l.flow as usize].cap));
-            }
-            for l in live.iter_mut().filter(|l| !l.frozen) {
-                l.hit = fair <= share || self.flows[l.flow as usize].cap <= share;
-            }
-            for l in live.iter_mut().filter(|l| l.hit) {
-                l.hit = false;
+    /// Flow `f` (of the pair at `cursor`) as the planner sees it when it
+    /// starts to transmit: its bits left are those at the planning's
+    /// start.
+    fn live_entry(&self, f: u32, cursor: u32) -> Live {
+        let fl = &self.flows[f as usize];
+        let (out, inn) = fl.ports();
+        Live {
+            flow: f,
+            cursor,
+            out: self.res[out].local,
+            inn: self.res[inn].local,
+            cap: fl.cap,
+            bits: fl.bits_left,
+            rate: 0.0,
+            seg: f64::NAN,
+            fin: Ns::MAX,
+            frozen: false,
+        }
+    }
+}
+
+/// [`fill`] of a star: every flow goes through one shared interface (of
+/// capacity `cap`), and each has its other interface to itself. That
+/// interface never holds a flow below its own cap (a flow's cap is at most
+/// either interface's capacity), so only the shared one and the caps
+/// matter; the same operations in the same order as [`fill`], so the same
+/// rates to the bit.
+fn fill_star(live: &mut [Live], cap: f64) {
+    let mut left = cap;
+    let mut count = live.len() as u32;
+    let mut unfrozen = live.len();
+    while unfrozen > 0 {
+        let fair = left / f64::from(count);
+        let mut share = f64::INFINITY;
+        for l in live.iter().filter(|l| !l.frozen) {
+            share = share.min(fair.min(l.cap));
+        }
+        // Freeze every flow held to that share (`fair` stays as it is
+        // until the next round).
+        for l in live.iter_mut().filter(|l| !l.frozen) {
+            if fair <= share || l.cap <= share {
                 l.frozen = true;
                 l.rate = share;
                 left -= share;
@@ -835,57 +927,47 @@ impl Flows {
             }
         }
     }
+}
 
-    /// Max-min fair rates by progressive filling: the tightest interface
-    /// (or a flow's own cap) fixes its users' rates, repeat. Each round
-    /// divides once per interface in use (its fair share `left / count`),
-    /// not per flow.
-    fn fill(&mut self, live: &mut [Live]) {
-        let mut used = std::mem::take(&mut self.used);
-        used.clear();
-        for l in live.iter() {
-            for r in [l.out, l.inn] {
-                if self.count[r] == 0 {
-                    used.push(r);
-                    self.left[r] = self.res[r].cap;
-                }
-                self.count[r] += 1;
+/// Max-min fair rates by progressive filling over the component's
+/// interfaces `lres`: the tightest interface (or a flow's own cap) fixes
+/// its users' rates, repeat. Each round divides once per interface in use
+/// (its fair share `left / count`), not per flow.
+fn fill(live: &mut [Live], lres: &mut [LocalRes]) {
+    for x in lres.iter_mut() {
+        x.left = x.cap;
+        x.count = 0;
+    }
+    for l in live.iter() {
+        lres[l.out as usize].count += 1;
+        lres[l.inn as usize].count += 1;
+    }
+    let mut unfrozen = live.len();
+    while unfrozen > 0 {
+        for x in lres.iter_mut() {
+            if x.count > 0 {
+                x.fair = x.left / f64::from(x.count);
             }
         }
-        let mut unfrozen = live.len();
-        while unfrozen > 0 {
-            for &r in &used {
-                if self.count[r] > 0 {
-                    self.fair[r] = self.left[r] / f64::from(self.count[r]);
-                }
-            }
-            let mut share = f64::INFINITY;
-            for l in live.iter().filter(|l| !l.frozen) {
-                let cap = self.flows[l.flow as usize].cap;
-                share = share.min(self.fair[l.out].min(self.fair[l.inn]).min(cap));
-            }
-            // Freeze every flow held to that share (by an interface or its
-            // own cap).
-            for l in live.iter_mut().filter(|l| !l.frozen) {
-                let cap = self.flows[l.flow as usize].cap;
-                l.hit = self.fair[l.out] <= share || self.fair[l.inn] <= share || cap <= share;
-            }
-            for l in live.iter_mut().filter(|l| l.hit) {
-                l.hit = false;
+        let mut share = f64::INFINITY;
+        for l in live.iter().filter(|l| !l.frozen) {
+            let fair = lres[l.out as usize].fair.min(lres[l.inn as usize].fair);
+            share = share.min(fair.min(l.cap));
+        }
+        // Freeze every flow held to that share (by an interface or its own
+        // cap; the fair shares stay as they are until the next round).
+        for l in live.iter_mut().filter(|l| !l.frozen) {
+            let (o, i) = (l.out as usize, l.inn as usize);
+            if lres[o].fair <= share || lres[i].fair <= share || l.cap <= share {
                 l.frozen = true;
                 l.rate = share;
-                self.left[l.out] -= share;
-                self.left[l.inn] -= share;
-                self.count[l.out] -= 1;
-                self.count[l.inn] -= 1;
+                lres[o].left -= share;
+                lres[i].left -= share;
+                lres[o].count -= 1;
+                lres[i].count -= 1;
                 unfrozen -= 1;
             }
         }
-        for &r in &used {
-            self.left[r] = 0.0;
-            self.count[r] = 0;
-        }
-        self.used = used;
     }
 }
 
@@ -904,6 +986,12 @@ type Ns = u64;
 /// is a library call on baseline x86-64; this is the same value.)
 fn nanos(secs: f64) -> Ns {
     let x = secs * 1e9;
+    // Through a signed integer where it is the same (conversions between
+    // `u64` and `f64` take several instructions on x86-64).
+    if x > 0.0 && x < 4e18 {
+        let n = x as i64;
+        return (n + i64::from((n as f64) < x)).max(1) as Ns;
+    }
     let n = x as Ns;
     let up = if (n as f64) < x {
         n.saturating_add(1)
@@ -1055,8 +1143,8 @@ mod tests {
     }
 
     /// Random sends with uneven interfaces, slow links, late starts and
-    /// latencies: filling stars by [`Flows::fill_star`] and by the general
-    /// [`Flows::fill`] gives the same deliveries and the same interface
+    /// latencies: filling stars by [`fill_star`] and by the general
+    /// [`fill`] gives the same deliveries and the same interface
     /// use, to the bit.
     #[test]
     fn a_star_is_filled_as_the_general_fill_would() {
