@@ -835,33 +835,28 @@ impl Flows {
             // their place, or waits for its start), the rest have sent
             // their part.
             let dt = secs(next.saturating_sub(t));
-            live.retain_mut(|l| {
-                if l.fin > next {
-                    l.bits = (l.bits - l.rate * dt).max(0.0);
-                    l.frozen = false;
-                    return true;
-                }
-                let cur = &mut pos[l.cursor as usize];
-                let fl = &mut self.flows[l.flow as usize];
-                fl.done = next;
-                let at = (next + fl.latency).max(cur.last_at);
-                cur.last_at = at;
-                cur.next += 1;
-                if at != fl.at {
-                    self.predict(l.flow, at, changed);
-                }
-                if cur.next == cur.end {
-                    return false;
-                }
-                let g = order[cur.next as usize];
-                cur.start = self.flows[g as usize].start;
-                if cur.start > next {
-                    next_start = next_start.min(cur.start);
-                    return false;
-                }
-                *l = self.live_entry(g, l.cursor);
-                true
-            });
+            let mut kept = 0;
+            for k in 0..live.len() {
+                let l = live[k];
+                let l = if l.fin > next {
+                    Live {
+                        bits: (l.bits - l.rate * dt).max(0.0),
+                        frozen: false,
+                        ..l
+                    }
+                } else {
+                    match self.end_flow(&l, next, &mut pos, &order, changed) {
+                        Ok(n) => n,
+                        Err(start) => {
+                            next_start = next_start.min(start);
+                            continue;
+                        }
+                    }
+                };
+                live[kept] = l;
+                kept += 1;
+            }
+            live.truncate(kept);
             t = next;
         }
         for x in &lres {
@@ -876,6 +871,37 @@ impl Flows {
         self.spare = spare;
         self.comp = comp;
         self.comp_res = comp_res;
+    }
+
+    /// Flow `l` ends its transmission at `t`: its delivery is predicted
+    /// anew if it changed, and its pair's next flow takes its place (or
+    /// waits until its start: `Err(start)`; `Err(Ns::MAX)`: none).
+    fn end_flow(
+        &mut self,
+        l: &Live,
+        t: Ns,
+        pos: &mut [Cursor],
+        order: &[u32],
+        changed: &mut Vec<Delivery>,
+    ) -> Result<Live, Ns> {
+        let cur = &mut pos[l.cursor as usize];
+        let fl = &mut self.flows[l.flow as usize];
+        fl.done = t;
+        let at = (t + fl.latency).max(cur.last_at);
+        cur.last_at = at;
+        cur.next += 1;
+        if at != fl.at {
+            self.predict(l.flow, at, changed);
+        }
+        if cur.next == cur.end {
+            return Err(Ns::MAX);
+        }
+        let g = order[cur.next as usize];
+        cur.start = self.flows[g as usize].start;
+        if cur.start > t {
+            return Err(cur.start);
+        }
+        Ok(self.live_entry(g, l.cursor))
     }
 
     /// Flow `f` (of the pair at `cursor`) as the planner sees it when it
@@ -932,30 +958,35 @@ fn fill_star(live: &mut [Live], cap: f64) {
 /// Max-min fair rates by progressive filling over the component's
 /// interfaces `lres`: the tightest interface (or a flow's own cap) fixes
 /// its users' rates, repeat. Each round divides once per interface in use
-/// (its fair share `left / count`), not per flow.
+/// (its fair share `left / count`), not per flow. A round's share is the
+/// least of the fair shares of the interfaces still in use and the caps of
+/// the flows not frozen (the same least as over each unfrozen flow's
+/// interfaces and cap: every interface in use has an unfrozen user), so a
+/// round is one pass over the interfaces and one over the flows, which
+/// freezes and finds the next round's least cap.
 fn fill(live: &mut [Live], lres: &mut [LocalRes]) {
     for x in lres.iter_mut() {
         x.left = x.cap;
         x.count = 0;
     }
+    let mut least_cap = f64::INFINITY;
     for l in live.iter() {
         lres[l.out as usize].count += 1;
         lres[l.inn as usize].count += 1;
+        least_cap = least_cap.min(l.cap);
     }
     let mut unfrozen = live.len();
     while unfrozen > 0 {
+        let mut share = least_cap;
         for x in lres.iter_mut() {
             if x.count > 0 {
                 x.fair = x.left / f64::from(x.count);
+                share = share.min(x.fair);
             }
-        }
-        let mut share = f64::INFINITY;
-        for l in live.iter().filter(|l| !l.frozen) {
-            let fair = lres[l.out as usize].fair.min(lres[l.inn as usize].fair);
-            share = share.min(fair.min(l.cap));
         }
         // Freeze every flow held to that share (by an interface or its own
         // cap; the fair shares stay as they are until the next round).
+        least_cap = f64::INFINITY;
         for l in live.iter_mut().filter(|l| !l.frozen) {
             let (o, i) = (l.out as usize, l.inn as usize);
             if lres[o].fair <= share || lres[i].fair <= share || l.cap <= share {
@@ -966,6 +997,8 @@ fn fill(live: &mut [Live], lres: &mut [LocalRes]) {
                 lres[o].count -= 1;
                 lres[i].count -= 1;
                 unfrozen -= 1;
+            } else {
+                least_cap = least_cap.min(l.cap);
             }
         }
     }
@@ -990,7 +1023,8 @@ fn nanos(secs: f64) -> Ns {
     // `u64` and `f64` take several instructions on x86-64).
     if x > 0.0 && x < 4e18 {
         let n = x as i64;
-        return (n + i64::from((n as f64) < x)).max(1) as Ns;
+        // At least 1, as `x` is positive.
+        return (n + i64::from((n as f64) < x)) as Ns;
     }
     let n = x as Ns;
     let up = if (n as f64) < x {
