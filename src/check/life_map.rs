@@ -70,15 +70,21 @@ impl<V> IdMap<V> {
         }
     }
 
+    /// The vector's place for id `w` (below [`DENSE`]), grown to hold it.
+    #[inline]
+    fn place(&mut self, w: Id) -> &mut Option<V> {
+        let i = w as usize;
+        if i >= self.dense.len() {
+            self.dense.resize_with(i + 1, || None);
+        }
+        &mut self.dense[i]
+    }
+
     /// Id `w`'s value, made by `make` if it has none.
     #[inline]
     pub fn get_or_insert_with(&mut self, w: Id, make: impl FnOnce() -> V) -> &mut V {
         if w < DENSE {
-            let i = w as usize;
-            if i >= self.dense.len() {
-                self.dense.resize_with(i + 1, || None);
-            }
-            self.dense[i].get_or_insert_with(make)
+            self.place(w).get_or_insert_with(make)
         } else {
             self.spill.entry(w).or_insert_with(make)
         }
@@ -87,11 +93,7 @@ impl<V> IdMap<V> {
     /// Sets id `w`'s value; returns the old one.
     pub fn insert(&mut self, w: Id, v: V) -> Option<V> {
         if w < DENSE {
-            let i = w as usize;
-            if i >= self.dense.len() {
-                self.dense.resize_with(i + 1, || None);
-            }
-            self.dense[i].replace(v)
+            self.place(w).replace(v)
         } else {
             self.spill.insert(w, v)
         }
