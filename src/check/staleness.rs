@@ -41,7 +41,7 @@
 use super::intervals::IntervalSet;
 use super::life_map::{IdMap, LifeMap};
 use super::lineage::Lineage;
-use super::staleness_index::{Held, Known, Life, StalenessIndex};
+use super::staleness_index::{latest_prefix, Held, Known, Life, StalenessIndex};
 use super::{Report, Violation, Violations};
 use crate::core::{Clock, Event, NodeId, RangeId, WorkerId};
 use std::collections::BTreeMap;
@@ -217,13 +217,15 @@ impl StalenessCheck {
                 // (`first_known` does not look at what replicas hold.)
                 let first = self.first_known(t, range, life, clock, server);
                 let held = &mut self.applied.get_mut(server, range).state;
+                let old_prefix = latest_prefix(held, worker);
                 held.entry(life).insert(k);
                 let known = self
                     .known
                     .get(range)
                     .and_then(|m| m.get(&life))
                     .expect("first_known records it");
-                self.index.applied(server, range, life, k, held, known);
+                self.index
+                    .applied(server, range, life, k, held, known, old_prefix);
                 if first {
                     self.index.became_known(range, life, k, &self.applied);
                 }

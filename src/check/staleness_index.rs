@@ -50,14 +50,14 @@ pub struct Summary {
     missing: LifeMap<u64>,
     /// The same, by clock.
     missing_order: BTreeSet<(u64, Life)>,
-    /// Per worker whose latest life here holds something: the end of the
-    /// first run of clocks it holds.
-    prefix: IdMap<u64>,
-    /// The same, by clock: the workers (in id order) whose run ends there.
-    /// The ends of a run's workers lie within a few clocks of each other,
-    /// so this has a few entries where a set of `(end, worker)` had one per
-    /// worker, and moving a worker costs two small lookups, not two walks
-    /// of a tree of every worker.
+    /// Per worker whose latest life here holds something, the end of the
+    /// first run of clocks it holds ([`latest_prefix`] of the state), by
+    /// that end: the workers (in id order) whose run ends there. The ends
+    /// of a run's workers lie within a few clocks of each other, so this
+    /// has a few entries where a set of `(end, worker)` had one per worker,
+    /// and moving a worker costs two small lookups, not two walks of a tree
+    /// of every worker. A worker's end itself is not kept: the state says
+    /// it (the caller reads it before a push changes it).
     prefix_order: BTreeMap<u64, SmallVec<[WorkerId; 8]>>,
 }
 
@@ -70,7 +70,7 @@ fn first_missing(known: &IntervalSet, held: Option<&IntervalSet>) -> Option<u64>
 }
 
 /// Where the first run of clocks of `worker`'s latest life in `held` ends.
-fn latest_prefix(held: &Held, worker: WorkerId) -> Option<u64> {
+pub fn latest_prefix(held: &Held, worker: WorkerId) -> Option<u64> {
     held.lives(worker)
         .last()
         .and_then(|(_, set)| set.spans().next())
@@ -89,7 +89,7 @@ impl Summary {
             latest.insert(w, set);
         }
         for (w, set) in latest {
-            s.set_prefix(w, set.spans().next().map(|(_, end)| end));
+            s.move_prefix(w, None, set.spans().next().map(|(_, end)| end));
         }
         s
     }
@@ -104,11 +104,8 @@ impl Summary {
         }
     }
 
-    fn set_prefix(&mut self, worker: WorkerId, end: Option<u64>) {
-        let old = match end {
-            Some(e) => self.prefix.insert(worker, e),
-            None => self.prefix.remove(worker),
-        };
+    /// `worker`'s first run now ends at `end`; it ended at `old`.
+    fn move_prefix(&mut self, worker: WorkerId, old: Option<u64>, end: Option<u64>) {
         if old == end {
             return;
         }
@@ -188,7 +185,9 @@ impl StalenessIndex {
     }
 
     /// `server` applied clock `k` of `life` to its replica of `range`
-    /// (`held` and `known` already hold it).
+    /// (`held` and `known` already hold it; before it did, the worker's
+    /// [`latest_prefix`] there was `old_prefix`).
+    #[allow(clippy::too_many_arguments)]
     pub fn applied(
         &mut self,
         server: NodeId,
@@ -197,6 +196,7 @@ impl StalenessIndex {
         k: u64,
         held: &Held,
         known: &IntervalSet,
+        old_prefix: Option<u64>,
     ) {
         let Some(s) = self
             .summaries
@@ -205,10 +205,11 @@ impl StalenessIndex {
         else {
             return;
         };
-        if s.missing.get(&life) == Some(&k) {
+        // (Nothing is missing here in most runs: no lookup then.)
+        if !s.missing_order.is_empty() && s.missing.get(&life) == Some(&k) {
             s.set_missing(life, first_missing(known, held.get(&life)));
         }
-        s.set_prefix(life.0, latest_prefix(held, life.0));
+        s.move_prefix(life.0, old_prefix, latest_prefix(held, life.0));
     }
 
     /// Clock `k` of `life`'s pushes to `range` is known for the first
