@@ -23,6 +23,7 @@
 use super::bugs::{Bug, Bugs};
 use super::ids::{Clock, WorkerId};
 use super::view::Membership;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Per-range visibility of each worker's clocks.
@@ -36,9 +37,13 @@ pub struct ClockTable {
     done: BTreeMap<WorkerId, (u32, Clock)>,
     /// The members the gate counts.
     counted: BTreeSet<WorkerId>,
-    /// The counted members with an entry, by clocks done (then worker):
-    /// the first is the least visible.
-    low: BTreeSet<(Clock, WorkerId)>,
+    /// How many counted members with an entry have each number of clocks
+    /// done: the first key is the least visible (a read asks only that;
+    /// the member it waits for is found by a walk, in the rare case).
+    /// Counts, not one entry per member: the members' clocks lie within a
+    /// few of each other, so a push moves a count between two of a few
+    /// keys instead of a member through a tree of every member.
+    low: BTreeMap<Clock, u32>,
     /// How many counted members have no entry.
     unknown: usize,
 }
@@ -92,9 +97,7 @@ impl ClockTable {
         self.unknown = 0;
         for &w in &self.counted {
             match self.done.get(&w) {
-                Some(&(_, d)) => {
-                    self.low.insert((d, w));
-                }
+                Some(&(_, d)) => *self.low.entry(d).or_default() += 1,
                 None => self.unknown += 1,
             }
         }
@@ -113,24 +116,42 @@ impl ClockTable {
     /// this replica lost its state; the updates it lost are counted by the
     /// `no_lost_updates` check. Evidence from an older life is ignored.
     pub fn record_progress(&mut self, worker: WorkerId, incarnation: u32, done: Clock) {
-        let before = self.done.get(&worker).map(|&(_, d)| d);
-        let e = self.done.entry(worker).or_insert((incarnation, done));
-        match e.0.cmp(&incarnation) {
-            std::cmp::Ordering::Less => *e = (incarnation, done),
-            std::cmp::Ordering::Equal => e.1 = e.1.max(done),
-            std::cmp::Ordering::Greater => {}
-        }
-        let after = e.1;
+        let (before, after) = match self.done.entry(worker) {
+            Entry::Vacant(v) => (None, v.insert((incarnation, done)).1),
+            Entry::Occupied(mut o) => {
+                let e = o.get_mut();
+                let before = e.1;
+                match e.0.cmp(&incarnation) {
+                    std::cmp::Ordering::Less => *e = (incarnation, done),
+                    std::cmp::Ordering::Equal => e.1 = e.1.max(done),
+                    std::cmp::Ordering::Greater => {}
+                }
+                (Some(before), e.1)
+            }
+        };
         if before == Some(after) || !self.counted.contains(&worker) {
             return;
         }
         match before {
-            Some(d) => {
-                self.low.remove(&(d, worker));
-            }
+            Some(d) => self.low_remove(d),
             None => self.unknown -= 1,
         }
-        self.low.insert((after, worker));
+        self.low_add(after);
+    }
+
+    /// One more counted member has `d` clocks done.
+    fn low_add(&mut self, d: Clock) {
+        *self.low.entry(d).or_default() += 1;
+    }
+
+    /// One counted member fewer has `d` clocks done.
+    fn low_remove(&mut self, d: Clock) {
+        if let Entry::Occupied(mut o) = self.low.entry(d) {
+            *o.get_mut() -= 1;
+            if *o.get() == 0 {
+                o.remove();
+            }
+        }
     }
 
     /// Clocks of `worker`'s latest known life visible here.
@@ -166,7 +187,7 @@ impl ClockTable {
         };
         let needed = Clock(needed);
         // Every member known, and the least of them far enough.
-        if self.unknown == 0 && self.low.first().is_none_or(|&(d, _)| d >= needed) {
+        if self.unknown == 0 && self.low.first_key_value().is_none_or(|(&d, _)| d >= needed) {
             return Ok(());
         }
         for &w in &self.counted {
