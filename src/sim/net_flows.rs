@@ -79,44 +79,47 @@ pub struct Busy {
     pub share: f64,
 }
 
+/// A flow. Laid out by hand, two cache lines: the first holds what the
+/// passes over interfaces' flow lists read ([`Flows::collect`], the
+/// component search, the re-fill's search and [`Flows::set_load`]).
 #[derive(Clone, Debug, Default)]
+#[repr(C, align(64))]
 struct Flow {
-    /// The host's message id.
-    id: u64,
     from: u32,
     to: u32,
+    alive: bool,
+    /// Planned incrementally (its component is large, [`inc`]): then
+    /// `bits_left` is its bits left at `t_rate`, sent at `rate` since.
+    inc: bool,
+    /// Component search stamp.
+    mark: u32,
+    /// Re-fill stamp ([`inc`]).
+    pmark: u32,
+    /// Its entry in [`Flows::events`]: the time (`evt`, `MAX`: none) and
+    /// a number kept across reuses of the slot.
+    evseq: u32,
+    /// Planned end of its transmission (`MAX` until planned).
+    done: Ns,
+    rate: f64,
     /// The fastest it may go: its interfaces' capacities and any slow link.
     cap: f64,
+    /// Planned delivery.
+    at: Ns,
     /// Bits left when it was last planned.
     bits_left: f64,
-    /// Planned rate changes since then: `(from, bits per second)`; the
-    /// last lasts until `done`.
-    segs: Vec<(Ns, f64)>,
     /// When its first bit may leave (its host may be busy until then).
     start: Ns,
     latency: Ns,
-    /// Planned end of its transmission (`MAX` until planned).
-    done: Ns,
-    /// Planned delivery.
-    at: Ns,
-    gen: u64,
-    /// Component search stamp.
-    mark: u32,
-    alive: bool,
-    /// Planned incrementally (its component is large, [`inc`]): then
-    /// `bits_left` is its bits left at `t_rate`, sent at `rate` since,
-    /// ending at `fin`.
-    inc: bool,
-    rate: f64,
     t_rate: Ns,
-    fin: Ns,
-    /// Re-fill stamp ([`inc`]).
-    pmark: u32,
-    /// Its entry in [`Flows::events`]: the time (`MAX`: none) and a
-    /// number kept across reuses of the slot.
     evt: Ns,
-    evseq: u32,
+    /// The host's message id.
+    id: u64,
+    /// Planned rate changes since then: `(from, bits per second)`; the
+    /// last lasts until `done`.
+    segs: Vec<(Ns, f64)>,
 }
+
+const _: () = assert!(std::mem::size_of::<Flow>() == 128);
 
 impl Flow {
     /// Its resources: its sender's outbound and its receiver's inbound
@@ -259,10 +262,16 @@ pub struct Flows {
     /// interface used by one) is filled by [`fill_star`]; off only
     /// in a test that compares both.
     stars: bool,
-    /// Incremental transfers' next changes: `(end, flow, its event
-    /// number)` while sending, `(start, ..)` while waiting for its host
-    /// ([`inc`]).
-    events: std::collections::BTreeSet<(Ns, u32, u32)>,
+    /// Incremental transfers' next changes, earliest on top: `(end,
+    /// flow, its event number)` while sending, `(start, ..)` while waiting
+    /// for its host ([`inc`]). An entry is void unless its time and number
+    /// are its flow's [`Flow::evt`] and [`Flow::evseq`] (a changed one is
+    /// left in place, cheaper than a search tree's removal); a void entry
+    /// is dropped when it reaches the top, and none stays there between
+    /// calls.
+    events: std::collections::BinaryHeap<std::cmp::Reverse<(Ns, u32, u32)>>,
+    /// `events`' length after its last sweep of void entries.
+    swept: usize,
     /// Saturated interfaces a dropped incremental transfer left, re-filled
     /// at the next planning.
     inc_seeds: Vec<usize>,
@@ -327,7 +336,8 @@ impl Flows {
             live: Vec::new(),
             spare: Vec::new(),
             lres: Vec::new(),
-            events: std::collections::BTreeSet::new(),
+            events: std::collections::BinaryHeap::new(),
+            swept: 0,
             inc_seeds: Vec::new(),
             istamp: 0,
             pf: Vec::new(),
@@ -400,13 +410,11 @@ impl Flows {
             latency,
             done: Ns::MAX,
             at: Ns::MAX,
-            gen: 0,
             mark: 0,
             alive: true,
             inc: false,
             rate: 0.0,
             t_rate: 0,
-            fin: Ns::MAX,
             pmark: 0,
         };
         self.collect(out, now);
@@ -433,12 +441,11 @@ impl Flows {
         fl.segs.push((start, cap));
         fl.done = done;
         fl.at = (done + latency).max(last_at);
-        fl.gen = self.next_gen;
         let d = Delivery {
             id,
             to: node_of(self.servers, to as usize),
             at: dur(fl.at),
-            gen: fl.gen,
+            gen: self.next_gen,
         };
         for r in [out, inn] {
             self.res[r].plan.push((start, done, cap));
@@ -475,7 +482,7 @@ impl Flows {
     /// When a large component must next be planned (see
     /// [`Flows::wake`]).
     pub fn next_wake(&self) -> Option<Duration> {
-        self.events.first().map(|e| dur(e.0))
+        self.events.peek().map(|e| dur(e.0 .0))
     }
 
     /// Plays every change of a large component due by `now` (transfers
@@ -570,13 +577,12 @@ impl Flows {
     fn predict(&mut self, f: u32, at: Ns, changed: &mut Vec<Delivery>) {
         self.next_gen += 1;
         let fl = &mut self.flows[f as usize];
-        fl.gen = self.next_gen;
         fl.at = at;
         changed.push(Delivery {
             id: fl.id,
             to: node_of(self.servers, fl.to as usize),
             at: dur(at),
-            gen: fl.gen,
+            gen: self.next_gen,
         });
     }
 

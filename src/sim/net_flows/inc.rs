@@ -28,6 +28,7 @@
 //! May import: `super` (the flow planner). Never: a host.
 
 use super::{nanos, secs, Delivery, Flows, Ns};
+use std::cmp::Reverse;
 
 /// Relative slack under which an interface counts as saturated.
 const SATURATED: f64 = 1e-9;
@@ -38,26 +39,43 @@ impl Flows {
         self.res[r].load >= self.res[r].cap * (1.0 - SATURATED)
     }
 
-    /// Sets flow `f`'s next change at `t` (replacing any earlier one).
+    /// Sets flow `f`'s next change at `t` (replacing any earlier one,
+    /// which is void from now).
     fn schedule(&mut self, t: Ns, f: u32) {
-        self.unschedule(f);
         let fl = &mut self.flows[f as usize];
         fl.evt = t;
-        self.events.insert((t, f, fl.evseq));
-    }
-
-    /// Removes flow `f`'s next change.
-    fn unschedule(&mut self, f: u32) {
-        let fl = &mut self.flows[f as usize];
-        if fl.evt != Ns::MAX {
-            self.events.remove(&(fl.evt, f, fl.evseq));
-            fl.evt = Ns::MAX;
+        self.events.push(Reverse((t, f, fl.evseq)));
+        if self.events.len() > 2 * self.swept + 1024 {
+            // Void entries are dropped as time reaches them; a sweep once
+            // the heap doubles bounds the rest (constant time per change,
+            // amortized).
+            let flows = &self.flows;
+            self.events
+                .retain(|&Reverse((t, f, seq))| Self::due(flows, t, f, seq));
+            self.swept = self.events.len();
         }
     }
 
-    /// The earliest change.
+    /// Removes flow `f`'s next change (its entry is void from now).
+    fn unschedule(&mut self, f: u32) {
+        self.flows[f as usize].evt = Ns::MAX;
+    }
+
+    /// Whether an entry of [`Flows::events`] is flow `f`'s next change.
+    fn due(flows: &[super::Flow], t: Ns, f: u32, seq: u32) -> bool {
+        let fl = &flows[f as usize];
+        fl.evt == t && fl.evseq == seq
+    }
+
+    /// The earliest change (void entries on top are dropped).
     fn next_event(&mut self) -> Option<(Ns, u32)> {
-        self.events.first().map(|&(t, f, _)| (t, f))
+        while let Some(&Reverse((t, f, seq))) = self.events.peek() {
+            if Self::due(&self.flows, t, f, seq) {
+                return Some((t, f));
+            }
+            self.events.pop();
+        }
+        None
     }
 
     /// Whether flow `f` is the first unfinished one of its pair.
@@ -99,7 +117,6 @@ impl Flows {
             fl.segs.clear();
             fl.inc = true;
             fl.rate = 0.0;
-            fl.fin = Ns::MAX;
             fl.t_rate = now;
             fl.done = Ns::MAX;
             let announced = fl.at != Ns::MAX;
@@ -119,6 +136,8 @@ impl Flows {
         }
         let seeds = std::mem::take(&mut self.inc_seeds);
         self.refill(now, &joins, &seeds);
+        // No void entry on top (a re-fill may have had nothing to do).
+        self.next_event();
     }
 
     /// Plays the incremental transfers' ends and starts due by `now`, in
@@ -172,7 +191,6 @@ impl Flows {
             fl.done = t;
             fl.bits_left = 0.0;
             fl.rate = 0.0;
-            fl.fin = Ns::MAX;
             (t + fl.latency).max(self.pairs[p].last_at)
         };
         self.predict(f, at, changed);
@@ -206,7 +224,6 @@ impl Flows {
         let fl = &mut self.flows[f as usize];
         let (out, inn) = fl.ports();
         fl.rate = 0.0;
-        fl.fin = Ns::MAX;
         for r in [out, inn] {
             if self.saturated(r) {
                 self.inc_seeds.push(r);
@@ -267,8 +284,7 @@ impl Flows {
             }
             fl.t_rate = t;
             fl.rate = new;
-            fl.fin = t + nanos(fl.bits_left / new);
-            let (fin, (out, inn)) = (fl.fin, fl.ports());
+            let (fin, (out, inn)) = (t + nanos(fl.bits_left / new), fl.ports());
             self.schedule(fin, g);
             for r in [out, inn] {
                 if self.res[r].dirty != st {
