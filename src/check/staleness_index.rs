@@ -15,9 +15,9 @@
 //! ([`Lineage`]: a server's crash, `replica_dropped`, `snapshot_installed`,
 //! `restore`) discard it, and the next read builds it again.
 //!
-//! May import: `crate::check`, `crate::core` (events, ids). Never: a
-//! host (`crate::sim`, `crate::net`), `crate::run`: a checker judges from
-//! events only.
+//! May import: `crate::check`, `crate::core` (events, ids), smallvec.
+//! Never: a host (`crate::sim`, `crate::net`), `crate::run`: a checker
+//! judges from events only.
 
 use super::intervals::IntervalSet;
 use super::life_map::{IdMap, LifeMap};
