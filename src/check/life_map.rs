@@ -188,6 +188,11 @@ impl<V> LifeMap<V> {
         self.by_worker.get(w).map_or(&[], |l| l.as_slice())
     }
 
+    /// Every worker with lives, in id order.
+    pub fn workers(&self) -> impl Iterator<Item = WorkerId> + '_ {
+        self.by_worker.iter().map(|(w, _)| w)
+    }
+
     /// Every life with its value, in `(worker, incarnation)` order.
     pub fn iter(&self) -> impl Iterator<Item = ((WorkerId, u32), &V)> + '_ {
         self.by_worker

@@ -84,12 +84,8 @@ impl Summary {
         for (life, set) in known.get(range).into_iter().flat_map(LifeMap::iter) {
             s.set_missing(life, first_missing(set, held.get(&life)));
         }
-        let mut latest: BTreeMap<WorkerId, &IntervalSet> = BTreeMap::new();
-        for ((w, _), set) in held.iter() {
-            latest.insert(w, set);
-        }
-        for (w, set) in latest {
-            s.move_prefix(w, None, set.spans().next().map(|(_, end)| end));
+        for w in held.workers() {
+            s.move_prefix(w, None, latest_prefix(held, w));
         }
         s
     }

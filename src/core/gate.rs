@@ -48,6 +48,11 @@ pub struct ClockTable {
     unknown: usize,
 }
 
+/// One more counted member has `d` clocks done (a [`ClockTable`]'s counts).
+fn low_add(low: &mut BTreeMap<Clock, u32>, d: Clock) {
+    *low.entry(d).or_default() += 1;
+}
+
 /// Why a read must wait: the first member whose updates are not visible.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Blocked {
@@ -97,7 +102,7 @@ impl ClockTable {
         self.unknown = 0;
         for &w in &self.counted {
             match self.done.get(&w) {
-                Some(&(_, d)) => *self.low.entry(d).or_default() += 1,
+                Some(&(_, d)) => low_add(&mut self.low, d),
                 None => self.unknown += 1,
             }
         }
@@ -136,12 +141,7 @@ impl ClockTable {
             Some(d) => self.low_remove(d),
             None => self.unknown -= 1,
         }
-        self.low_add(after);
-    }
-
-    /// One more counted member has `d` clocks done.
-    fn low_add(&mut self, d: Clock) {
-        *self.low.entry(d).or_default() += 1;
+        low_add(&mut self.low, after);
     }
 
     /// One counted member fewer has `d` clocks done.
