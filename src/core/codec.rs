@@ -492,8 +492,8 @@ mod tests {
             ..Compression::default()
         };
         let mut enc = Encoder::default();
-        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 7]), &[0.1, -0.2]);
-        assert_eq!(k, Keys::List(vec![7]));
+        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 7].into()), &[0.1, -0.2]);
+        assert_eq!(k, Keys::List(vec![7].into()));
         assert_eq!(
             p,
             Payload::Kept {
@@ -504,8 +504,8 @@ mod tests {
         assert_eq!(p.raw_size() - p.len() * 4, 8);
         assert_eq!(p.dropped_keys(), 1);
         // Key 3's residual joins its next gradient.
-        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 9]), &[0.1, 0.15]);
-        assert_eq!(k, Keys::List(vec![3]));
+        let (k, p) = enc.encode(&c, 100, 0, &[], Keys::List(vec![3, 9].into()), &[0.1, 0.15]);
+        assert_eq!(k, Keys::List(vec![3].into()));
         assert_eq!(
             p,
             Payload::Kept {

@@ -1,4 +1,5 @@
-//! [`Floats`]: a vector of model values shared copy-on-write.
+//! [`Floats`]: a vector of model values shared copy-on-write; [`KeyList`]:
+//! a list of keys shared the same way.
 //!
 //! A replica's parameters, the dense values of a pull answer and a
 //! snapshot's parameters are the same vector more often than not: a pull
@@ -10,6 +11,10 @@
 //! vector. Nothing observable depends on the sharing: equality, `Debug`,
 //! serde and every digest see the values only.
 //!
+//! A worker's keys for a range are the same in its pull and its push of a
+//! clock, and a request is kept for its retries: a [`KeyList`] is built
+//! once per range and clock and shared by all of them.
+//!
 //! May import: std, serde. Never: a host (`crate::sim`, `crate::net`),
 //! madsim, tokio, a clock or I/O.
 
@@ -18,88 +23,102 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// Model values, shared copy-on-write (see the module documentation).
-/// Derefs to `[f32]`.
-#[derive(Clone, Default, PartialEq)]
-pub struct Floats(Arc<[f32]>);
+/// A slice shared copy-on-write (see the module documentation). Derefs to
+/// `[T]`; equality, `Debug` and serde are the slice's.
+#[derive(Clone, PartialEq)]
+pub struct Shared<T>(Arc<[T]>);
 
-impl Floats {
+/// Model values, shared copy-on-write.
+pub type Floats = Shared<f32>;
+
+/// Keys (sorted, absolute ids), shared.
+pub type KeyList = Shared<u32>;
+
+impl<T> Default for Shared<T> {
+    fn default() -> Shared<T> {
+        Shared(Arc::new([]))
+    }
+}
+
+impl<T: Clone> Shared<T> {
     /// The values, writable: copied first if another holder shares them.
-    pub fn make_mut(&mut self) -> &mut [f32] {
+    pub fn make_mut(&mut self) -> &mut [T] {
         if Arc::get_mut(&mut self.0).is_none() {
             self.0 = Arc::from(&*self.0);
         }
         Arc::get_mut(&mut self.0).expect("a fresh copy has one holder")
     }
+}
 
+impl<T> Shared<T> {
     /// Whether `a` and `b` are the same vector (not only equal values).
-    pub fn ptr_eq(a: &Floats, b: &Floats) -> bool {
+    pub fn ptr_eq(a: &Shared<T>, b: &Shared<T>) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
     }
 }
 
-impl Deref for Floats {
-    type Target = [f32];
+impl<T> Deref for Shared<T> {
+    type Target = [T];
 
-    fn deref(&self) -> &[f32] {
+    fn deref(&self) -> &[T] {
         &self.0
     }
 }
 
-impl From<Vec<f32>> for Floats {
-    fn from(v: Vec<f32>) -> Floats {
-        Floats(v.into())
+impl<T> From<Vec<T>> for Shared<T> {
+    fn from(v: Vec<T>) -> Shared<T> {
+        Shared(v.into())
     }
 }
 
-impl From<&[f32]> for Floats {
-    fn from(v: &[f32]) -> Floats {
-        Floats(v.into())
+impl<T: Clone> From<&[T]> for Shared<T> {
+    fn from(v: &[T]) -> Shared<T> {
+        Shared(v.into())
     }
 }
 
 /// For a host that fills the vector in place (`Arc::new_uninit_slice`).
-impl From<Arc<[f32]>> for Floats {
-    fn from(v: Arc<[f32]>) -> Floats {
-        Floats(v)
+impl<T> From<Arc<[T]>> for Shared<T> {
+    fn from(v: Arc<[T]>) -> Shared<T> {
+        Shared(v)
     }
 }
 
-impl FromIterator<f32> for Floats {
-    fn from_iter<I: IntoIterator<Item = f32>>(it: I) -> Floats {
-        Floats(it.into_iter().collect())
+impl<T> FromIterator<T> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(it: I) -> Shared<T> {
+        Shared(it.into_iter().collect())
     }
 }
 
-impl PartialEq<[f32]> for Floats {
-    fn eq(&self, other: &[f32]) -> bool {
+impl<T: PartialEq> PartialEq<[T]> for Shared<T> {
+    fn eq(&self, other: &[T]) -> bool {
         *self.0 == *other
     }
 }
 
-impl PartialEq<Vec<f32>> for Floats {
-    fn eq(&self, other: &Vec<f32>) -> bool {
+impl<T: PartialEq> PartialEq<Vec<T>> for Shared<T> {
+    fn eq(&self, other: &Vec<T>) -> bool {
         *self.0 == **other
     }
 }
 
-/// As the values (a list, like `Vec<f32>`).
-impl fmt::Debug for Floats {
+/// As the values (a list, like `Vec<T>`).
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)
     }
 }
 
-/// As a sequence of floats, exactly as `Vec<f32>`.
-impl Serialize for Floats {
+/// As a sequence, exactly as `Vec<T>`.
+impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for Floats {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Floats, D::Error> {
-        Vec::<f32>::deserialize(d).map(Floats::from)
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Shared<T>, D::Error> {
+        Vec::<T>::deserialize(d).map(Shared::from)
     }
 }
 

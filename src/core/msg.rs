@@ -12,7 +12,7 @@
 
 use super::codec::Payload;
 use super::config::Change;
-use super::floats::Floats;
+use super::floats::{Floats, KeyList};
 use super::hasher::BufXxh3;
 use super::ids::{Clock, Epoch, NodeId, RangeId, Seq, WorkerId};
 use super::view::{Membership, View};
@@ -24,8 +24,9 @@ pub enum Keys {
     /// Every key of the range, in order (dense models); values follow the
     /// range's key order.
     All,
-    /// These keys, sorted ascending, absolute key ids (sparse models).
-    List(Vec<u32>),
+    /// These keys, sorted ascending, absolute key ids (sparse models);
+    /// shared by the requests of a worker's clock.
+    List(KeyList),
 }
 
 impl Keys {

@@ -12,6 +12,7 @@
 use super::codec::{self, Encoder, Payload};
 use super::config::{Change, ProtocolConfig, Schedule};
 use super::event::Event;
+use super::floats::KeyList;
 use super::ids::{Clock, NodeId, RangeId, Seq, WorkerId};
 use super::msg::{Keys, Message};
 use super::view::View;
@@ -97,6 +98,9 @@ pub struct Worker {
     slots: Vec<u32>,
     /// Per range: the slice of `keys` (sparse) or of the key space (dense).
     split: Vec<Range<usize>>,
+    /// Sparse: each range's keys of this clock (`keys[split[r]]`), shared
+    /// by its pull, its push and their retries.
+    range_keys: Vec<KeyList>,
     values: Vec<f32>,
     grad: Vec<f32>,
     /// Per range: the request awaiting an answer.
@@ -151,6 +155,7 @@ impl Worker {
             keys: Vec::new(),
             slots: Vec::new(),
             split: if job.sparse { Vec::new() } else { dense_split },
+            range_keys: Vec::new(),
             values: if job.sparse {
                 Vec::new()
             } else {
@@ -400,6 +405,12 @@ impl Worker {
                 &mut self.slots,
             );
             self.cfg.ranges.split_sorted(&self.keys, &mut self.split);
+            self.range_keys.clear();
+            self.range_keys.extend(
+                self.split
+                    .iter()
+                    .map(|span| KeyList::from(&self.keys[span.clone()])),
+            );
             self.values.resize(self.keys.len(), 0.0);
             self.grad.resize(self.keys.len(), 0.0);
         }
@@ -412,7 +423,7 @@ impl Worker {
                 if span.is_empty() {
                     continue;
                 }
-                (Keys::List(self.keys[span].to_vec()), 0)
+                (Keys::List(self.range_keys[r as usize].clone()), 0)
             } else if filter {
                 (
                     Keys::All,
@@ -624,7 +635,10 @@ impl Worker {
         for r in 0..self.cfg.ranges.ranges() {
             let span = self.split.get(r as usize).cloned().unwrap_or(0..0);
             let keys = if self.job.sparse {
-                Keys::List(self.keys[span.clone()].to_vec())
+                // The pull's keys (`begin_clock`): the same span.
+                let keys = self.range_keys.get(r as usize).cloned().unwrap_or_default();
+                debug_assert_eq!(*keys, self.keys[span.clone()]);
+                Keys::List(keys)
             } else {
                 Keys::All
             };
