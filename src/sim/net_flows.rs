@@ -256,9 +256,6 @@ pub struct Flows {
     live: Vec<Live>,
     spare: Vec<Live>,
     lres: Vec<LocalRes>,
-    /// [`fill`]'s unfrozen flows and interfaces in use.
-    fill_act: Vec<u32>,
-    fill_used: Vec<u32>,
     /// Components of more transfers are planned incrementally ([`inc`]).
     horizon_flows: usize,
     /// Whether a star (every transfer through one interface, each other
@@ -339,8 +336,6 @@ impl Flows {
             live: Vec::new(),
             spare: Vec::new(),
             lres: Vec::new(),
-            fill_act: Vec::new(),
-            fill_used: Vec::new(),
             events: std::collections::BinaryHeap::new(),
             swept: 0,
             inc_seeds: Vec::new(),
@@ -779,10 +774,6 @@ impl Flows {
         // (`next_start`, the earliest: then it is built again).
         let mut live = std::mem::take(&mut self.live);
         let mut spare = std::mem::take(&mut self.spare);
-        let (mut fill_act, mut fill_used) = (
-            std::mem::take(&mut self.fill_act),
-            std::mem::take(&mut self.fill_used),
-        );
         live.clear();
         let mut t = now;
         let mut next_start = now;
@@ -815,7 +806,7 @@ impl Flows {
             }
             match star {
                 Some(cap) => fill_star(&mut live, cap),
-                None => fill(&mut live, &mut lres, &mut fill_act, &mut fill_used),
+                None => fill(&mut live, &mut lres),
             }
             // The next change: a finish or a start; and each interface's
             // summed rate (in the order of `live`).
@@ -884,8 +875,6 @@ impl Flows {
         self.lres = lres;
         self.live = live;
         self.spare = spare;
-        self.fill_act = fill_act;
-        self.fill_used = fill_used;
         self.comp = comp;
         self.comp_res = comp_res;
     }
@@ -980,12 +969,8 @@ fn fill_star(live: &mut [Live], cap: f64) {
 /// the flows not frozen (the same least as over each unfrozen flow's
 /// interfaces and cap: every interface in use has an unfrozen user), so a
 /// round is one pass over the interfaces and one over the flows, which
-/// freezes and finds the next round's least cap. Both passes read only
-/// what is still in play: `used` keeps the interfaces with unfrozen users
-/// and `act` the unfrozen flows, each in its order in `lres` or `live` (a
-/// round takes its least and subtracts its shares in the same order as a
-/// pass over all of them would, so the rates are the same to the bit).
-fn fill(live: &mut [Live], lres: &mut [LocalRes], act: &mut Vec<u32>, used: &mut Vec<u32>) {
+/// freezes and finds the next round's least cap.
+fn fill(live: &mut [Live], lres: &mut [LocalRes]) {
     for x in lres.iter_mut() {
         x.left = x.cap;
         x.count = 0;
@@ -996,27 +981,19 @@ fn fill(live: &mut [Live], lres: &mut [LocalRes], act: &mut Vec<u32>, used: &mut
         lres[l.inn as usize].count += 1;
         least_cap = least_cap.min(l.cap);
     }
-    used.clear();
-    used.extend(
-        lres.iter()
-            .enumerate()
-            .filter(|(_, x)| x.count > 0)
-            .map(|(k, _)| k as u32),
-    );
-    act.clear();
-    act.extend(0..live.len() as u32);
-    while !act.is_empty() {
+    let mut unfrozen = live.len();
+    while unfrozen > 0 {
         let mut share = least_cap;
-        for &k in used.iter() {
-            let x = &mut lres[k as usize];
-            x.fair = x.left / f64::from(x.count);
-            share = share.min(x.fair);
+        for x in lres.iter_mut() {
+            if x.count > 0 {
+                x.fair = x.left / f64::from(x.count);
+                share = share.min(x.fair);
+            }
         }
         // Freeze every flow held to that share (by an interface or its own
         // cap; the fair shares stay as they are until the next round).
         least_cap = f64::INFINITY;
-        act.retain(|&k| {
-            let l = &mut live[k as usize];
+        for l in live.iter_mut().filter(|l| !l.frozen) {
             let (o, i) = (l.out as usize, l.inn as usize);
             if lres[o].fair <= share || lres[i].fair <= share || l.cap <= share {
                 l.frozen = true;
@@ -1025,13 +1002,11 @@ fn fill(live: &mut [Live], lres: &mut [LocalRes], act: &mut Vec<u32>, used: &mut
                 lres[i].left -= share;
                 lres[o].count -= 1;
                 lres[i].count -= 1;
-                false
+                unfrozen -= 1;
             } else {
                 least_cap = least_cap.min(l.cap);
-                true
             }
-        });
-        used.retain(|&k| lres[k as usize].count > 0);
+        }
     }
 }
 
