@@ -13,8 +13,9 @@ use crate::core::Timer;
 use madsim::time::{Instant, Sleep};
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::Waker;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 /// Something a node will handle.
@@ -153,6 +154,15 @@ impl Inbox {
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
+}
+
+/// Sets a madsim timer that wakes `cx`'s task at exactly `deadline` (if it
+/// is in the future). The timer holds the waker and outlives the sleep that
+/// set it, so the sleep is neither kept nor allocated.
+pub fn set_timer(deadline: Instant, cx: &mut Context<'_>) {
+    let mut s = madsim::time::sleep(Duration::ZERO);
+    Pin::new(&mut s).reset(deadline);
+    let _ = Pin::new(&mut s).poll(cx);
 }
 
 /// A madsim sleep until exactly `deadline` (no 1 ms rounding).

@@ -7,10 +7,9 @@
 //! `super` (sim), madsim. Never: `crate::net` (hosts never import each
 //! other), tokio.
 
-use super::inbox::sleep_exact;
+use super::inbox::set_timer;
 use super::world::{lock, Shared};
 use crate::core::NodeId;
-use madsim::time::Sleep;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -24,7 +23,7 @@ pub async fn node_main(shared: Shared, id: NodeId) {
         NextInput {
             shared: &shared,
             idx,
-            sleep: None,
+            armed: None,
         }
         .await;
         lock(&shared).process_due(idx);
@@ -35,8 +34,8 @@ pub async fn node_main(shared: Shared, id: NodeId) {
 struct NextInput<'a> {
     shared: &'a Shared,
     idx: usize,
-    /// The sleep registered for the current earliest deadline.
-    sleep: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// The deadline it set a timer for.
+    armed: Option<Duration>,
 }
 
 impl Future for NextInput<'_> {
@@ -57,7 +56,7 @@ impl Future for NextInput<'_> {
             next => {
                 inbox.park(cx.waker(), next);
                 drop(w);
-                arm(&mut this.sleep, start, next, cx);
+                arm(&mut this.armed, start, next, cx);
                 Poll::Pending
             }
         }
@@ -71,7 +70,7 @@ pub async fn net_main(shared: Shared) {
     loop {
         NetTurn {
             shared: &shared,
-            sleep: None,
+            armed: None,
         }
         .await;
     }
@@ -81,7 +80,7 @@ pub async fn net_main(shared: Shared) {
 /// world did the work; it parks again).
 struct NetTurn<'a> {
     shared: &'a Shared,
-    sleep: Option<(Duration, Pin<Box<Sleep>>)>,
+    armed: Option<Duration>,
 }
 
 impl Future for NetTurn<'_> {
@@ -94,26 +93,24 @@ impl Future for NetTurn<'_> {
         let next = w.net_due();
         w.net_clock.park(cx.waker(), next);
         drop(w);
-        arm(&mut this.sleep, start, next, cx);
+        arm(&mut this.armed, start, next, cx);
         Poll::Pending
     }
 }
 
 /// Registers a wake-up at `next` (time since `start`) with madsim's timer,
-/// unless `sleep` already holds one for that deadline.
+/// unless one is set for that deadline already (`armed`).
 fn arm(
-    sleep: &mut Option<(Duration, Pin<Box<Sleep>>)>,
+    armed: &mut Option<Duration>,
     start: madsim::time::Instant,
     next: Option<Duration>,
     cx: &mut Context<'_>,
 ) {
     if let Some(at) = next {
-        if sleep.as_ref().map(|(d, _)| *d) != Some(at) {
-            let mut s = sleep_exact(start + at);
-            // The deadline is in the future, so this registers the timer
-            // and is pending.
-            let _ = s.as_mut().poll(cx);
-            *sleep = Some((at, s));
+        if *armed != Some(at) {
+            // The deadline is in the future, so this registers the timer.
+            set_timer(start + at, cx);
+            *armed = Some(at);
         }
     }
 }

@@ -376,11 +376,11 @@ impl Flows {
                 let (out, inn) = fl.ports();
                 share = share.min(self.fair[out].min(self.fair[inn]).min(fl.cap));
             }
-            bound.extend(
-                used.iter().copied().filter(|&r| {
-                    self.count[r] > 0 && self.fair[r] <= share && self.res[r].full != st
-                }),
-            );
+            for &r in &used {
+                if self.count[r] > 0 && self.fair[r] <= share && self.res[r].full != st {
+                    bound.push(r);
+                }
+            }
             if !bound.is_empty() {
                 break;
             }
