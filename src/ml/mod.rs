@@ -8,6 +8,7 @@
 //! protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 pub mod data;
+pub mod keysort;
 pub mod mlp;
 pub mod model;
 pub mod placement;

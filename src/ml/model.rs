@@ -41,7 +41,7 @@
 //! scenario parser already rejects a perceptron on synthetic data), and
 //! [`Model::gradient`] panics on sparse rows.
 //!
-//! May import: `crate::ml`, std, rand, smartcore (the data sets), radsort
+//! May import: `crate::ml`, std, rand, smartcore (the data sets)
 //! (a minibatch's keys). Never: the protocol (`crate::core`), a host
 //! (`crate::sim`, `crate::net`).
 
@@ -399,10 +399,9 @@ impl Model {
         );
         // Pairs of one key are in slot order (the biases' last): a stable
         // sort by the key alone gives the order of the whole `u64`s. A
-        // radix sort by bytes (`radsort`: 3 passes below 2^24 keys) takes
-        // 9.2 us for a batch of 2,560 Zipf keys, the standard library's
-        // comparison sort 21 us and an 11-bit LSD radix of our own 10 us.
-        radsort::sort_by_key(&mut pairs, |&p| (p >> 32) as u32);
+        // radix sort (`keysort`: two passes below 2^22 keys, `radsort`'s
+        // three by bytes above).
+        super::keysort::sort_by_high_key(&mut pairs);
         slots.resize(n, 0);
         for p in pairs {
             let (key, slot) = ((p >> 32) as u32, p as u32);
