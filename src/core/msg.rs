@@ -435,30 +435,63 @@ const VEC_HEADER: usize = 4;
 impl Message {
     /// Short name, for traces and statistics.
     pub fn kind(&self) -> &'static str {
+        Message::KIND_NAMES[self.kind_index()]
+    }
+
+    /// Every kind's name ([`Message::kind`]), by [`Message::kind_index`].
+    pub const KIND_NAMES: [&'static str; 23] = [
+        "pull_req",
+        "pull_resp",
+        "push_req",
+        "push_ack",
+        "worker_heartbeat",
+        "server_heartbeat",
+        "admit",
+        "membership_update",
+        "membership_ack",
+        "view_update",
+        "lease",
+        "chain_gap",
+        "chain_push",
+        "chain_ack",
+        "catch_up",
+        "snapshot_req",
+        "snapshot",
+        "join_ready",
+        "caught_up",
+        "prepare",
+        "prepared",
+        "abort",
+        "commit",
+    ];
+
+    /// The kind's place in [`Message::KIND_NAMES`] (counters indexed by
+    /// kind need no search).
+    pub fn kind_index(&self) -> usize {
         match self {
-            Message::PullReq { .. } => "pull_req",
-            Message::PullResp { .. } => "pull_resp",
-            Message::PushReq { .. } => "push_req",
-            Message::PushAck { .. } => "push_ack",
-            Message::WorkerHeartbeat { .. } => "worker_heartbeat",
-            Message::ServerHeartbeat { .. } => "server_heartbeat",
-            Message::Admit { .. } => "admit",
-            Message::MembershipUpdate(_) => "membership_update",
-            Message::MembershipAck { .. } => "membership_ack",
-            Message::ViewUpdate(_) => "view_update",
-            Message::Lease { .. } => "lease",
-            Message::ChainGap { .. } => "chain_gap",
-            Message::ChainPush { .. } => "chain_push",
-            Message::ChainAck { .. } => "chain_ack",
-            Message::CatchUp { .. } => "catch_up",
-            Message::SnapshotReq { .. } => "snapshot_req",
-            Message::Snapshot { .. } => "snapshot",
-            Message::JoinReady { .. } => "join_ready",
-            Message::CaughtUp { .. } => "caught_up",
-            Message::Prepare { .. } => "prepare",
-            Message::Prepared { .. } => "prepared",
-            Message::Abort { .. } => "abort",
-            Message::Commit { .. } => "commit",
+            Message::PullReq { .. } => 0,
+            Message::PullResp { .. } => 1,
+            Message::PushReq { .. } => 2,
+            Message::PushAck { .. } => 3,
+            Message::WorkerHeartbeat { .. } => 4,
+            Message::ServerHeartbeat { .. } => 5,
+            Message::Admit { .. } => 6,
+            Message::MembershipUpdate(_) => 7,
+            Message::MembershipAck { .. } => 8,
+            Message::ViewUpdate(_) => 9,
+            Message::Lease { .. } => 10,
+            Message::ChainGap { .. } => 11,
+            Message::ChainPush { .. } => 12,
+            Message::ChainAck { .. } => 13,
+            Message::CatchUp { .. } => 14,
+            Message::SnapshotReq { .. } => 15,
+            Message::Snapshot { .. } => 16,
+            Message::JoinReady { .. } => 17,
+            Message::CaughtUp { .. } => 18,
+            Message::Prepare { .. } => 19,
+            Message::Prepared { .. } => 20,
+            Message::Abort { .. } => 21,
+            Message::Commit { .. } => 22,
         }
     }
 

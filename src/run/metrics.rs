@@ -60,6 +60,14 @@ impl Traffic {
     /// Counts a message of `size_bytes` on the wire that would take
     /// `raw_bytes` with every value sent raw.
     pub fn count(&mut self, msg: &Message, size_bytes: usize, raw_bytes: usize) {
+        self.count_totals(msg, size_bytes, raw_bytes);
+        let k = self.by_kind.entry(Cow::Borrowed(msg.kind())).or_default();
+        k.count += 1;
+        k.bytes += size_bytes as u64;
+    }
+
+    /// [`Traffic::count`] but for `by_kind`.
+    fn count_totals(&mut self, msg: &Message, size_bytes: usize, raw_bytes: usize) {
         let (size, raw) = (size_bytes as u64, raw_bytes as u64);
         self.messages += 1;
         self.bytes += size;
@@ -70,9 +78,6 @@ impl Traffic {
             self.bytes_pulled += size;
             self.bytes_pulled_raw += raw;
         }
-        let k = self.by_kind.entry(Cow::Borrowed(msg.kind())).or_default();
-        k.count += 1;
-        k.bytes += size;
     }
 
     /// Adds another node's counts.
@@ -95,8 +100,11 @@ impl Traffic {
 /// A run's counters.
 #[derive(Debug)]
 pub struct Metrics {
-    /// The totals.
-    pub traffic: Traffic,
+    /// The totals, but for `by_kind` ([`Metrics::traffic`] adds it).
+    traffic: Traffic,
+    /// Per message kind, by [`Message::kind_index`] (no search of
+    /// `by_kind`'s names per message).
+    kinds: [KindStats; Message::KIND_NAMES.len()],
     /// Time series, one bucket per `interval`.
     pub series: Vec<Bucket>,
     interval: Duration,
@@ -107,6 +115,7 @@ impl Metrics {
     pub fn new(interval: Duration) -> Metrics {
         Metrics {
             traffic: Traffic::default(),
+            kinds: [KindStats::default(); Message::KIND_NAMES.len()],
             series: Vec::new(),
             interval,
         }
@@ -117,8 +126,29 @@ impl Metrics {
         self.interval
     }
 
+    /// The totals so far.
+    pub fn traffic(&self) -> Traffic {
+        let mut t = self.traffic.clone();
+        for (name, k) in Message::KIND_NAMES.iter().zip(&self.kinds) {
+            if k.count > 0 {
+                let e = t.by_kind.entry(Cow::Borrowed(*name)).or_default();
+                e.count += k.count;
+                e.bytes += k.bytes;
+            }
+        }
+        t
+    }
+
+    /// Bytes of pushes and of pulls so far.
+    pub fn bytes_pushed_pulled(&self) -> (u64, u64) {
+        (self.traffic.bytes_pushed, self.traffic.bytes_pulled)
+    }
+
     fn bucket(&mut self, t: Duration) -> &mut Bucket {
-        let i = (t.as_nanos() / self.interval.as_nanos().max(1)) as usize;
+        // In 64-bit nanoseconds (584 years): a 128-bit division is a
+        // library call, per message and per event.
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = (ns(t) / ns(self.interval).max(1)) as usize;
         if self.series.len() <= i {
             self.series.resize(i + 1, Bucket::default());
         }
@@ -127,7 +157,11 @@ impl Metrics {
 
     /// Counts a message put on the wire.
     pub fn sent(&mut self, t: Duration, msg: &Message, size_bytes: usize) {
-        self.traffic.count(msg, size_bytes, msg.raw_wire_size());
+        self.traffic
+            .count_totals(msg, size_bytes, msg.raw_wire_size());
+        let k = &mut self.kinds[msg.kind_index()];
+        k.count += 1;
+        k.bytes += size_bytes as u64;
         self.bucket(t).bytes += size_bytes as u64;
     }
 

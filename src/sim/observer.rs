@@ -95,6 +95,7 @@ impl World {
     pub fn sample(&self) -> Sample {
         let (test, loss) = self.evaluate();
         let (min_clock, max_clock) = self.clock_span();
+        let (bytes_pushed, bytes_pulled) = self.log.metrics.bytes_pushed_pulled();
         Sample {
             t_s: self.now().as_secs_f64(),
             accuracy: test.accuracy,
@@ -102,8 +103,8 @@ impl World {
             min_clock,
             max_clock,
             mean_clock: self.mean_clock(),
-            bytes_pushed: self.log.metrics.traffic.bytes_pushed,
-            bytes_pulled: self.log.metrics.traffic.bytes_pulled,
+            bytes_pushed,
+            bytes_pulled,
         }
     }
 }

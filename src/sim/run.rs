@@ -357,7 +357,7 @@ async fn simulate(
         params_digest,
         quiet,
         liveness: scn.check.liveness.is_some(),
-        traffic: log.metrics.traffic.clone(),
+        traffic: log.metrics.traffic(),
         plan: Some(plan),
         trace_hash: Some(log.recorder.hash_hex()),
     };
