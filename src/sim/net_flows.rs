@@ -843,23 +843,24 @@ impl Flows {
             let dt = secs(next.saturating_sub(t));
             let mut kept = 0;
             for k in 0..live.len() {
-                let l = live[k];
-                let l = if l.fin > next {
-                    Live {
-                        bits: (l.bits - l.rate * dt).max(0.0),
-                        frozen: false,
-                        ..l
+                // Updated in place; moved only once an earlier one left.
+                if live[k].fin > next {
+                    let l = &mut live[k];
+                    l.bits = (l.bits - l.rate * dt).max(0.0);
+                    l.frozen = false;
+                    if kept != k {
+                        live[kept] = live[k];
                     }
                 } else {
+                    let l = live[k];
                     match self.end_flow(&l, next, &mut pos, &order, changed) {
-                        Ok(n) => n,
+                        Ok(n) => live[kept] = n,
                         Err(start) => {
                             next_start = next_start.min(start);
                             continue;
                         }
                     }
-                };
-                live[kept] = l;
+                }
                 kept += 1;
             }
             live.truncate(kept);
