@@ -379,46 +379,39 @@ impl Model {
             keys.extend(0..self.dim());
             return;
         }
-        // (key, slot index); biases get no slot (index u32::MAX). The
-        // pairs' vector is kept from one batch to the next, so its 20 KB
-        // are in cache (freshly allocated, their first writes missed:
-        // 0.40x this function's samples in the scale run).
+        // (key, slot index); biases get no slot (index u32::MAX).
         let nonzeros = data.warm(rows);
-        PAIRS.with_borrow_mut(|pairs| {
-            pairs.clear();
-            pairs.reserve((nonzeros + 1) * self.outputs);
-            for &i in rows {
-                let Row::Sparse(idx, _) = data.row(i as usize) else {
-                    unreachable!("a matrix's rows are all dense or all sparse");
-                };
-                for o in 0..self.outputs {
-                    for &j in idx {
-                        let slot = pairs.len() as u64;
-                        pairs.push(u64::from(self.key(o, j as usize)) << 32 | slot);
-                    }
+        let mut pairs: Vec<u64> = Vec::with_capacity((nonzeros + 1) * self.outputs);
+        for &i in rows {
+            let Row::Sparse(idx, _) = data.row(i as usize) else {
+                unreachable!("a matrix's rows are all dense or all sparse");
+            };
+            for o in 0..self.outputs {
+                for &j in idx {
+                    let slot = pairs.len() as u64;
+                    pairs.push(u64::from(self.key(o, j as usize)) << 32 | slot);
                 }
             }
-            let n = pairs.len();
-            pairs.extend(
-                (0..self.outputs)
-                    .map(|o| u64::from(self.key(o, self.features)) << 32 | 0xffff_ffff),
-            );
-            // Pairs of one key are in slot order (the biases' last): a
-            // stable sort by the key alone gives the order of the whole
-            // `u64`s. A radix sort (`keysort`: two passes below 2^22 keys,
-            // `radsort`'s three by bytes above).
-            super::keysort::sort_by_high_key(pairs);
-            slots.resize(n, 0);
-            for &p in pairs.iter() {
-                let (key, slot) = ((p >> 32) as u32, p as u32);
-                if keys.last() != Some(&key) {
-                    keys.push(key);
-                }
-                if slot != u32::MAX {
-                    slots[slot as usize] = (keys.len() - 1) as u32;
-                }
+        }
+        let n = pairs.len();
+        pairs.extend(
+            (0..self.outputs).map(|o| u64::from(self.key(o, self.features)) << 32 | 0xffff_ffff),
+        );
+        // Pairs of one key are in slot order (the biases' last): a stable
+        // sort by the key alone gives the order of the whole `u64`s. A
+        // radix sort (`keysort`: two passes below 2^22 keys, `radsort`'s
+        // three by bytes above).
+        super::keysort::sort_by_high_key(&mut pairs);
+        slots.resize(n, 0);
+        for p in pairs {
+            let (key, slot) = ((p >> 32) as u32, p as u32);
+            if keys.last() != Some(&key) {
+                keys.push(key);
             }
-        });
+            if slot != u32::MAX {
+                slots[slot as usize] = (keys.len() - 1) as u32;
+            }
+        }
     }
 
     /// [`Model::gradient`] of a batch whose key positions
@@ -742,12 +735,6 @@ fn softplus(s: f32) -> f32 {
     } else {
         libm::log1pf(libm::expf(s))
     }
-}
-
-thread_local! {
-    /// [`Model::batch_keys_slotted`]'s (key, slot) pairs, kept between
-    /// batches.
-    static PAIRS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[cfg(test)]
