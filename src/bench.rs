@@ -303,7 +303,8 @@ pub fn run_scale(scn: &Scenario, large: bool) -> Vec<Measurement> {
     // The yardstick (about a second each) once before the run and twice
     // after, its median: a single reading moved by 8% from one to the next
     // on a busy machine, and readings on both sides follow a drift.
-    let before = raw_baseline(&message_rate_scenario());
+    let yardstick = message_rate_scenario();
+    let before = raw_baseline(&yardstick);
     let r = sim::run_once(
         &scn,
         &RunOptions {
@@ -311,11 +312,7 @@ pub fn run_scale(scn: &Scenario, large: bool) -> Vec<Measurement> {
             ..RunOptions::default()
         },
     );
-    let mut raws = [
-        before,
-        raw_baseline(&message_rate_scenario()),
-        raw_baseline(&message_rate_scenario()),
-    ];
+    let mut raws = [before, raw_baseline(&yardstick), raw_baseline(&yardstick)];
     raws.sort_by(f64::total_cmp);
     let raw = raws[1];
     let o = &r.outcome;

@@ -41,9 +41,8 @@
 //! scenario parser already rejects a perceptron on synthetic data), and
 //! [`Model::gradient`] panics on sparse rows.
 //!
-//! May import: `crate::ml`, std, rand, smartcore (the data sets)
-//! (a minibatch's keys). Never: the protocol (`crate::core`), a host
-//! (`crate::sim`, `crate::net`).
+//! May import: `crate::ml`, std, rand, smartcore (the data sets). Never:
+//! the protocol (`crate::core`), a host (`crate::sim`, `crate::net`).
 
 use super::data::{Matrix, Row};
 use super::mlp::{Activation, Affine, Mlp};

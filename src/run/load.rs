@@ -264,7 +264,9 @@ pub struct LoadMeter {
     place: [Vec<usize>; 3],
 }
 
-fn nanos(d: Duration) -> u64 {
+/// `d` in nanoseconds (saturating past 584 years): a 64-bit integer, where
+/// `Duration::as_nanos`'s is 128 bits (its division a library call).
+pub(super) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

@@ -2,8 +2,10 @@
 //! interval of simulated time the updates applied, pushes acknowledged and
 //! bytes sent (for throughput plots and the CSV export).
 //!
-//! May import: `crate::core`. Never: a host (`crate::sim`, `crate::net`).
+//! May import: `crate::core`, `super::load` (its nanoseconds). Never: a host
+//! (`crate::sim`, `crate::net`).
 
+use super::load::nanos;
 use crate::core::{Event, Message};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -17,6 +19,23 @@ pub struct KindStats {
     pub count: u64,
     /// Bytes sent.
     pub bytes: u64,
+}
+
+impl KindStats {
+    /// One message of `size_bytes`.
+    fn one(size_bytes: usize) -> KindStats {
+        KindStats {
+            count: 1,
+            bytes: size_bytes as u64,
+        }
+    }
+}
+
+impl std::ops::AddAssign for KindStats {
+    fn add_assign(&mut self, o: KindStats) {
+        self.count += o.count;
+        self.bytes += o.bytes;
+    }
 }
 
 /// One interval of the time series.
@@ -61,9 +80,7 @@ impl Traffic {
     /// `raw_bytes` with every value sent raw.
     pub fn count(&mut self, msg: &Message, size_bytes: usize, raw_bytes: usize) {
         self.count_totals(msg, size_bytes, raw_bytes);
-        let k = self.by_kind.entry(Cow::Borrowed(msg.kind())).or_default();
-        k.count += 1;
-        k.bytes += size_bytes as u64;
+        *self.by_kind.entry(Cow::Borrowed(msg.kind())).or_default() += KindStats::one(size_bytes);
     }
 
     /// [`Traffic::count`] but for `by_kind`.
@@ -90,9 +107,7 @@ impl Traffic {
         self.bytes_pulled_raw += o.bytes_pulled_raw;
         self.dropped += o.dropped;
         for (k, v) in &o.by_kind {
-            let e = self.by_kind.entry(k.clone()).or_default();
-            e.count += v.count;
-            e.bytes += v.bytes;
+            *self.by_kind.entry(k.clone()).or_default() += *v;
         }
     }
 }
@@ -131,9 +146,7 @@ impl Metrics {
         let mut t = self.traffic.clone();
         for (name, k) in Message::KIND_NAMES.iter().zip(&self.kinds) {
             if k.count > 0 {
-                let e = t.by_kind.entry(Cow::Borrowed(*name)).or_default();
-                e.count += k.count;
-                e.bytes += k.bytes;
+                *t.by_kind.entry(Cow::Borrowed(*name)).or_default() += *k;
             }
         }
         t
@@ -145,10 +158,8 @@ impl Metrics {
     }
 
     fn bucket(&mut self, t: Duration) -> &mut Bucket {
-        // In 64-bit nanoseconds (584 years): a 128-bit division is a
-        // library call, per message and per event.
-        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let i = (ns(t) / ns(self.interval).max(1)) as usize;
+        // In 64-bit nanoseconds: per message and per event.
+        let i = (nanos(t) / nanos(self.interval).max(1)) as usize;
         if self.series.len() <= i {
             self.series.resize(i + 1, Bucket::default());
         }
@@ -159,9 +170,7 @@ impl Metrics {
     pub fn sent(&mut self, t: Duration, msg: &Message, size_bytes: usize) {
         self.traffic
             .count_totals(msg, size_bytes, msg.raw_wire_size());
-        let k = &mut self.kinds[msg.kind_index()];
-        k.count += 1;
-        k.bytes += size_bytes as u64;
+        self.kinds[msg.kind_index()] += KindStats::one(size_bytes);
         self.bucket(t).bytes += size_bytes as u64;
     }
 

@@ -160,14 +160,18 @@ impl Inbox {
 /// is in the future). The timer holds the waker and outlives the sleep that
 /// set it, so the sleep is neither kept nor allocated.
 pub fn set_timer(deadline: Instant, cx: &mut Context<'_>) {
-    let mut s = madsim::time::sleep(Duration::ZERO);
-    Pin::new(&mut s).reset(deadline);
-    let _ = Pin::new(&mut s).poll(cx);
+    let _ = Pin::new(&mut exact(deadline)).poll(cx);
 }
 
 /// A madsim sleep until exactly `deadline` (no 1 ms rounding).
 pub fn sleep_exact(deadline: Instant) -> Pin<Box<Sleep>> {
-    let mut s = Box::pin(madsim::time::sleep(Duration::ZERO));
-    s.as_mut().reset(deadline);
+    Box::pin(exact(deadline))
+}
+
+/// madsim's sleep of zero (at least 1 ms) reset to `deadline`, which
+/// `Sleep::reset` takes as it is.
+fn exact(deadline: Instant) -> Sleep {
+    let mut s = madsim::time::sleep(Duration::ZERO);
+    Pin::new(&mut s).reset(deadline);
     s
 }
